@@ -1,0 +1,89 @@
+"""Identity: the workspace and user of a request, and the optional API keys that prove it."""
+
+import hashlib
+import hmac
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+
+from app.errors import ApiError
+
+DEFAULT_WORKSPACE = "default"
+DEFAULT_USER = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    workspace: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    sha256: bytes
+    workspace: str
+    user: str
+
+
+class KeyFileError(ValueError):
+    """The API keys file cannot be used; the message says which entry and why."""
+
+
+def load_keys(path: Path) -> tuple[ApiKey, ...]:
+    """The `[[keys]]` tables of a TOML file: `workspace`, `user` and `sha256`, the hex
+    SHA-256 digest of the key, so the file never holds a key itself."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise KeyFileError(f"cannot read API keys file {path}: {exc}") from None
+    entries = document.get("keys")
+    if not isinstance(entries, list) or not entries:
+        raise KeyFileError(f"{path}: expected one or more [[keys]] tables")
+    keys = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{path}: [[keys]] entry {number}"
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{where} is not a table")
+        values = {name: entry.get(name) for name in ("workspace", "user", "sha256")}
+        for name, value in values.items():
+            if not isinstance(value, str) or not value.strip():
+                raise KeyFileError(f"{where}: '{name}' must be a non-empty string")
+        try:
+            digest = bytes.fromhex(str(values["sha256"]))
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise KeyFileError(f"{where}: 'sha256' must be 64 hexadecimal digits")
+        keys.append(ApiKey(digest, str(values["workspace"]), str(values["user"])))
+    return tuple(keys)
+
+
+def _find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
+    # Every entry is compared, in constant time, whatever matches first.
+    digest = hashlib.sha256(presented.encode()).digest()
+    found = None
+    for key in keys:
+        if hmac.compare_digest(key.sha256, digest):
+            found = key
+    return found
+
+
+def identify(request: Request, keys: tuple[ApiKey, ...] | None) -> Identity:
+    """The request's identity; 401 without a known key and 403 for another workspace's,
+    when keys are configured."""
+    headers = request.headers
+    workspace = headers.get("comet-workspace") or request.query_params.get("workspace_name")
+    if keys is None:
+        return Identity(workspace or DEFAULT_WORKSPACE, DEFAULT_USER)
+    presented = headers.get("authorization", "")
+    if presented[:7].lower() == "bearer ":
+        presented = presented[7:]
+    key = _find_key(keys, presented.strip()) if presented else None
+    if key is None:
+        raise ApiError(401, "API key is missing or unknown")
+    # With keys on, a request that names no workspace works in its key's workspace.
+    if workspace and workspace != key.workspace:
+        raise ApiError(403, f"API key has no access to workspace '{workspace}'")
+    return Identity(key.workspace, key.user)

@@ -1,0 +1,103 @@
+"""Request bodies: size limit, gzip, content type, and decoding into a payload Struct."""
+
+import re
+import zlib
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from app.errors import ApiError, Invalid
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
+_INFLATE_CHUNK_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+_TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES} bytes"
+_AT = re.compile(r"^(?P<rule>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
+
+
+def _check_content_type(request: Request) -> None:
+    # Jersey answers 415 to a body it has no reader for; JSON with any parameters is fine.
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ApiError(415, "HTTP 415 Unsupported Media Type")
+
+
+async def _read_raw(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, _TOO_LARGE)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, _TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inflate(data: bytes) -> bytes:
+    """gunzip with the size limit applied as it inflates, so a gzip bomb costs at most
+    MAX_BODY_BYTES of memory."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = []
+    size = 0
+    try:
+        while data:
+            piece = inflater.decompress(data, _INFLATE_CHUNK_BYTES)
+            size += len(piece)
+            if size > MAX_BODY_BYTES:
+                raise ApiError(413, _TOO_LARGE)
+            out.append(piece)
+            data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise ApiError(400, f"Unable to process JSON. Invalid gzip body: {exc}") from None
+    if not inflater.eof:
+        raise ApiError(400, "Unable to process JSON. Invalid gzip body: truncated")
+    return b"".join(out)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body, inflated if it came gzipped, at most MAX_BODY_BYTES either way."""
+    _check_content_type(request)
+    data = await _read_raw(request)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(data)
+    if encoding not in ("", "identity"):
+        raise ApiError(415, f"Unsupported Content-Encoding '{encoding}'")
+    return data
+
+
+def violation(message: str) -> str:
+    """msgspec's validation message as '<json path> <rule>', the shape of Opik's 422s."""
+    match = _AT.match(message)
+    assert match is not None  # the pattern matches any text
+    rule, path = match["rule"], match["path"] or ""
+    missing = _MISSING.match(rule)
+    if missing:
+        path = f"{path}.{missing['field']}" if path else missing["field"]
+        rule = "must not be null"
+    elif rule.endswith("got `null`"):
+        rule = "must not be null"
+    else:
+        rule = rule[:1].lower() + rule[1:]
+    return f"{path or 'body'} {rule}"
+
+
+async def decode(request: Request, kind: type[T]) -> T:
+    """The body as a `kind` Struct: 400 when it is not JSON, 422 when it breaks a rule."""
+    data = await read_body(request)
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise Invalid([violation(str(exc))]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"Unable to process JSON. {exc}") from None

@@ -1,0 +1,69 @@
+"""Settings: one table of name, default, environment variable and help."""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "EXPERIMENT_ITEMS_"
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: Path = _setting(
+        Path("experiment-items.db"), Path, "SQLite database file, created on first start"
+    )
+    host: str = _setting("127.0.0.1", str, "address to listen on")
+    port: int = _setting(5173, int, "port to listen on (where the Opik SDK looks by default)")
+    workers: int = _setting(1, int, "worker processes sharing the one database file")
+    api_keys: Path | None = _setting(
+        None, _optional_path, "TOML file of API keys; unset means no authentication"
+    )
+    readers: int = _setting(2, int, "read-only SQLite connections per worker, used in turn")
+    access_log: bool = _setting(True, _flag, "log one line per request")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(name, environment variable, default, help) for every setting: the README's table."""
+    return [
+        (f.name, env_name(f.name), f.default, f.metadata["help"]) for f in fields(Settings)
+    ]
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with `overrides` that are not None on top."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        text = environ.get(env_name(f.name))
+        if text is not None:
+            values[f.name] = f.metadata["parse"](text)
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    return Settings(**values)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment from which `from_env` rebuilds `settings`: how workers receive them."""
+    env = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        text = "" if value is None else str(value)
+        env[env_name(f.name)] = text.lower() if isinstance(value, bool) else text
+    return env

@@ -1,0 +1,88 @@
+"""The one error body, and the handlers that turn every failure into it."""
+
+import logging
+
+from msgspec import UNSET, UnsetType
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import ids
+from app.payloads import Error, ValidationErrors, encoder
+from app.store import Conflict
+
+log = logging.getLogger("experiment_items")
+
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    """A client error with the contract's body: raised anywhere, answered by the handler."""
+
+    def __init__(self, status: int, message: str, details: str | UnsetType = UNSET) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+
+
+class Invalid(Exception):
+    """A body that breaks the payload's rules: 422 with one line per broken rule."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def error_response(
+    status: int,
+    message: str,
+    details: str | UnsetType = UNSET,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = encoder.encode(Error(status, message, details))
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+# Jersey's wording for bare statuses, which the Opik backend answers with.
+_REASONS = {404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
+
+
+def http_message(status: int) -> str:
+    return f"HTTP {status} {_REASONS.get(status, 'Error')}"
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.details)
+
+
+async def on_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    return Response(encoder.encode(ValidationErrors(exc.errors)), 422, media_type=JSON)
+
+
+async def on_conflict(request: Request, exc: Exception) -> Response:
+    return error_response(409, str(exc))
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, http_message(exc.status_code), headers=exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log under an id the client is given; never to the client.
+    request_id = ids.to_str(ids.uuid7())
+    log.error("request %s failed: %s %s", request_id, request.method, request.url.path,
+              exc_info=exc)
+    return error_response(500, f"Unexpected server error (request id {request_id})")
+
+
+HANDLERS = {
+    ApiError: on_api_error,
+    Invalid: on_invalid,
+    Conflict: on_conflict,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}

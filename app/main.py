@@ -1,0 +1,70 @@
+"""The application: lifespan, every route under both prefixes, error handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from app import config, health, items
+from app.auth import ApiKey, load_keys
+from app.db import Database
+from app.errors import HANDLERS
+from app.store import Store
+
+# Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
+# (its local default base URL is http://localhost:5173/api/). CONTRACT.md, "Addresses".
+PREFIXES = ("", "/api")
+
+# The item read comes first: the router tries routes in order.
+ENDPOINTS = (
+    ("/v1/private/experiments/items/{id}", items.get_item, ["GET"]),
+    ("/v1/private/experiments/items", items.create_items, ["POST"]),
+    ("/v1/private/experiments/items/delete", items.delete_items, ["POST"]),
+    ("/is-alive/ping", health.ping, ["GET"]),
+    ("/is-alive/ver", health.version, ["GET"]),
+)
+
+
+def routes() -> list[BaseRoute]:
+    # Flat routes rather than two Mounts: one regex match per route tried, no nesting.
+    return [
+        Route(prefix + path, endpoint, methods=methods)
+        for prefix in PREFIXES
+        for path, endpoint, methods in ENDPOINTS
+    ]
+
+
+def create_app(
+    settings: config.Settings | None = None,
+    database: Database | None = None,
+    api_keys: tuple[ApiKey, ...] | None = None,
+) -> Starlette:
+    """The ASGI app. With `database` it serves that open database (tests); otherwise the
+    lifespan opens `settings.db` and closes it at shutdown."""
+    settings = settings or config.from_env()
+    if api_keys is None and settings.api_keys is not None:
+        api_keys = load_keys(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if database is not None:
+            yield
+            return
+        db = await Database.open(settings.db, settings.readers)
+        app.state.store = Store(db)
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app = Starlette(routes=routes(), exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.api_keys = api_keys
+    if database is not None:
+        app.state.store = Store(database)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The factory uvicorn's workers call: settings come from the environment."""
+    return create_app(config.from_env())

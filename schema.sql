@@ -1,0 +1,50 @@
+-- The tables of the experiment-items store: the one place they are defined.
+--
+-- Ids are 16-byte BLOBs (UUIDs), timestamps INTEGER nanoseconds since the Unix epoch, UTC.
+-- Every table is STRICT. Ids are global, as in Opik: an id written in one workspace is a
+-- conflict (409) in any other, so an id alone is each primary key and SQLite itself enforces
+-- that; the workspace is in every secondary key and in every query's WHERE clause.
+-- WITHOUT ROWID makes the primary key the table itself: reading an item by id is one b-tree
+-- descent (https://www.sqlite.org/withoutrowid.html).
+--
+-- app/db.py runs this file on a new database and records user_version; a later release that
+-- changes it adds a migration there and bumps SCHEMA_VERSION.
+
+CREATE TABLE IF NOT EXISTS projects (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,          -- the name case-folded: names match case-insensitively
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS projects_by_name ON projects (workspace, name_key);
+
+CREATE TABLE IF NOT EXISTS traces (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    project_id BLOB NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1))
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS experiment_items (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    experiment_id BLOB NOT NULL,
+    dataset_item_id BLOB NOT NULL,
+    trace_id BLOB NOT NULL,
+    project_id BLOB,                 -- NULL: unknown here, the trace's project if it is known
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- The stream reads an experiment's items newest id first.
+CREATE INDEX IF NOT EXISTS experiment_items_by_experiment
+    ON experiment_items (workspace, experiment_id, id);
+
+PRAGMA user_version = 1;
