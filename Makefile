@@ -41,3 +41,7 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+bench: install
+	$(UV) sync --frozen --python $(PYTHON) --group bench
+	$(BIN)/python bench/run.py
