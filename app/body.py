@@ -98,6 +98,16 @@ async def decode(request: Request, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
+        # msgspec checks rules while it parses, so a body that is malformed further on can
+        # fail a rule first; malformed JSON is a 400 wherever the fault is.
+        _check_well_formed(data)
         raise Invalid([violation(str(exc))]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"Unable to process JSON. {exc}") from None
+
+
+def _check_well_formed(data: bytes) -> None:
+    try:
+        msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"Unable to process JSON. {exc}") from None

@@ -42,9 +42,7 @@ def env_name(name: str) -> str:
 
 def describe() -> list[tuple[str, str, Any, str]]:
     """(name, environment variable, default, help) for every setting: the README's table."""
-    return [
-        (f.name, env_name(f.name), f.default, f.metadata["help"]) for f in fields(Settings)
-    ]
+    return [(f.name, env_name(f.name), f.default, f.metadata["help"]) for f in fields(Settings)]
 
 
 def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

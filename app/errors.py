@@ -1,6 +1,7 @@
 """The one error body, and the handlers that turn every failure into it."""
 
 import logging
+from collections.abc import Mapping
 
 from msgspec import UNSET, UnsetType
 from starlette.exceptions import HTTPException
@@ -38,7 +39,7 @@ def error_response(
     status: int,
     message: str,
     details: str | UnsetType = UNSET,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     body = encoder.encode(Error(status, message, details))
     return Response(body, status, headers=headers, media_type=JSON)
@@ -74,8 +75,9 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log under an id the client is given; never to the client.
     request_id = ids.to_str(ids.uuid7())
-    log.error("request %s failed: %s %s", request_id, request.method, request.url.path,
-              exc_info=exc)
+    log.error(
+        "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
+    )
     return error_response(500, f"Unexpected server error (request id {request_id})")
 
 

@@ -58,7 +58,7 @@ def create_app(
         finally:
             await db.close()
 
-    app = Starlette(routes=routes(), exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(routes=routes(), exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.api_keys = api_keys
     if database is not None:
         app.state.store = Store(database)

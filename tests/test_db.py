@@ -1,0 +1,74 @@
+"""SQLite mechanics: pragmas, schema version, transactions."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.db import SCHEMA_VERSION, Database, SchemaError
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_new_file_gets_the_schema_wal_and_durable_commits(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        assert await db.fetch_all("PRAGMA journal_mode") == [("wal",)]
+        async with db.transaction() as conn:
+            assert list(await conn.execute_fetchall("PRAGMA synchronous")) == [(2,)]  # FULL
+    finally:
+        await db.close()
+
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_opening_twice_keeps_the_data(db_path: Path) -> None:
+    first = await Database.open(db_path)
+    async with first.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)",
+            (b"1" * 16, b"p" * 16),
+        )
+    await first.close()
+
+    second = await Database.open(db_path)
+    try:
+        assert await second.fetch_all("SELECT count(*) FROM traces") == [(1,)]
+    finally:
+        await second.close()
+
+
+async def test_a_newer_schema_version_is_refused(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(SchemaError, match="newer than this release"):
+        await Database.open(db_path)
+
+
+async def test_a_failed_transaction_leaves_nothing_and_the_writer_usable(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        row = (b"1" * 16, b"p" * 16)
+        with pytest.raises(sqlite3.IntegrityError):  # noqa: PT012  (the whole transaction fails)
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)", row
+                )
+                await conn.execute(
+                    "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)", row
+                )
+        async with db.transaction() as conn:
+            assert list(await conn.execute_fetchall("SELECT count(*) FROM traces")) == [(0,)]
+    finally:
+        await db.close()
+
+
+async def test_readers_cannot_write(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await db.fetch_all("DELETE FROM traces")
+    finally:
+        await db.close()
