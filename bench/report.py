@@ -1,0 +1,314 @@
+"""The results as Markdown (ratios, goals, absolute figures, machine) and as a PNG chart.
+
+`python bench/report.py RESULTS.json` redraws both from a saved run.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+Results = dict[str, Any]
+
+# The targets of the main table, in the order they are shown.
+ORDER = ("floor", "hit", "miss", "auth", "peer_a", "peer_b")
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    target: str
+    measured: float | None
+    passed: bool | None
+    shown: str
+
+
+def _rps(results: Results, key: str, connections: int) -> float | None:
+    point = results["targets"].get(key, {}).get("points", {}).get(str(connections))
+    return None if point is None else float(point["rps"])
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _goal(
+    name: str, target: str, value: float | None, ok: Callable[[float], bool], fmt: str
+) -> Goal:
+    if value is None:
+        return Goal(name, target, None, None, "not measured")
+    return Goal(name, target, value, ok(value), fmt.format(value))
+
+
+def goals(results: Results) -> list[Goal]:
+    c = results["settings"]["headline_connections"]
+    hit = _rps(results, "hit", c)
+    floor = _rps(results, "floor", c)
+    hit_point = results["targets"].get("hit", {}).get("points", {}).get(str(c))
+    p99 = None if hit_point is None else hit_point["latency_us"]["p99"] / 1000
+    sizes = results.get("sizes", {})
+    small, big = sizes.get("10000"), sizes.get("10000000")
+    writes = results.get("writes", {})
+    api, raw = writes.get("api_items_per_second"), writes.get("raw_items_per_second")
+    per_item = [s["bytes_per_item"] for s in results.get("storage", {}).values()]
+    rss = results["targets"].get("hit", {}).get("memory", {}).get("rss")
+    cold = results.get("cold_start", {}).get("service_cli")
+    return [
+        _goal(
+            f"GET hit / floor, req/s at {c} connections",
+            ">= 0.75",
+            _ratio(hit, floor),
+            lambda v: v >= 0.75,
+            "{:.2f}",
+        ),
+        _goal(
+            f"GET miss / floor, req/s at {c} connections",
+            ">= 0.85",
+            _ratio(_rps(results, "miss", c), floor),
+            lambda v: v >= 0.85,
+            "{:.2f}",
+        ),
+        _goal(f"GET hit p99 at {c} connections", "<= 10 ms", p99, lambda v: v <= 10, "{:.1f} ms"),
+        _goal(
+            "GET hit / peer A (FastAPI)",
+            ">= 3.0",
+            _ratio(hit, _rps(results, "peer_a", c)),
+            lambda v: v >= 3.0,
+            "{:.2f}",
+        ),
+        _goal(
+            "GET hit / peer B (naive Starlette)",
+            ">= 1.5",
+            _ratio(hit, _rps(results, "peer_b", c)),
+            lambda v: v >= 1.5,
+            "{:.2f}",
+        ),
+        _goal(
+            "GET hit, 10,000,000 items / 10,000 items",
+            ">= 0.90",
+            _ratio(big and big["rps"], small and small["rps"]),
+            lambda v: v >= 0.9,
+            "{:.2f}",
+        ),
+        _goal(
+            "POST /items / raw executemany, items/s",
+            ">= 0.5",
+            _ratio(api, raw),
+            lambda v: v >= 0.5,
+            "{:.2f}",
+        ),
+        _goal(
+            "bytes per item on disk, indexes included (worst file)",
+            "<= 200",
+            max(per_item) if per_item else None,
+            lambda v: v <= 200,
+            "{:.0f}",
+        ),
+        _goal(
+            "server RSS after the run",
+            "<= 80 MiB",
+            rss and rss / MIB,
+            lambda v: v <= 80,
+            "{:.1f} MiB",
+        ),
+        _goal(
+            "cold start, process start to first 200",
+            "<= 1 s",
+            cold and cold["median"],
+            lambda v: v <= 1,
+            "{:.2f} s",
+        ),
+    ]
+
+
+def _fmt(value: float | None, pattern: str = "{:,.0f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def markdown(results: Results) -> str:
+    meta, settings = results["meta"], results["settings"]
+    levels = settings["connections"]
+    c = settings["headline_connections"]
+    labels = {key: t["label"] for key, t in results["targets"].items()}
+    out = [
+        "# Benchmark results",
+        "",
+        f"`make bench` run of {meta['started']} on commit {meta['commit']}; "
+        f"the whole run took {meta['total_seconds'] / 60:.1f} min.",
+        "",
+        f"Each server: one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; "
+        f"wrk ({meta['versions']['wrk']}, one thread) pinned to core 1. {settings['warmup']} s "
+        f"warm-up per server, then {settings['seconds']} s per measured point. GETs rotate "
+        f"through {settings['hot_ids']:,} ids spread uniformly over a "
+        f"{settings['main_items']:,}-item database; misses are random version 7 ids.",
+        "",
+        "## Goals",
+        "",
+        "| goal | target | measured | |",
+        "| --- | --- | --- | --- |",
+    ]
+    for g in goals(results):
+        mark = {True: "pass", False: "**FAIL**", None: "-"}[g.passed]
+        out.append(f"| {g.name} | {g.target} | {g.shown} | {mark} |")
+    out += [
+        "",
+        "## Ratios of requests per second (same run)",
+        "",
+        "| connections | hit / floor | miss / floor | auth / floor | hit / peer A | hit / peer B |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for level in levels:
+        hit, floor = _rps(results, "hit", level), _rps(results, "floor", level)
+        cells = [
+            _ratio(hit, floor),
+            _ratio(_rps(results, "miss", level), floor),
+            _ratio(_rps(results, "auth", level), floor),
+            _ratio(hit, _rps(results, "peer_a", level)),
+            _ratio(hit, _rps(results, "peer_b", level)),
+        ]
+        out.append(f"| {level} | " + " | ".join(_fmt(v, "{:.2f}") for v in cells) + " |")
+    out += [
+        "",
+        "## Requests per second, latency, memory",
+        "",
+        "| target | "
+        + " | ".join(f"req/s @{n}" for n in levels)
+        + f" | p50 @{c} | p99 @{c} | RSS after | wrk busy |",
+        "| --- | " + " | ".join("---:" for _ in levels) + " | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ORDER:
+        target = results["targets"].get(key)
+        if target is None:
+            continue
+        points = target["points"]
+        head = points.get(str(c), {}).get("latency_us", {})
+        busy = max(p["wrk_cpu_share"] for p in points.values())
+        rss = target.get("memory", {}).get("rss")
+        out.append(
+            f"| {labels[key]} | "
+            + " | ".join(_fmt(_rps(results, key, n)) for n in levels)
+            + f" | {_fmt(head.get('p50'), '{:,.0f} µs')} | {_fmt(head.get('p99'), '{:,.0f} µs')}"
+            + f" | {_fmt(rss and rss / MIB, '{:.1f} MiB')} | {busy:.0%} |"
+        )
+    out += [
+        "",
+        "*wrk busy*: the largest share of its core wrk used in any point of that row; well "
+        "under 100 % means the load generator was not the limit.",
+        "",
+        f"## Database size: GET hit at {c} connections",
+        "",
+        "| items | req/s | p99 | ratio to 10,000 | file | built in |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    sizes = results.get("sizes", {})
+    base = sizes.get("10000", {}).get("rps")
+    for items, size in sorted(sizes.items(), key=lambda kv: int(kv[0])):
+        built = results["build_seconds"].get(items)
+        out.append(
+            f"| {int(items):,} | {size['rps']:,.0f} | {size['p99_us'] / 1000:.1f} ms | "
+            f"{_fmt(_ratio(size['rps'], base), '{:.2f}')} | "
+            f"{size['file_bytes'] / MIB:,.1f} MiB | "
+            + ("cached" if built is None else f"{built:.0f} s")
+            + " |"
+        )
+    out += [
+        "",
+        "## Storage",
+        "",
+        "| database | items | bytes/item | of which the table | of which indexes |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in results.get("storage", {}).items():
+        label = "written through POST /items" if name == "api" else "generated"
+        out.append(
+            f"| {label} | {s['items']:,} | {s['bytes_per_item']:.0f} | "
+            f"{s['table_per_item']:.0f} | {s['index_per_item']:.0f} |"
+        )
+    out += _writes_and_more(results)
+    out += [
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {meta['cpu']} ({meta['cores']} cores), Linux {meta['kernel']}",
+    ]
+    out += [f"- {name} {version}" for name, version in meta["versions"].items()]
+    out += ["", "![throughput and p99 per target](latest.png)", ""]
+    return "\n".join(out)
+
+
+def _writes_and_more(results: Results) -> list[str]:
+    writes = results.get("writes", {})
+    stream = results.get("stream", {})
+    cold = results.get("cold_start", {})
+    out = ["", "## Writes, stream, cold start", ""]
+    if writes:
+        out.append(
+            f"- `POST /items`, batches of 1000, {writes['clients']} clients: "
+            f"{writes['api_items_per_second']:,.0f} items/s; raw `executemany` of the same "
+            f"{writes['items']:,} rows, same pragmas, one transaction per batch: "
+            f"{writes['raw_items_per_second']:,.0f} items/s "
+            f"(ratio {writes['api_items_per_second'] / writes['raw_items_per_second']:.2f})."
+        )
+    if stream.get("available"):
+        out.append(
+            f"- Stream: {stream['items_per_second']:,.0f} items/s "
+            f"({stream['items']:,} items in pages of 2000)."
+        )
+    elif stream:
+        out.append(f"- Stream: not available ({stream['why']}).")
+    for c in cold.values():
+        out.append(
+            f"- Cold start, {c['label']}: median {c['median']:.2f} s "
+            f"(of {len(c['seconds'])}: " + ", ".join(f"{s:.2f}" for s in c["seconds"]) + ")."
+        )
+    return out
+
+
+def chart(results: Results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render straight to the file
+    import matplotlib.pyplot as plt
+
+    settings = results["settings"]
+    levels, c = settings["connections"], settings["headline_connections"]
+    keys = [k for k in ORDER if k in results["targets"]]
+    labels = [results["targets"][k]["label"] for k in keys]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
+    width = 0.8 / len(levels)
+    for n, level in enumerate(levels):
+        values = [_rps(results, k, level) or 0 for k in keys]
+        positions = [i + (n - (len(levels) - 1) / 2) * width for i in range(len(keys))]
+        left.bar(positions, values, width, label=f"{level} connections")
+    left.set_xticks(range(len(keys)), labels, rotation=20, ha="right")
+    left.set_ylabel("requests / s")
+    left.set_title("Throughput, one worker on one core")
+    left.legend(fontsize=8)
+    p99 = [results["targets"][k]["points"][str(c)]["latency_us"]["p99"] / 1000 for k in keys]
+    p50 = [results["targets"][k]["points"][str(c)]["latency_us"]["p50"] / 1000 for k in keys]
+    right.bar(range(len(keys)), p99, 0.6, label="p99", color="tab:red")
+    right.bar(range(len(keys)), p50, 0.6, label="p50", color="tab:blue")
+    right.axhline(10, color="black", linestyle="--", linewidth=1, label="goal: p99 <= 10 ms")
+    right.set_xticks(range(len(keys)), labels, rotation=20, ha="right")
+    right.set_ylabel("ms")
+    right.set_title(f"Latency at {c} connections")
+    right.legend(fontsize=8)
+    fig.suptitle(f"experiment-items GET by id, {results['meta']['cpu']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write(results: Results, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    (directory / "latest.md").write_text(markdown(results))
+    chart(results, directory / "latest.png")
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1])
+    write(json.loads(source.read_text()), source.parent)
