@@ -23,11 +23,113 @@ CREATE TABLE IF NOT EXISTS projects (
 
 CREATE UNIQUE INDEX IF NOT EXISTS projects_by_name ON projects (workspace, name_key);
 
+CREATE TABLE IF NOT EXISTS datasets (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS datasets_by_name ON datasets (workspace, name_key);
+
+-- JSON-valued columns (metadata, tags, ...) hold the client's JSON text as sent.
+CREATE TABLE IF NOT EXISTS experiments (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    dataset_id BLOB NOT NULL,
+    project_id BLOB,
+    metadata TEXT,
+    tags TEXT,
+    type TEXT NOT NULL,
+    evaluation_method TEXT NOT NULL,
+    optimization_id BLOB,
+    status TEXT,
+    experiment_scores TEXT,
+    prompt_version TEXT,
+    prompt_versions TEXT,
+    dataset_version_id BLOB,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- The stream finds every experiment of one name.
+CREATE INDEX IF NOT EXISTS experiments_by_name ON experiments (workspace, name);
+
 CREATE TABLE IF NOT EXISTS traces (
     id BLOB PRIMARY KEY,
     workspace TEXT NOT NULL,
     project_id BLOB NOT NULL,
-    hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1))
+    hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+    name TEXT,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    input TEXT,
+    output TEXT,
+    metadata TEXT,
+    tags TEXT,
+    error_info TEXT,
+    thread_id TEXT,
+    ttft REAL,
+    source TEXT,
+    environment TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS spans (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    trace_id BLOB NOT NULL,
+    project_id BLOB NOT NULL,
+    parent_span_id BLOB,
+    name TEXT,
+    type TEXT,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    input TEXT,
+    output TEXT,
+    metadata TEXT,
+    model TEXT,
+    provider TEXT,
+    tags TEXT,
+    usage TEXT,                      -- a JSON object of integer counts, summed per trace
+    error_info TEXT,
+    total_estimated_cost REAL,       -- summed per trace
+    total_estimated_cost_version TEXT,
+    ttft REAL,
+    source TEXT,
+    environment TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (workspace, trace_id);
+
+-- One score per name per trace, as in Opik: a second score of a name replaces the first.
+CREATE TABLE IF NOT EXISTS feedback_scores (
+    trace_id BLOB NOT NULL,
+    name TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    category_name TEXT,
+    value REAL NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL,
+    PRIMARY KEY (trace_id, name)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS experiment_items (

@@ -7,6 +7,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
+from app import ids
 from app.errors import ApiError, Invalid
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
@@ -74,6 +75,34 @@ async def read_body(request: Request) -> bytes:
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Unsupported Content-Encoding '{encoding}'")
     return data
+
+
+def require_v7(
+    value: str, field: str, resource: str = "Experiment Item", path: str | None = None
+) -> bytes:
+    """The key of a client-given id, which Opik requires to be a UUID version 7: else 400,
+    naming the field (or its JSON `path` inside a list)."""
+    key = ids.parse(value)
+    if key is None or not ids.is_v7(key):
+        raise ApiError(
+            400, f"Invalid UUID for {path or field}", f"{resource} {field} must be a version 7 UUID"
+        )
+    return key
+
+
+def require_text(value: str, path: str) -> str:
+    """A name that must say something: else 422, as Opik's @NotBlank."""
+    if not value.strip():
+        raise Invalid([f"{path} must not be blank"])
+    return value
+
+
+def require_uuid(value: str, path: str) -> bytes:
+    """The key of an id that only has to be a UUID: else 422 naming its JSON path."""
+    key = ids.parse(value)
+    if key is None:
+        raise Invalid([f"{path} must be a UUID"])
+    return key
 
 
 def violation(message: str) -> str:

@@ -1,6 +1,8 @@
 """Timestamps: integer nanoseconds inside, ISO-8601 instants outside."""
 
+import calendar
 import time
+from datetime import UTC, datetime
 
 
 def now_ns() -> int:
@@ -20,3 +22,10 @@ def format_instant(ns: int) -> str:
     if fraction % 1_000 == 0:
         return f"{base}.{fraction // 1_000:06d}Z"
     return f"{base}.{fraction:09d}Z"
+
+
+def to_ns(value: datetime) -> int:
+    """Nanoseconds since the epoch of a datetime; one without a zone is taken as UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return calendar.timegm(value.timetuple()) * 1_000_000_000 + value.microsecond * 1_000

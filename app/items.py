@@ -1,27 +1,29 @@
-"""Experiment items: read one by id, create or update a batch, delete by ids."""
+"""Experiment items: read one, write a batch, delete, stream, and record a run in bulk."""
 
+from collections.abc import AsyncIterator
+
+from msgspec import UNSET
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from app import ids
 from app.auth import identify
-from app.body import decode
+from app.body import decode, require_text, require_uuid, require_v7
 from app.errors import JSON, ApiError, Invalid, http_message
-from app.payloads import IdList, ItemBatch, ItemWrite, encoder
+from app.payloads import (
+    DEFAULT_STREAM_LIMIT,
+    BulkUpload,
+    FullItem,
+    IdList,
+    ItemBatch,
+    ItemWrite,
+    StreamRequest,
+    TraceWrite,
+    encoder,
+)
 from app.store import ItemRecord, Store
 
-_ID_FIELDS = ("id", "experiment_id", "dataset_item_id", "trace_id")
-
-
-def _v7(value: str, field: str) -> bytes:
-    key = ids.parse(value)
-    if key is None or not ids.is_v7(key):
-        raise ApiError(
-            400,
-            f"Invalid UUID for {field}",
-            f"Experiment Item {field} must be a version 7 UUID",
-        )
-    return key
+NDJSON_LINE_END = b"\r\n"  # what Opik's stream writes after each line
 
 
 def _record(item: ItemWrite) -> ItemRecord:
@@ -31,10 +33,10 @@ def _record(item: ItemWrite) -> ItemRecord:
         if project_id is None:
             raise ApiError(400, "Invalid UUID for project_id", "project_id must be a UUID")
     return ItemRecord(
-        id=ids.uuid7() if item.id is None else _v7(item.id, "id"),
-        experiment_id=_v7(item.experiment_id, "experiment_id"),
-        dataset_item_id=_v7(item.dataset_item_id, "dataset_item_id"),
-        trace_id=_v7(item.trace_id, "trace_id"),
+        id=ids.uuid7() if item.id is None else require_v7(item.id, "id"),
+        experiment_id=require_v7(item.experiment_id, "experiment_id"),
+        dataset_item_id=require_v7(item.dataset_item_id, "dataset_item_id"),
+        trace_id=require_v7(item.trace_id, "trace_id"),
         project_name=item.project_name.strip() or None if item.project_name else None,
         project_id=project_id,
     )
@@ -69,12 +71,66 @@ async def delete_items(request: Request) -> Response:
     state = request.app.state
     identity = identify(request, state.api_keys)
     body = await decode(request, IdList)
-    keys = []
-    for position, value in enumerate(body.ids):
-        key = ids.parse(value)
-        if key is None:
-            raise Invalid([f"ids[{position}] must be a UUID"])
-        keys.append(key)
+    keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
     store: Store = state.store
     await store.delete_items(identity.workspace, keys)
+    return Response(status_code=204)
+
+
+async def stream_items(request: Request) -> Response:
+    state = request.app.state
+    identity = identify(request, state.api_keys)
+    query = await decode(request, StreamRequest)
+    require_text(query.experiment_name, "experiment_name")
+    before = None
+    if query.last_retrieved_id is not None:
+        before = require_uuid(query.last_retrieved_id, "last_retrieved_id")
+    store: Store = state.store
+    chunks = store.stream_items(
+        identity.workspace,
+        query.experiment_name,
+        DEFAULT_STREAM_LIMIT if query.limit is None else query.limit,
+        before,
+        query.project_name,
+        query.truncate is not False,
+    )
+    return StreamingResponse(_lines(chunks), media_type="application/octet-stream")
+
+
+async def _lines(chunks: AsyncIterator[list[FullItem]]) -> AsyncIterator[bytes]:
+    # One write per chunk of items rather than per line. Starlette cancels this generator
+    # when the client disconnects, which stops the reading between chunks.
+    async for chunk in chunks:
+        yield b"".join(encoder.encode(item) + NDJSON_LINE_END for item in chunk)
+
+
+def _check_bulk(upload: BulkUpload) -> None:
+    """What msgspec's types cannot say about a bulk upload: 400 for ids, 422 for the rest."""
+    require_text(upload.experiment_name, "experiment_name")
+    require_text(upload.dataset_name, "dataset_name")
+    if upload.experiment_id is not None:
+        require_v7(upload.experiment_id, "experiment_id", "Experiment")
+    for n, record in enumerate(upload.items):
+        at = f"items[{n}]"
+        require_v7(record.dataset_item_id, "dataset_item_id", path=f"{at}.dataset_item_id")
+        if record.trace is not UNSET and record.evaluate_task_result is not UNSET:
+            raise Invalid([f"{at} must have either trace or evaluate_task_result, not both"])
+        trace = record.trace
+        if isinstance(trace, TraceWrite) and trace.id is not None:
+            require_v7(trace.id, "id", "Trace", f"{at}.trace.id")
+        for m, span in enumerate(record.spans or ()):
+            if span.id is not None:
+                require_v7(span.id, "id", "Span", f"{at}.spans[{m}].id")
+            if span.parent_span_id is not None:
+                path = f"{at}.spans[{m}].parent_span_id"
+                require_v7(span.parent_span_id, "parent_span_id", "Span", path)
+
+
+async def record_bulk(request: Request) -> Response:
+    state = request.app.state
+    identity = identify(request, state.api_keys)
+    upload = await decode(request, BulkUpload)
+    _check_bulk(upload)
+    store: Store = state.store
+    await store.record_bulk(identity.workspace, identity.user, upload)
     return Response(status_code=204)

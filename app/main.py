@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
-from app import config, health, items
+from app import config, experiments, health, items
 from app.auth import ApiKey, load_keys
 from app.db import Database
 from app.errors import HANDLERS
@@ -21,6 +21,11 @@ ENDPOINTS = (
     ("/v1/private/experiments/items/{id}", items.get_item, ["GET"]),
     ("/v1/private/experiments/items", items.create_items, ["POST"]),
     ("/v1/private/experiments/items/delete", items.delete_items, ["POST"]),
+    ("/v1/private/experiments/items/stream", items.stream_items, ["POST"]),
+    ("/v1/private/experiments/items/bulk", items.record_bulk, ["PUT"]),
+    ("/v1/private/experiments", experiments.create_experiment, ["POST"]),
+    ("/v1/private/experiments/{id}", experiments.get_experiment, ["GET"]),
+    ("/v1/private/experiments/delete", experiments.delete_experiments, ["POST"]),
     ("/is-alive/ping", health.ping, ["GET"]),
     ("/is-alive/ver", health.version, ["GET"]),
 )

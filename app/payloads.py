@@ -1,5 +1,6 @@
 """Every payload the service reads or writes, as msgspec Structs; no I/O here."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -81,3 +82,218 @@ class Version(Struct):
 
 
 encoder = msgspec.json.Encoder()
+
+
+# --- Experiments -------------------------------------------------------------------------
+
+MAX_TAGS = 50
+MAX_STREAM_LIMIT = 2000
+DEFAULT_STREAM_LIMIT = 500
+MAX_SPANS = 100
+MAX_SCORES = 100
+
+ExperimentType = Literal["regular", "trial", "mini-batch", "mutation"]
+EvaluationMethod = Literal["dataset", "evaluation_suite"]
+ExperimentStatus = Literal["running", "completed", "cancelled", "failed"]
+ScoreSource = Literal["ui", "sdk", "online_scoring"]
+SpanType = Literal["general", "tool", "llm", "guardrail"]
+# Any JSON value, kept as the client's text: stored and sent back without re-encoding.
+Json = msgspec.Raw
+
+
+class ExperimentScore(Struct):
+    """A score of the experiment as a whole."""
+
+    name: str
+    value: float
+
+
+class PromptVersionLink(Struct):
+    """A prompt version the experiment ran with."""
+
+    id: str
+
+
+class ExperimentWrite(Struct):
+    """An experiment to create. Its dataset and project are found by name (case-insensitive)
+    and created on first use; `project_id` wins over `project_name` when both are sent."""
+
+    dataset_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    id: str | None = None
+    name: Name | None = None
+    project_name: Name | None = None
+    project_id: str | None = None
+    metadata: Json | UnsetType = UNSET
+    tags: Annotated[list[Name], Meta(max_length=MAX_TAGS)] | None = None
+    type: ExperimentType = "regular"
+    evaluation_method: EvaluationMethod = "dataset"
+    optimization_id: str | None = None
+    status: ExperimentStatus | None = None
+    experiment_scores: list[ExperimentScore] | None = None
+    prompt_version: PromptVersionLink | None = None
+    prompt_versions: list[PromptVersionLink] | None = None
+    dataset_version_id: str | None = None
+
+
+class Experiment(Struct):
+    """An experiment as stored, with its dataset's and project's ids. Fields that were never
+    set are left out."""
+
+    id: str
+    dataset_name: str
+    dataset_id: str
+    project_id: str | UnsetType
+    project_name: str | UnsetType
+    name: str
+    metadata: Json | UnsetType
+    tags: Json | UnsetType
+    type: ExperimentType
+    evaluation_method: EvaluationMethod
+    optimization_id: str | UnsetType
+    created_at: str
+    last_updated_at: str
+    created_by: str
+    last_updated_by: str
+    status: ExperimentStatus | UnsetType
+    experiment_scores: Json | UnsetType
+    prompt_version: Json | UnsetType
+    prompt_versions: Json | UnsetType
+    dataset_version_id: str | UnsetType
+
+
+# --- Streaming ---------------------------------------------------------------------------
+
+
+class StreamRequest(Struct):
+    """Which items to stream: those of every experiment named `experiment_name`, newest id
+    first, only ids below `last_retrieved_id` when given, at most `limit`."""
+
+    experiment_name: Annotated[str, Meta(min_length=1)]
+    limit: Annotated[int, Meta(ge=1, le=MAX_STREAM_LIMIT)] | None = None  # None: 500
+    last_retrieved_id: str | None = None
+    truncate: bool | None = None  # None: true
+    project_name: str | None = None
+
+
+class FeedbackScore(Struct):
+    """A score of an item's trace."""
+
+    name: str
+    category_name: str | UnsetType
+    value: float
+    reason: str | UnsetType
+    source: str
+    created_at: str
+    last_updated_at: str
+    created_by: str
+    last_updated_by: str
+
+
+class FullItem(Struct):
+    """An experiment item with what its trace tells, one line of the stream. The trace's
+    fields are left out where the trace is not known."""
+
+    experiment_id: str
+    dataset_item_id: str
+    trace_id: str
+    id: str
+    project_id: str | UnsetType
+    input: Json | UnsetType
+    output: Json | UnsetType
+    feedback_scores: list[FeedbackScore] | UnsetType
+    total_estimated_cost: float | UnsetType
+    duration: float | UnsetType
+    usage: dict[str, int] | UnsetType
+    created_at: str
+    last_updated_at: str
+    created_by: str
+    last_updated_by: str
+    trace_visibility_mode: TraceVisibility
+
+
+# --- Bulk recording ----------------------------------------------------------------------
+
+
+class ErrorInfo(Struct):
+    """What failed in a trace or span."""
+
+    exception_type: str
+    traceback: str
+    message: str | None = None
+
+
+class TraceWrite(Struct):
+    """The trace an item records; its project defaults to the request's, then to Opik's
+    "Default Project"."""
+
+    start_time: datetime
+    id: str | None = None
+    project_name: Name | None = None
+    name: str | None = None
+    end_time: datetime | None = None
+    input: Json | UnsetType = UNSET
+    output: Json | UnsetType = UNSET
+    metadata: Json | UnsetType = UNSET
+    tags: list[str] | None = None
+    error_info: ErrorInfo | None = None
+    thread_id: str | None = None
+    ttft: float | None = None
+    source: str | None = None
+    environment: str | None = None
+    visibility_mode: TraceVisibility = "default"
+
+
+class SpanWrite(Struct):
+    """A span of the item's trace."""
+
+    start_time: datetime
+    id: str | None = None
+    parent_span_id: str | None = None
+    name: str | None = None
+    type: SpanType | None = None
+    end_time: datetime | None = None
+    input: Json | UnsetType = UNSET
+    output: Json | UnsetType = UNSET
+    metadata: Json | UnsetType = UNSET
+    model: str | None = None
+    provider: str | None = None
+    tags: list[str] | None = None
+    usage: dict[str, int] | None = None
+    error_info: ErrorInfo | None = None
+    total_estimated_cost: Annotated[float, Meta(ge=0)] | None = None
+    total_estimated_cost_version: str | None = None
+    ttft: float | None = None
+    source: str | None = None
+    environment: str | None = None
+
+
+class ScoreWrite(Struct):
+    """A feedback score of the item's trace; a second score of one name replaces the first."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    value: float
+    source: ScoreSource
+    category_name: str | None = None
+    reason: str | None = None
+
+
+class BulkRecord(Struct):
+    """One evaluated dataset item: its trace, or the task's result from which a trace is made
+    (never both; an explicit null counts as sent), with its spans and scores."""
+
+    dataset_item_id: str
+    trace: TraceWrite | UnsetType | None = UNSET
+    evaluate_task_result: Json | UnsetType = UNSET
+    spans: Annotated[list[SpanWrite], Meta(max_length=MAX_SPANS)] | None = None
+    feedback_scores: Annotated[list[ScoreWrite], Meta(max_length=MAX_SCORES)] | None = None
+
+
+class BulkUpload(Struct):
+    """A whole evaluation run, recorded in one transaction: the experiment (found by
+    `experiment_id`, else created with `experiment_name`) and 1 to 1000 items."""
+
+    experiment_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    dataset_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    items: Annotated[list[BulkRecord], BatchSize]
+    experiment_id: str | None = None
+    project_name: Name | None = None

@@ -9,6 +9,8 @@ from app.db import SCHEMA_VERSION, Database, SchemaError
 
 pytestmark = pytest.mark.anyio
 
+INSERT_PROJECT = "INSERT INTO projects VALUES (?, 'w', 'p', 'p', 0, 'u', 0, 'u')"
+
 
 async def test_a_new_file_gets_the_schema_wal_and_durable_commits(db_path: Path) -> None:
     db = await Database.open(db_path)
@@ -26,15 +28,12 @@ async def test_a_new_file_gets_the_schema_wal_and_durable_commits(db_path: Path)
 async def test_opening_twice_keeps_the_data(db_path: Path) -> None:
     first = await Database.open(db_path)
     async with first.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)",
-            (b"1" * 16, b"p" * 16),
-        )
+        await conn.execute(INSERT_PROJECT, (b"1" * 16,))
     await first.close()
 
     second = await Database.open(db_path)
     try:
-        assert await second.fetch_all("SELECT count(*) FROM traces") == [(1,)]
+        assert await second.fetch_all("SELECT count(*) FROM projects") == [(1,)]
     finally:
         await second.close()
 
@@ -50,17 +49,13 @@ async def test_a_newer_schema_version_is_refused(db_path: Path) -> None:
 async def test_a_failed_transaction_leaves_nothing_and_the_writer_usable(db_path: Path) -> None:
     db = await Database.open(db_path)
     try:
-        row = (b"1" * 16, b"p" * 16)
+        row = (b"1" * 16,)
         with pytest.raises(sqlite3.IntegrityError):  # noqa: PT012  (the whole transaction fails)
             async with db.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)", row
-                )
-                await conn.execute(
-                    "INSERT INTO traces (id, workspace, project_id) VALUES (?, 'w', ?)", row
-                )
+                await conn.execute(INSERT_PROJECT, row)
+                await conn.execute(INSERT_PROJECT, row)
         async with db.transaction() as conn:
-            assert list(await conn.execute_fetchall("SELECT count(*) FROM traces")) == [(0,)]
+            assert list(await conn.execute_fetchall("SELECT count(*) FROM projects")) == [(0,)]
     finally:
         await db.close()
 
@@ -69,6 +64,6 @@ async def test_readers_cannot_write(db_path: Path) -> None:
     db = await Database.open(db_path)
     try:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await db.fetch_all("DELETE FROM traces")
+            await db.fetch_all("DELETE FROM projects")
     finally:
         await db.close()
