@@ -176,8 +176,10 @@ def markdown(results: Results) -> str:
         "",
         "| target | "
         + " | ".join(f"req/s @{n}" for n in levels)
-        + f" | p50 @{c} | p99 @{c} | RSS after | wrk busy |",
-        "| --- | " + " | ".join("---:" for _ in levels) + " | ---: | ---: | ---: | ---: |",
+        + f" | p50 @{c} | p99 @{c} | RSS after | server CPU @{c} | wrk CPU | others' CPU |",
+        "| --- | "
+        + " | ".join("---:" for _ in levels)
+        + " | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key in ORDER:
         target = results["targets"].get(key)
@@ -186,17 +188,22 @@ def markdown(results: Results) -> str:
         points = target["points"]
         head = points.get(str(c), {}).get("latency_us", {})
         busy = max(p["wrk_cpu_share"] for p in points.values())
+        others = max(p["other_cpu_share"] for p in points.values())
+        server = points.get(str(c), {}).get("server_cpu_share")
         rss = target.get("memory", {}).get("rss")
         out.append(
             f"| {labels[key]} | "
             + " | ".join(_fmt(_rps(results, key, n)) for n in levels)
             + f" | {_fmt(head.get('p50'), '{:,.0f} µs')} | {_fmt(head.get('p99'), '{:,.0f} µs')}"
-            + f" | {_fmt(rss and rss / MIB, '{:.1f} MiB')} | {busy:.0%} |"
+            + f" | {_fmt(rss and rss / MIB, '{:.1f} MiB')} | {_fmt(server, '{:.0%}')}"
+            + f" | {busy:.0%} | {others:.0%} |"
         )
     out += [
         "",
-        "*wrk busy*: the largest share of its core wrk used in any point of that row; well "
-        "under 100 % means the load generator was not the limit.",
+        "CPU columns are shares of one core during a point. *wrk CPU*, the most wrk used in "
+        "any point of the row: well under 100 % means the load generator was not the limit. "
+        "*others' CPU*, the most that any other process on the machine used (points above "
+        "10 % are measured again): the machine may be shared.",
         "",
         f"## Database size: GET hit at {c} connections",
         "",
