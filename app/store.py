@@ -235,6 +235,9 @@ SELECT * FROM (
     ORDER BY i.id DESC LIMIT ?
 )"""
 
+# The unary + keeps the planner off experiment_items_by_experiment, which a long IN list
+# would otherwise make it scan whole: each id is one primary-key lookup
+# (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
 STREAM_ITEMS = """
 SELECT i.experiment_id, i.dataset_item_id, i.trace_id, i.id,
        coalesce(i.project_id, t.project_id), t.id IS NOT NULL, t.input, t.output,
@@ -242,7 +245,7 @@ SELECT i.experiment_id, i.dataset_item_id, i.trace_id, i.id,
        i.last_updated_by, t.hidden
 FROM experiment_items AS i
 LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-WHERE i.workspace = ? AND i.id IN ({marks})
+WHERE +i.workspace = ? AND i.id IN ({marks})
 """
 STREAM_COSTS = """
 SELECT trace_id, sum(total_estimated_cost) FROM spans

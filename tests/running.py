@@ -23,6 +23,15 @@ def free_port() -> int:
 @contextmanager
 def running_server(db: Path, *args: str, log: Path | None = None) -> Iterator[str]:
     """Starts the server on `db`, waits until it answers, yields its base URL, stops it."""
+    with server_process(db, *args, log=log) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(
+    db: Path, *args: str, log: Path | None = None
+) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """As running_server, with the process too (with one worker, the one serving)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
     log = log or db.with_suffix(".log")
@@ -36,7 +45,7 @@ def running_server(db: Path, *args: str, log: Path | None = None) -> Iterator[st
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(url, process, log)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:

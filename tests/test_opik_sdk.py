@@ -1,5 +1,6 @@
 """The official Opik SDK's REST client against a real server: what it writes, it reads back."""
 
+import datetime
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +14,27 @@ with warnings.catch_warnings():
     # The SDK's own imports may warn (deprecations in its dependencies); not ours to fix.
     warnings.simplefilter("ignore")
     from opik import httpx_client
+    from opik.api_objects import rest_stream_parser
     from opik.rest_api import OpikApi
     from opik.rest_api.core.api_error import ApiError
     from opik.rest_api.errors.not_found_error import NotFoundError
     from opik.rest_api.types.experiment_item import ExperimentItem
+    from opik.rest_api.types.experiment_item_bulk_record_experiment_item_bulk_write_view import (
+        ExperimentItemBulkRecordExperimentItemBulkWriteView as BulkRecord,
+    )
+    from opik.rest_api.types.feedback_score_experiment_item_bulk_write_view import (
+        FeedbackScoreExperimentItemBulkWriteView as BulkScore,
+    )
+    from opik.rest_api.types.span_experiment_item_bulk_write_view import (
+        SpanExperimentItemBulkWriteView as BulkSpan,
+    )
+    from opik.rest_api.types.trace_experiment_item_bulk_write_view import (
+        TraceExperimentItemBulkWriteView as BulkTrace,
+    )
 
 KEY = "opik-test-key"
+START = datetime.datetime(2024, 1, 15, 9, 30, tzinfo=datetime.UTC)
+SECOND = datetime.timedelta(seconds=1)
 
 
 @contextmanager
@@ -104,3 +120,59 @@ def test_the_sdk_with_a_wrong_key_is_refused(servers: dict[str, str]) -> None:
         client.experiments.get_experiment_item_by_id(new_id())
 
     assert raised.value.status_code == 401
+
+
+def test_the_sdk_records_an_evaluation_and_streams_it_back(servers: dict[str, str]) -> None:
+    with sdk_client(servers["keyed"], "sdk-ws", KEY) as (client, encodings):
+        experiment_id = new_id()
+        client.experiments.create_experiment(
+            id=experiment_id, dataset_name="SDK dataset", name="sdk-run", project_name="SDK"
+        )
+        experiment = client.experiments.get_experiment_by_id(experiment_id)
+        records = [
+            BulkRecord(
+                dataset_item_id=new_id(),
+                trace=BulkTrace(
+                    id=new_id(), name="task", start_time=START, end_time=START + SECOND,
+                    input={"q": n}, output={"a": n},
+                ),
+                spans=[BulkSpan(
+                    name="llm", type="llm", start_time=START, end_time=START + SECOND,
+                    usage={"prompt_tokens": n}, total_estimated_cost=0.5,
+                )],
+                feedback_scores=[BulkScore(name="acc", value=n / 10, source="sdk")],
+            )
+            for n in range(1, 6)
+        ]  # fmt: skip
+        client.experiments.experiment_items_bulk(
+            experiment_name="sdk-run", dataset_name="SDK dataset", experiment_id=experiment_id,
+            items=records,
+        )  # fmt: skip
+        streamed = rest_stream_parser.read_and_parse_stream(
+            client.experiments.stream_experiment_items(experiment_name="sdk-run", limit=10),
+            ExperimentItem,
+        )
+        client.experiments.delete_experiments_by_id(ids=[experiment_id])
+        with pytest.raises(NotFoundError):
+            client.experiments.get_experiment_by_id(experiment_id)
+
+    assert (experiment.id, experiment.name, experiment.dataset_name) == (
+        experiment_id, "sdk-run", "SDK dataset",
+    )  # fmt: skip
+    assert experiment.dataset_id is not None
+    assert experiment.created_by == "sdk-user"
+    assert len(streamed) == 5
+    streamed_ids = [str(line.id) for line in streamed]
+    assert streamed_ids == sorted(streamed_ids, reverse=True)
+    by_trace = {line.trace_id: line for line in streamed}
+    for n, record in enumerate(records, 1):
+        assert record.trace is not None
+        line = by_trace[str(record.trace.id)]
+        assert (line.experiment_id, line.dataset_item_id) == (experiment_id, record.dataset_item_id)
+        assert (line.input, line.output) == ({"q": n}, {"a": n})
+        assert line.duration == 1000.0
+        assert line.usage == {"prompt_tokens": n}
+        assert line.total_estimated_cost == 0.5
+        assert line.feedback_scores is not None
+        assert [(s.name, s.value) for s in line.feedback_scores] == [("acc", n / 10)]
+    assert "gzip" in encodings
