@@ -91,6 +91,22 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return options
 
 
+def wait_for_quiet(limit_seconds: float = 60.0) -> None:
+    """Waits, up to `limit_seconds`, for a moment when other processes leave the cores
+    alone: starting while a test suite runs would measure the test suite."""
+    deadline = time.perf_counter() + limit_seconds
+    while True:
+        before = servers.machine_busy_seconds()
+        time.sleep(2.0)
+        busy = (servers.machine_busy_seconds() - before) / 2.0
+        if busy <= OTHER_CPU_LIMIT:
+            return
+        if time.perf_counter() > deadline:
+            log(f"the machine is still busy ({busy:.0%} of a core); measuring anyway")
+            return
+        log(f"waiting for the machine to go quiet ({busy:.0%} of a core busy)")
+
+
 def prewarm(path: Path) -> None:
     """Reads the file once so every target starts with it in the OS page cache: a warm-up
     of a few seconds touches too few of 100,000 spread ids to do it."""
@@ -456,6 +472,7 @@ def main(argv: Sequence[str]) -> int:
     main_ds = datasets[MAIN_ITEMS]
     prewarm(main_ds.db)
 
+    wait_for_quiet()
     with tempfile.TemporaryDirectory(prefix="experiment-items-bench-") as tmp:
         session = Session(options, wrk_path, Path(tmp))
         results = session.results
