@@ -1,0 +1,148 @@
+"""Real servers for the reliability tests: start, kill, restart, and look at their file.
+
+Every figure here is scaled by `scaled()`: small in `make test`, large in `make soak`
+(which sets SOAK=1).
+"""
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from tests.running import free_port
+
+SOAK = os.environ.get("SOAK", "") == "1"
+STARTUP_SECONDS = 30
+STOP_SECONDS = 30
+
+
+def scaled(quick: int, soak: int) -> int:
+    """`quick` in `make test`, `soak` in `make soak`."""
+    return soak if SOAK else quick
+
+
+class Server:
+    """`experiment-items serve` in its own process group, so that killing it kills every
+    worker too, as a power cut or the OOM killer would."""
+
+    def __init__(self, db: Path, *args: str, port: int | None = None) -> None:
+        self.db = db
+        self.args = args
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = db.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Server":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
+        command = [sys.executable, "-m", "app", "serve", "--db", str(self.db)]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port), *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self._wait_until_up()
+        return self
+
+    def _wait_until_up(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/is-alive/ping", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"server did not answer within {STARTUP_SECONDS} s:\n{self.logs()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: no shutdown, no flush, no lifespan."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with suppress(subprocess.TimeoutExpired):
+                self.terminate()
+        # Workers orphaned by a killed supervisor would hold the port and the file.
+        if self.process is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextmanager
+def serving(db: Path, *args: str) -> Iterator[Server]:
+    with Server(db, *args) as server:
+        yield server
+
+
+def fingerprint(db: Path) -> str:
+    """A digest of every row of every table: equal digests, equal stored data."""
+    digest = hashlib.sha256()
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tables = conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+        for (table,) in tables:
+            digest.update(table.encode())
+            for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1, 2'):
+                digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+def integrity_check(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most memory the process has ever held (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(f"no VmHWM for process {pid}")
