@@ -4,12 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
-from app import config, experiments, health, items
+from app import config, experiments, health, items, openapi
 from app.auth import ApiKey, load_keys
 from app.db import Database
 from app.errors import HANDLERS
+from app.logs import AccessLog
 from app.store import Store
 
 # Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
@@ -28,6 +30,7 @@ ENDPOINTS = (
     ("/v1/private/experiments/delete", experiments.delete_experiments, ["POST"]),
     ("/is-alive/ping", health.ping, ["GET"]),
     ("/is-alive/ver", health.version, ["GET"]),
+    ("/openapi.json", openapi.get_openapi, ["GET"]),
 )
 
 
@@ -63,7 +66,12 @@ def create_app(
         finally:
             await db.close()
 
-    app = Starlette(routes=routes(), exception_handlers=HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(AccessLog, enabled=settings.access_log)],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.api_keys = api_keys
     if database is not None:
         app.state.store = Store(database)

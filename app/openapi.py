@@ -1,0 +1,445 @@
+"""The OpenAPI 3.1 document: every served route, described from the payload Structs."""
+
+import re
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app import __version__, payloads
+from app.logs import REQUEST_ID_HEADER
+from app.payloads import Error, ValidationErrors, encoder
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+REF = "#/components/schemas/{name}"
+
+# The texts the endpoints accept as ids (any case) and the ones they write (lowercase).
+UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_V7 = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+UUID_OUT = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+INSTANT = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$"
+
+ANY_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID}
+V7_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_V7}
+OUT_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_OUT}
+TIMESTAMP: Schema = {"type": "string", "format": "date-time", "pattern": INSTANT}
+NON_BLANK: Schema = {"type": "string", "pattern": r"\S"}  # Opik's @NotBlank: 422 when blank
+
+# What msgspec cannot know: these fields are plain `str` in their Structs and the endpoints
+# check them (items.py: 400 for a bad id, 422 for a bad id to delete). Added to the generated
+# schema where it says nothing itself. Better said in payloads.py, as
+# `Annotated[str, Meta(extra_json_schema=...)]`, which changes the schema and not the decoding.
+_ITEM_OUT = {
+    "experiment_id": OUT_ID,
+    "dataset_item_id": OUT_ID,
+    "trace_id": OUT_ID,
+    "id": OUT_ID,
+    "project_id": OUT_ID,
+    "created_at": TIMESTAMP,
+    "last_updated_at": TIMESTAMP,
+}
+STRING_FORMATS: dict[str, dict[str, Schema]] = {
+    "ItemWrite": {
+        "id": V7_ID,
+        "experiment_id": V7_ID,
+        "dataset_item_id": V7_ID,
+        "trace_id": V7_ID,
+        "project_id": ANY_ID,
+    },
+    "IdList": {"ids": ANY_ID},
+    "StreamRequest": {"experiment_name": NON_BLANK, "last_retrieved_id": ANY_ID},
+    "ExperimentWrite": {
+        "dataset_name": NON_BLANK,
+        "id": V7_ID,
+        "project_id": ANY_ID,
+        "optimization_id": ANY_ID,
+        "dataset_version_id": ANY_ID,
+    },
+    "PromptVersionLink": {"id": ANY_ID},
+    "BulkUpload": {"experiment_name": NON_BLANK, "dataset_name": NON_BLANK, "experiment_id": V7_ID},
+    "BulkRecord": {"dataset_item_id": V7_ID},
+    "TraceWrite": {"id": V7_ID},
+    "SpanWrite": {"id": V7_ID, "parent_span_id": V7_ID},
+    "Item": _ITEM_OUT,
+    "FullItem": _ITEM_OUT,
+    "FeedbackScore": {"created_at": TIMESTAMP, "last_updated_at": TIMESTAMP},
+    "Experiment": {
+        "id": OUT_ID,
+        "dataset_id": OUT_ID,
+        "project_id": OUT_ID,
+        "optimization_id": OUT_ID,
+        "dataset_version_id": OUT_ID,
+        "created_at": TIMESTAMP,
+        "last_updated_at": TIMESTAMP,
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One status an operation answers when it succeeds."""
+
+    description: str
+    body: type | None = None
+    media_type: str = JSON
+    schema: Schema | None = None  # the body's schema when it is no Struct
+    lines: type | None = None  # the Struct of each line of a JSON-lines body
+    headers: Mapping[str, str] = field(default_factory=dict)  # name: description
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What one route does with one method. `identity`: the request acts in a workspace
+    (Comet-Workspace, workspace_name, the API key: 401 and 403). `body`: the Struct the
+    JSON body decodes into (400, 413, 415, 422). `errors`: its own other error statuses."""
+
+    summary: str
+    answers: Mapping[int, Answer]
+    body: type | None = None
+    identity: bool = True
+    errors: Mapping[int, str] = field(default_factory=dict)
+    path_parameters: Mapping[str, Schema] = field(default_factory=dict)
+    example: Any = None
+
+
+_EXAMPLE_IDS = [f"0190f5b4-7c1a-7000-8000-00000000000{digit}" for digit in "abcd"]
+
+# Keyed by (path, method) as in main.ENDPOINTS, without the prefix it is served under. A
+# route that is served and not described here is left out of the document, which
+# tests/test_openapi.py turns into a failure naming it.
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("/v1/private/experiments/items/{id}", "GET"): Operation(
+        "Read one experiment item",
+        {200: Answer("The item", payloads.Item)},
+        errors={404: "No such item in this workspace, or the id is not a UUID"},
+        path_parameters={"id": ANY_ID},
+    ),
+    ("/v1/private/experiments/items", "POST"): Operation(
+        "Create or update 1 to 1000 experiment items, all or none",
+        {204: Answer("Stored, durably")},
+        body=payloads.ItemBatch,
+        errors={409: "An id belongs to another workspace: nothing is stored"},
+        example={
+            "experiment_items": [
+                {
+                    "id": _EXAMPLE_IDS[0],
+                    "experiment_id": _EXAMPLE_IDS[1],
+                    "dataset_item_id": _EXAMPLE_IDS[2],
+                    "trace_id": _EXAMPLE_IDS[3],
+                    "project_name": "Demo",
+                }
+            ]
+        },
+    ),
+    ("/v1/private/experiments/items/delete", "POST"): Operation(
+        "Delete 1 to 1000 experiment items by id; unknown ids are ignored",
+        {204: Answer("Deleted")},
+        body=payloads.IdList,
+        example={"ids": _EXAMPLE_IDS[:1]},
+    ),
+    ("/v1/private/experiments/items/stream", "POST"): Operation(
+        "The items of every experiment of a name, newest id first, one JSON object a line",
+        {
+            200: Answer(
+                "One FullItem JSON object per line, each line ending with CR LF; empty when "
+                "no experiment has the name",
+                media_type="application/octet-stream",
+                schema={"type": "string"},
+                lines=payloads.FullItem,
+            )
+        },
+        body=payloads.StreamRequest,
+        example={"experiment_name": "nightly", "limit": 100},
+    ),
+    ("/v1/private/experiments/items/bulk", "PUT"): Operation(
+        "Record an evaluation run: the experiment, 1 to 1000 items with their traces, spans "
+        "and feedback scores, all or none",
+        {204: Answer("Stored, durably")},
+        body=payloads.BulkUpload,
+        errors={
+            409: "`experiment_id` names an experiment of another dataset (`Experiment dataset "
+            "mismatch`), or an id belongs to another workspace: nothing is stored"
+        },
+        example={
+            "experiment_name": "nightly",
+            "dataset_name": "questions",
+            "items": [
+                {
+                    "dataset_item_id": _EXAMPLE_IDS[2],
+                    "evaluate_task_result": {"answer": "42"},
+                    "feedback_scores": [{"name": "accuracy", "value": 1, "source": "sdk"}],
+                }
+            ],
+        },
+    ),
+    ("/v1/private/experiments", "POST"): Operation(
+        "Create an experiment; its dataset and project are found by name or created",
+        {201: Answer("Created", headers={"Location": "The new experiment's URL"})},
+        body=payloads.ExperimentWrite,
+        errors={409: "The id exists already"},
+        example={"dataset_name": "questions", "name": "nightly", "project_name": "Demo"},
+    ),
+    ("/v1/private/experiments/{id}", "GET"): Operation(
+        "Read one experiment",
+        {200: Answer("The experiment", payloads.Experiment)},
+        errors={404: "No such experiment in this workspace, or the id is not a UUID"},
+        path_parameters={"id": ANY_ID},
+    ),
+    ("/v1/private/experiments/delete", "POST"): Operation(
+        "Delete experiments by id, with their items; unknown ids are ignored",
+        {204: Answer("Deleted")},
+        body=payloads.IdList,
+        example={"ids": _EXAMPLE_IDS[1:2]},
+    ),
+    ("/is-alive/ping", "GET"): Operation(
+        "Whether this worker can read its database",
+        {200: Answer("Healthy", payloads.Health)},
+        identity=False,
+        errors={500: "The database cannot be read"},
+    ),
+    ("/is-alive/ver", "GET"): Operation(
+        "The running release",
+        {200: Answer("The version", payloads.Version)},
+        identity=False,
+    ),
+    ("/openapi.json", "GET"): Operation(
+        "This document",
+        {200: Answer("The OpenAPI 3.1 document of every served route", schema={"type": "object"})},
+        identity=False,
+    ),
+}
+
+# CONTRACT.md, "Errors and limits" and "Identity".
+_ERRORS = {
+    400: "The body is not JSON (`Unable to process JSON. ...`), or an id is not a UUID of "
+    "the version the field needs",
+    401: "API keys are configured and the request has no key or an unknown one",
+    403: "The API key is used with another workspace's name",
+    413: "The body is over 4 MiB, before or after inflating",
+    415: "The body's Content-Type is not JSON, or its Content-Encoding is not gzip",
+    422: "The body breaks a rule: one `<json path> <rule>` line per broken rule",
+    500: "Unexpected; the message names the request id of the server's log line",
+}
+_BODY_ERRORS = [400, 413, 415, 422]
+_IDENTITY_ERRORS = [401, 403]
+
+_WORKSPACE_PARAMETERS = [
+    {
+        "name": "Comet-Workspace",
+        "in": "header",
+        "required": False,
+        "description": "The workspace; `default` when empty or absent",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "workspace_name",
+        "in": "query",
+        "required": False,
+        "description": "The workspace when the Comet-Workspace header is absent",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def _operation_key(path: str, method: str) -> tuple[str, str] | None:
+    # A served path is a described path under a prefix (CONTRACT.md, "Addresses"): the
+    # longest described path that the served one ends with, after a whole prefix segment.
+    matches = [
+        (described, method)
+        for described, described_method in OPERATIONS
+        if described_method == method
+        and path.endswith(described)
+        and re.fullmatch(r"(/[^/{}]+)*", path[: len(path) - len(described)])
+    ]
+    return max(matches, key=lambda key: len(key[0]), default=None)
+
+
+def _structs(kind: object, found: dict[str, type[msgspec.Struct]]) -> None:
+    """Every Struct reachable from `kind`, by name, as msgspec names their components."""
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        if kind.__name__ not in found:
+            found[kind.__name__] = kind
+            for info in msgspec.structs.fields(kind):
+                _structs(info.type, found)
+        return
+    for argument in typing.get_args(kind):
+        _structs(argument, found)
+
+
+def _refine(schema: Schema, extra: Schema) -> None:
+    """Adds `extra` to the string schema(s) inside `schema`: itself, an array's items, or
+    the branches of an anyOf, keeping whatever the Struct already says."""
+    if schema.get("type") == "string":
+        for key, value in extra.items():
+            schema.setdefault(key, value)
+    elif schema.get("type") == "array":
+        _refine(schema["items"], extra)
+    for branch in schema.get("anyOf", ()):
+        _refine(branch, extra)
+
+
+def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
+    roots = sorted(set(kinds), key=lambda kind: kind.__name__)
+    _, components = msgspec.json.schema_components(roots, ref_template=REF)
+    structs: dict[str, type[msgspec.Struct]] = {}
+    for root in roots:
+        _structs(root, structs)
+    for name, schema in components.items():
+        kind = structs.get(name)
+        if kind is None:
+            continue
+        # A field typed `... | UnsetType` is left out of the JSON when unset, which msgspec's
+        # schema does not say: it lists every field without a default as required.
+        fields = msgspec.structs.fields(kind)
+        unset = {f.encode_name for f in fields if msgspec.UnsetType in typing.get_args(f.type)}
+        # msgspec decodes datetimes from RFC 3339 text and says only "string".
+        for f in fields:
+            if datetime in (f.type, *typing.get_args(f.type)):
+                _refine(schema["properties"][f.encode_name], {"format": "date-time"})
+        required = [name for name in schema.get("required", ()) if name not in unset]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        for property_name, extra in STRING_FORMATS.get(name, {}).items():
+            if property_name in schema.get("properties", {}):
+                _refine(schema["properties"][property_name], extra)
+    return components
+
+
+def _ref(kind: type) -> Schema:
+    return {"$ref": REF.format(name=kind.__name__)}
+
+
+def _response(description: str, schema: Schema | None, media_type: str = JSON) -> Schema:
+    response: Schema = {
+        "description": description,
+        "headers": {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}},
+    }
+    if schema is not None:
+        response["content"] = {media_type: {"schema": schema}}
+    return response
+
+
+def _describe(name: str, operation: Operation) -> Schema:
+    parameters = [
+        {"name": parameter, "in": "path", "required": True, "schema": schema}
+        for parameter, schema in operation.path_parameters.items()
+    ]
+    shared = [500]
+    if operation.identity:
+        parameters += _WORKSPACE_PARAMETERS
+        shared += _IDENTITY_ERRORS
+    if operation.body is not None:
+        shared += _BODY_ERRORS
+
+    responses: Schema = {}
+    for status, answer in operation.answers.items():
+        schema = _ref(answer.body) if answer.body is not None else answer.schema
+        response = _response(answer.description, schema, answer.media_type)
+        if answer.lines is not None:
+            # OpenAPI 3.1 cannot describe JSON lines (3.2's itemSchema can): an extension.
+            response["content"][answer.media_type]["x-line-schema"] = _ref(answer.lines)
+        for header, text in answer.headers.items():
+            response["headers"][header] = {"description": text, "schema": {"type": "string"}}
+        responses[str(status)] = response
+    for status in shared:
+        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    for status, description in operation.errors.items():
+        responses[str(status)] = _response(description, _ref(Error))
+    responses = dict(sorted(responses.items()))
+
+    described: Schema = {"operationId": name, "summary": operation.summary}
+    if parameters:
+        described["parameters"] = parameters
+    if operation.body is not None:
+        content: Schema = {"schema": _ref(operation.body)}
+        if operation.example is not None:
+            content["example"] = operation.example
+        described["requestBody"] = {"required": True, "content": {JSON: content}}
+    described["responses"] = responses
+    # Keys are optional: the server checks them only when it is started with --api-keys.
+    described["security"] = [{}, {"apiKey": []}] if operation.identity else []
+    return described
+
+
+def _operation_id(path: str, key_path: str, route: Route) -> str:
+    prefix = path[: len(path) - len(key_path)].strip("/").replace("/", "_")
+    return f"{prefix}_{route.name}" if prefix else route.name
+
+
+def document(routes: Iterable[BaseRoute]) -> Schema:
+    """The OpenAPI document of `routes`: each (path, method) described in OPERATIONS."""
+    paths: dict[str, Schema] = {}
+    kinds: set[type[msgspec.Struct]] = {Error, ValidationErrors}
+    for route in routes:
+        if not isinstance(route, Route) or route.methods is None:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            key = _operation_key(route.path, method)
+            if key is None:
+                continue
+            operation = OPERATIONS[key]
+            name = _operation_id(route.path, key[0], route)
+            paths.setdefault(route.path, {})[method.lower()] = _describe(name, operation)
+            kinds.update(
+                kind
+                for kind in [
+                    operation.body,
+                    *(a.body for a in operation.answers.values()),
+                    *(a.lines for a in operation.answers.values()),
+                ]
+                if isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+            )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "experiment-items",
+            "version": __version__,
+            "description": (
+                "The experiment-items part of Opik's REST API over one SQLite file. Every "
+                "route is served under /v1/private/... and /api/v1/private/...; an unknown "
+                "route answers 404 and a wrong method 405, both with the Error body."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _components(kinds),
+            "responses": {
+                str(status): _response(text, _ref(ValidationErrors if status == 422 else Error))
+                for status, text in _ERRORS.items()
+            },
+            "headers": {
+                "RequestId": {
+                    "description": "The request's id, as in the server's log line",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid", "pattern": UUID_OUT},
+                }
+            },
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "The raw key, as the Opik SDK sends it, or `Bearer <key>`",
+                }
+            },
+        },
+    }
+
+
+async def get_openapi(request: Request) -> Response:
+    """The document of the routes this app serves, made on the first request."""
+    state = request.app.state
+    body = getattr(state, "openapi", None)
+    if body is None:
+        body = state.openapi = encoder.encode(document(request.app.routes))
+    return Response(body, media_type=JSON)
