@@ -4,14 +4,21 @@ import asyncio
 import itertools
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 1
+# Migrations, oldest first: MIGRATIONS[n] is the SQL that takes a database of version
+# FIRST_VERSION + n to the next version. A release that changes schema.sql appends the SQL
+# that brings an existing file up to the new schema and bumps the user_version schema.sql
+# records: new files get schema.sql, older ones the migrations they lack.
+FIRST_VERSION = 1
+MIGRATIONS: tuple[str, ...] = ()
+SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
+
 BUSY_TIMEOUT_MS = 10_000
 
 Row = tuple[Any, ...]
@@ -26,6 +33,9 @@ _PRAGMAS = (
     "PRAGMA temp_store = MEMORY",
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
+
+_TABLES = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+_OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
 
 
 class SchemaError(RuntimeError):
@@ -54,25 +64,95 @@ async def _connect(path: Path, pragmas: Iterable[str]) -> aiosqlite.Connection:
     return conn
 
 
-async def _install_schema(conn: aiosqlite.Connection) -> None:
-    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
-    found = int(rows[0][0])
-    if found > SCHEMA_VERSION:
-        raise SchemaError(
-            f"the database has schema version {found}, newer than this release's "
-            f"{SCHEMA_VERSION}: upgrade experiment-items to open it"
-        )
-    if found == SCHEMA_VERSION:
-        return
-    # Version 0 is a new file. Every statement is IF NOT EXISTS, so two workers starting
-    # together on one new file both succeed; BEGIN IMMEDIATE makes each run whole.
-    script = schema_path().read_text()
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script one by one: the sqlite3 module runs a whole script only by
+    committing first, and a migration must run inside the transaction that checked the version.
+    complete_statement knows quotes, comments and trigger bodies, so a ';' inside those does not
+    end a statement (https://docs.python.org/3/library/sqlite3.html#sqlite3.complete_statement).
+    """
+    start = 0
+    for end, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start : end + 1]):
+            yield script[start : end + 1]
+            start = end + 1
+    if script[start:].strip():  # a last statement without its ';', or a closing comment
+        yield script[start:]
+
+
+async def _run_script(conn: aiosqlite.Connection, script: str) -> None:
+    for statement in _statements(script):
+        await conn.execute(statement)
+
+
+@asynccontextmanager
+async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    await conn.execute("BEGIN IMMEDIATE")
     try:
-        await conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+        yield
     except BaseException:
-        if conn.in_transaction:
-            await conn.rollback()
+        await conn.rollback()
         raise
+    await conn.commit()
+
+
+async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
+    rows = list(await conn.execute_fetchall(sql))
+    return rows[0][0]
+
+
+async def _step_up(conn: aiosqlite.Connection, version: int, migrations: Sequence[str]) -> None:
+    """Moves the database one step up from `version`, inside the caller's transaction."""
+    if version > 0:
+        await _run_script(conn, migrations[version - FIRST_VERSION])
+        await conn.execute(f"PRAGMA user_version = {version + 1}")
+        return
+    tables = await _scalar(conn, _TABLES)
+    if tables == 0:
+        # A new file: schema.sql is the latest schema and records its own version.
+        await _run_script(conn, schema_path().read_text())
+    elif await _scalar(conn, _OUR_TABLE):
+        # Our tables without a version: a `.dump` and reload loses user_version. They can
+        # only be the first versioned schema's, and the migrations take them on from there.
+        await conn.execute(f"PRAGMA user_version = {FIRST_VERSION}")
+    else:
+        raise SchemaError(
+            "the database holds tables but none of experiment-items': "
+            "it is not an experiment-items database"
+        )
+
+
+async def upgrade(conn: aiosqlite.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Brings the database to the last version of `migrations`; returns that version.
+
+    Each step is one BEGIN IMMEDIATE transaction that reads the version first, so several
+    workers starting together on one file apply each step once, and a failed step leaves
+    the file at the version before it.
+    """
+    latest = FIRST_VERSION + len(migrations)
+    while True:
+        async with _immediate(conn):
+            version = int(await _scalar(conn, "PRAGMA user_version"))
+            if version > latest:
+                raise SchemaError(
+                    f"the database has schema version {version}, newer than this release's "
+                    f"{latest}: upgrade experiment-items to open it"
+                )
+            if version == latest:
+                return version
+            await _step_up(conn, version, migrations)
+            # A step that records no newer version would repeat for ever.
+            if int(await _scalar(conn, "PRAGMA user_version")) <= version:
+                raise SchemaError(f"the step up from schema version {version} recorded none")
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection for the operator's commands: it never creates, migrates or
+    writes the file, and in WAL mode it reads beside a running server without blocking it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no database at {path}")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
 
 
 class Database:
@@ -85,12 +165,15 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path | str, readers: int = 2) -> "Database":
+    async def open(
+        cls, path: Path | str, readers: int = 2, migrations: Sequence[str] = MIGRATIONS
+    ) -> "Database":
+        """Opens `path`, creating it or upgrading it in place to the latest schema."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path, _PRAGMAS)
         try:
-            await _install_schema(writer)
+            await upgrade(writer, migrations)
             opened = [await _connect(path, _READER_PRAGMAS) for _ in range(max(1, readers))]
         except BaseException:
             await writer.close()
