@@ -1,26 +1,113 @@
-"""The command line: arguments and environment become settings; the one place that starts
-uvicorn."""
+"""The command line: arguments and environment become settings and commands; the one place
+that starts uvicorn.
+
+Exit codes: 0 done, 1 the operation failed, 2 the command was called wrongly or the
+configuration cannot work. Every error is one line on stderr; `--debug` adds the traceback.
+"""
 
 import argparse
 import asyncio
+import json
 import os
+import sqlite3
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
-from app import __version__, config
+from app import __version__, backup, config, demo, ids, stats
 from app.auth import KeyFileError, load_keys
 from app.db import Database, SchemaError
 
+EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
+ITEMS_PATH = "/api/v1/private/experiments/items"
+
+
+class UsageError(Exception):
+    """Called wrongly or configured wrongly: running the same command again cannot help."""
+
+
+class Failed(Exception):
+    """The operation itself failed."""
+
+
+USAGE_ERRORS = (UsageError, KeyFileError, SchemaError, ValueError)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other error here; the usage is one --help away.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="experiment-items",
         description="Opik's experiment-items REST API over one SQLite file.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="serve the API", description="Serve the API.")
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="on error, show the traceback too")
+    with_db = _Parser(add_help=False, parents=[debug])
+    with_db.add_argument(
+        "--db",
+        type=Path,
+        metavar="DB",
+        help=f"SQLite database file (env EXPERIMENT_ITEMS_DB, default {config.Settings().db})",
+    )
+
+    def command(name: str, help: str, description: str, *, db: bool = True) -> _Parser:
+        sub: _Parser = commands.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=EXIT_CODES,
+            parents=[with_db if db else debug],
+        )
+        return sub
+
+    _serve_arguments(command("serve", "serve the API", SERVE_HELP, db=False))
+    sub = command("backup", "copy the database, even while it is served", BACKUP_HELP)
+    sub.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
+    sub.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    sub.set_defaults(run=run_backup)
+    sub = command("restore", "put a backup in place of the database", RESTORE_HELP)
+    sub.add_argument("backup", type=Path, metavar="BACKUP", help="a file `backup` wrote")
+    sub.set_defaults(run=run_restore)
+    sub = command("stats", "what the database holds", STATS_HELP)
+    sub.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    sub.add_argument("--top", type=int, default=10, metavar="N", help="experiments (default 10)")
+    sub.set_defaults(run=run_stats)
+    sub = command("demo", "load a small demo data set", DEMO_HELP)
+    sub.set_defaults(run=run_demo)
+    return parser
+
+
+SERVE_HELP = "Serve the API. Every flag has an environment variable; a flag wins over it."
+BACKUP_HELP = (
+    "Copy the database to PATH: one consistent snapshot, taken while the server keeps "
+    "serving and writing. PATH appears only once complete and integrity-checked."
+)
+RESTORE_HELP = (
+    "Replace the database with a copy of BACKUP, after checking the copy's integrity and "
+    "schema version, in one atomic rename. Stop the server first: a database that a "
+    "running server holds open is refused."
+)
+STATS_HELP = (
+    "Rows per workspace and table, the experiments with the most items, size and schema "
+    "version, from one snapshot; safe while the server runs."
+)
+DEMO_HELP = (
+    "Write three experiments' worth of items (workspace `default`) into the database, as "
+    "an Opik evaluation would. Loading again updates the same items."
+)
+
+
+def _serve_arguments(serve: _Parser) -> None:
     kinds = {"db": Path, "api_keys": Path, "port": int, "workers": int, "readers": int}
     for name, env, default, help in config.describe():
         if name == "access_log":
@@ -38,30 +125,26 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="no log line per request (env EXPERIMENT_ITEMS_ACCESS_LOG=false)",
     )
-    return parser
+    serve.add_argument("--demo", action="store_true", help="load the demo data set first")
+    serve.set_defaults(run=run_serve)
 
 
-async def _prepare(settings: config.Settings) -> None:
-    # Creates or checks the database once, before any worker starts, so a bad file is one
-    # clear line here rather than a traceback in every worker.
-    db = await Database.open(settings.db, readers=1)
-    await db.close()
-
-
-def serve(settings: config.Settings) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    names = {name for name, *_ in config.describe()}
+    settings = config.from_env(**{k: v for k, v in vars(args).items() if k in names})
     if settings.api_keys is not None:
         load_keys(settings.api_keys)
-    asyncio.run(_prepare(settings))
+    # Creates or checks the database once, before any worker starts, so a bad file is one
+    # clear line here rather than a traceback in every worker.
+    with _explained(f"cannot open database {settings.db}", failure=UsageError):
+        loaded = asyncio.run(demo.load(settings.db)) if args.demo else None
+        if loaded is None:
+            _open(settings.db)
     # Workers are new processes: they rebuild the settings from the environment.
     os.environ.update(config.to_env(settings))
-    print(
-        f"experiment-items {__version__} serving {settings.db.resolve()} "
-        f"at http://{settings.host}:{settings.port}/ "
-        f"(Opik SDK: OPIK_URL_OVERRIDE=http://{settings.host}:{settings.port}/api/)",
-        file=sys.stderr,
-    )
+    print(_banner(settings, loaded), file=sys.stderr, flush=True)
     uvicorn.run(
         "app.main:app_from_env",
         factory=True,
@@ -75,12 +158,145 @@ def serve(settings: config.Settings) -> int:
     return 0
 
 
+def _open(path: Path) -> None:
+    async def open_and_close() -> None:
+        db = await Database.open(path, readers=1)
+        await db.close()
+
+    asyncio.run(open_and_close())
+
+
+def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
+    """What `serve` prints on start: where it listens and stores, and a first request."""
+    base = _local_url(settings)
+    auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
+    lines = [
+        f"experiment-items {__version__}",
+        f"  database   {settings.db.resolve()}",
+        f"  listening  {base}/  (Opik SDK: OPIK_URL_OVERRIDE={base}/api/)",
+    ]
+    if loaded is not None:
+        lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
+        item_id = ids.to_str(loaded.first_item)
+    else:
+        item_id = ids.to_str(ids.uuid7())
+        lines.append(f"  write one  {_curl_write(base, item_id)}{auth}")
+    lines.append(f"  read it    curl {base}{ITEMS_PATH}/{item_id}{auth}")
+    return "\n".join(lines)
+
+
+def _local_url(settings: config.Settings) -> str:
+    """The address a client on this machine uses: a wildcard address is not one to call."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _curl_write(base: str, item_id: str) -> str:
+    item = {
+        "id": item_id,
+        "experiment_id": ids.to_str(ids.uuid7()),
+        "dataset_item_id": ids.to_str(ids.uuid7()),
+        "trace_id": ids.to_str(ids.uuid7()),
+        "project_name": "Demo",
+    }
+    body = json.dumps({"experiment_items": [item]}, separators=(",", ":"))
+    return f"curl -i {base}{ITEMS_PATH} -H 'Content-Type: application/json' -d '{body}'"
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    database = _existing_database(args)
+    target: Path = args.path
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} exists: pass --force to replace it")
+    if target.exists() and target.samefile(database):
+        raise UsageError(f"{target} is the database itself")
+    with _explained(f"cannot back up {database} to {target}"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copied = backup.backup(database, target)
+    print(f"backed up {database} to {_copied(copied)}")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    database = config.from_env(db=args.db).db
+    source: Path = args.backup
+    if not source.is_file():
+        raise UsageError(f"no backup at {source}")
+    if database.exists() and source.samefile(database):
+        raise UsageError(f"{source} is the database itself")
+    with _explained(f"cannot restore {source}"):
+        copied = backup.restore(source, database)
+    print(f"restored {source} to {_copied(copied)}")
+    return 0
+
+
+def _copied(copied: backup.Copied) -> str:
+    return (
+        f"{copied.path} ({copied.size_bytes / 2**20:.1f} MiB, schema version "
+        f"{copied.schema_version}, integrity ok) in {copied.seconds:.2f} s"
+    )
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    database = _existing_database(args)
+    if args.top < 0:
+        raise UsageError("--top must be 0 or more")
+    with _explained(f"cannot read {database}"):
+        found = stats.collect(database, top=args.top)
+    if args.json:
+        sys.stdout.buffer.write(stats.to_json(found) + b"\n")
+    else:
+        sys.stdout.write(stats.to_text(found))
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    settings = config.from_env(db=args.db)
+    with _explained(f"cannot load the demo into {settings.db}"):
+        loaded = asyncio.run(demo.load(settings.db))
+    print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
+    for name, experiment_id in loaded.experiments.items():
+        print(f"  experiment {ids.to_str(experiment_id)}  {name}")
+    item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
+    print(f"with `experiment-items serve` running: curl {item}")
+    return 0
+
+
+def _existing_database(args: argparse.Namespace) -> Path:
+    database = config.from_env(db=args.db).db
+    if not database.is_file():
+        raise UsageError(f"no database at {database}")
+    return database
+
+
+@contextmanager
+def _explained(action: str, failure: type[Exception] = Failed) -> Iterator[None]:
+    """Says what was being done in front of whatever went wrong doing it."""
+    try:
+        yield
+    except USAGE_ERRORS as exc:
+        raise UsageError(f"{action}: {exc}") from exc
+    except (OSError, sqlite3.Error, backup.BackupError) as exc:
+        raise failure(f"{action}: {exc}") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k != "command"}
     try:
-        settings = config.from_env(**overrides)
-        return serve(settings)
-    except (KeyFileError, SchemaError, OSError, ValueError) as exc:
-        print(f"experiment-items: error: {exc}", file=sys.stderr)
-        return 2
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print("experiment-items: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"experiment-items: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, USAGE_ERRORS) else 1
+    return code
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,170 @@
+"""The command line in real processes: help, exit codes, one-line errors, serve's first words,
+the demo data set and stats."""
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.db import SCHEMA_VERSION
+from tests.command import run
+from tests.running import running_server
+
+COMMANDS = ("serve", "backup", "restore", "stats", "demo")
+
+
+def test_help_lists_every_command_and_the_exit_codes() -> None:
+    result = run("--help")
+
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert f"    {command} " in result.stdout
+    assert "2 usage or configuration error" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = run(command, "--help")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: experiment-items {command} ")
+    assert "--debug" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "experiment-items: error: the following arguments are required: COMMAND"),
+        (("launch",), "experiment-items: error: argument COMMAND: invalid choice: 'launch'"),
+        (("backup",), "experiment-items backup: error: the following arguments are required"),
+        (("serve", "--port", "x"), "experiment-items serve: error: argument --port"),
+        (("stats", "--top", "many"), "experiment-items stats: error: argument --top: invalid"),
+        (("stats", "--db", "{tmp}/missing.db"), "experiment-items: error: no database at"),
+        (("restore", "{tmp}/missing.db"), "experiment-items: error: no backup at"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_code_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = run(*(arg.format(tmp=tmp_path) for arg in args))
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+
+
+def test_a_bad_environment_variable_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("serve", "--db", str(tmp_path / "x.db"), EXPERIMENT_ITEMS_WORKERS="two")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "experiment-items: error: invalid literal for int() with base 10: 'two'\n"
+    )
+
+
+def test_a_failed_operation_is_one_line_and_exit_code_1(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, only some bytes" * 200)
+
+    result = run("restore", "--db", str(tmp_path / "items.db"), str(garbage))
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"experiment-items: error: cannot restore {garbage}: file is not a database\n"
+    )
+
+
+def test_debug_adds_the_traceback(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, only some bytes" * 200)
+
+    result = run("restore", "--debug", "--db", str(tmp_path / "items.db"), str(garbage))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.endswith("error: cannot restore " + f"{garbage}: file is not a database\n")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_serve_prints_where_it_is_and_curl_lines_that_work(tmp_path: Path) -> None:
+    db, log = tmp_path / "items.db", tmp_path / "server.log"
+
+    with running_server(db, log=log):
+        banner = dict(_banner_lines(log.read_text()))
+        written = _curl(banner["write one"])
+        read = _curl(banner["read it"])
+
+    assert banner["database"] == str(db.resolve())
+    assert "OPIK_URL_OVERRIDE=http://127.0.0.1:" in banner["listening"]
+    assert written.splitlines()[0].split()[1] == "204"
+    assert json.loads(read)["created_by"] == "admin"
+
+
+def test_serve_with_the_demo_serves_its_items(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+
+    with running_server(tmp_path / "items.db", "--demo", log=log) as url:
+        banner = dict(_banner_lines(log.read_text()))
+        item_id = banner["read it"].split("/")[-1]
+        read = httpx.get(f"{url}/api/v1/private/experiments/items/{item_id}")
+
+    assert banner["demo"] == "60 items in workspace default"
+    assert read.status_code == 200
+
+
+def test_demo_then_stats(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+
+    assert run("demo", "--db", str(db)).returncode == 0
+    assert run("demo", "--db", str(db)).returncode == 0  # the same items again, updated
+    result = run("stats", "--json", "--top", "2", EXPERIMENT_ITEMS_DB=str(db))
+
+    assert result.returncode == 0
+    found = json.loads(result.stdout)
+    assert found["schema_version"] == SCHEMA_VERSION
+    assert found["database"] == str(db.resolve())
+    assert found["file_bytes"] + found["wal_bytes"] > 0
+    assert found["tables"]["experiment_items"] == 60
+    assert found["workspaces"]["default"]["experiment_items"] == 60
+    assert found["workspaces"]["default"]["projects"] == 1
+    assert [e["items"] for e in found["top_experiments"]] == [20, 20]
+
+
+def test_stats_as_text(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    run("demo", "--db", str(db))
+
+    lines = run("stats", "--db", str(db)).stdout.splitlines()
+
+    assert lines[0] == f"database  {db.resolve()}"
+    assert lines[1] == f"schema    version {SCHEMA_VERSION}"
+    assert lines[2].startswith("size      ")
+    header = lines[lines.index("rows per workspace") + 1].split()
+    default = lines[lines.index("rows per workspace") + 2].split()
+    assert dict(zip(header, default, strict=True))["experiment_items"] == "60"
+    assert "largest experiments (top 3 by items)" in lines
+    assert lines[-1].split()[0] == "default"
+    assert lines[-1].split()[-1] == "20"
+
+
+def _banner_lines(log: str) -> list[tuple[str, str]]:
+    """`serve`'s first lines, `  label  text`, up to uvicorn's own log."""
+    lines = log.split("INFO:")[0].splitlines()[1:]
+    return [(line[:13].strip(), line[13:].strip()) for line in lines]
+
+
+def _curl(line: str) -> str:
+    args = shlex.split(line)
+    assert args[0] == "curl"
+    return subprocess.run(
+        [*args, "--silent", "--show-error", "--max-time", "10"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
