@@ -145,6 +145,7 @@ def markdown(results: Results) -> str:
         f"through {settings['hot_ids']:,} ids spread uniformly over a "
         f"{settings['main_items']:,}-item database; misses are random version 7 ids.",
         "",
+        *_disturbed(results),
         "## Goals",
         "",
         "| goal | target | measured | |",
@@ -244,6 +245,19 @@ def markdown(results: Results) -> str:
     out += [f"- {name} {version}" for name, version in meta["versions"].items()]
     out += ["", "![throughput and p99 per target](latest.png)", ""]
     return "\n".join(out)
+
+
+def _disturbed(results: Results) -> list[str]:
+    count = results.get("disturbed_points", 0)
+    if not count:
+        return []
+    return [
+        f"**Warning: {count} points were measured while other processes kept the machine "
+        "busy (see *others' CPU* below); their figures understate every target, and ratios "
+        "between targets measured in different conditions are unreliable. Run again on a "
+        "quiet machine.**",
+        "",
+    ]
 
 
 def _writes_and_more(results: Results) -> list[str]:
