@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test check format lint typecheck bench clean
+.PHONY: install run test check format lint typecheck bench clean binary binary-test
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,8 +40,22 @@ typecheck: install
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build dist
 
 bench: install
 	$(UV) sync --frozen --python $(PYTHON) --group bench
 	$(BIN)/python bench/run.py
+
+# The single-file executable, dist/experiment-items. It is built from its own environment under
+# build/ (the runtime dependencies and the `binary` group only): the shared .venv stays as
+# `make install` made it, and nothing from the dev tools can slip into the executable.
+BINARY_VENV := build/venv
+
+binary: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(BINARY_VENV) $(UV) sync --frozen --python $(PYTHON) --no-dev --group binary
+	$(BINARY_VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/experiment-items.spec
+
+# Builds it, then runs its tests, which `make test` runs only when dist/experiment-items exists.
+binary-test: binary install
+	EXPERIMENT_ITEMS_BINARY=dist/experiment-items $(BIN)/pytest tests/test_binary.py
