@@ -184,3 +184,29 @@ def dataset(items: int, directory: Path | None = None) -> Dataset:
     seconds = time.perf_counter() - started
     manifest.write_text(json.dumps({"fp": fingerprint}))
     return Dataset(items, db, hit_ids, miss_ids, seconds)
+
+
+def storage(db: Path) -> dict[str, float]:
+    """Bytes per item of the whole file, and of the items table and its indexes alone."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        items = conn.execute("SELECT count(*) FROM experiment_items").fetchone()[0]
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?",
+                ("experiment_items",),
+            )
+        }
+        sizes = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
+    finally:
+        conn.close()
+    total = db.stat().st_size
+    return {
+        "items": items,
+        "bytes": total,
+        "bytes_per_item": total / items,
+        "table_per_item": sizes.get("experiment_items", 0) / items,
+        "index_per_item": sum(sizes.get(name, 0) for name in indexes) / items,
+    }

@@ -23,11 +23,8 @@ byte for byte against the service's before it is measured.
 
 import argparse
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,7 +38,7 @@ from typing import Any
 # `python bench/run.py` puts bench/ first on the path; the modules import as `bench.*`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data, report, servers, stream, writes, wrk
+from bench import data, machine, report, servers, stream, writes, wrk
 from bench.servers import REPO, Reply, Server, Target
 
 SERVER_CORE, LOAD_CORE = 0, 1
@@ -92,20 +89,6 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if MAIN_ITEMS not in options.sizes:
         options.sizes.append(MAIN_ITEMS)
     return options
-
-
-def wait_for_quiet(limit_seconds: float) -> float:
-    """Waits, up to `limit_seconds`, for a second in which other processes leave the cores
-    alone (starting while a test suite runs would measure the test suite); returns the
-    seconds waited."""
-    started = time.perf_counter()
-    while True:
-        before = servers.machine_busy_seconds()
-        time.sleep(1.0)
-        busy = servers.machine_busy_seconds() - before
-        waited = time.perf_counter() - started
-        if busy <= OTHER_CPU_LIMIT or waited >= limit_seconds:
-            return waited
 
 
 def prewarm(path: Path) -> None:
@@ -170,15 +153,17 @@ class Session:
         point it disturbed is measured again: the machine may be shared."""
         for attempt in range(1 + MAX_RETRIES):
             if self.quiet_budget > 0:
-                waited = wait_for_quiet(min(QUIET_WAIT_SECONDS, self.quiet_budget))
+                waited = machine.wait_for_quiet(
+                    min(QUIET_WAIT_SECONDS, self.quiet_budget), OTHER_CPU_LIMIT
+                )
                 self.quiet_budget -= waited
                 if waited >= 2:
                     log(f"  waited {waited:.0f} s for other processes to leave the cores")
-            machine, server = servers.machine_busy_seconds(), live.server.cpu_seconds()
+            busy, server = machine.busy_seconds(), live.server.cpu_seconds()
             load = self.load(live, connections, self.options.seconds)
             server = live.server.cpu_seconds() - server
-            machine = servers.machine_busy_seconds() - machine
-            other = max(0.0, machine - server - load.wrk_cpu_seconds) / load.seconds
+            busy = machine.busy_seconds() - busy
+            other = max(0.0, busy - server - load.wrk_cpu_seconds) / load.seconds
             if other <= OTHER_CPU_LIMIT:
                 break
             if attempt == MAX_RETRIES or not self.retries_left:
@@ -354,7 +339,7 @@ class Session:
             "why": why,
         }
         log("  stream: " + (why or f"{rate.items_per_second:,.0f} items/s"))
-        self.results["storage"]["api"] = storage(db)
+        self.results["storage"]["api"] = data.storage(db)
         batches_file = self.workdir / "batches.jsonl"
         batches_file.write_bytes(b"\n".join(measured))
         raw_db = self.workdir / "raw.db"
@@ -402,67 +387,6 @@ def check_answers(
             )
 
 
-def storage(db: Path) -> dict[str, float]:
-    """Bytes per item of the whole file, and of the items table and its indexes alone."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        items = conn.execute("SELECT count(*) FROM experiment_items").fetchone()[0]
-        indexes = {
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?",
-                ("experiment_items",),
-            )
-        }
-        sizes = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
-    finally:
-        conn.close()
-    total = db.stat().st_size
-    return {
-        "items": items,
-        "bytes": total,
-        "bytes_per_item": total / items,
-        "table_per_item": sizes.get("experiment_items", 0) / items,
-        "index_per_item": sum(sizes.get(name, 0) for name in indexes) / items,
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    packages = (
-        "starlette",
-        "uvicorn",
-        "msgspec",
-        "aiosqlite",
-        "uvloop",
-        "httptools",
-        "fastapi",
-        "pydantic",
-    )
-    versions = {"Python": platform.python_version(), "SQLite": sqlite3.sqlite_version}
-    versions |= {name: importlib.metadata.version(name) for name in packages}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
-
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    # What is measured is the working tree: say so when it differs from the commit.
-    if git("status", "--porcelain", "--", "app", "schema.sql").strip():
-        commit += " plus uncommitted changes to app/"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "versions": versions,
-        "commit": commit,
-    }
-
-
 def main(argv: Sequence[str]) -> int:
     options = parse(argv)
     options.headline = 64 if 64 in options.connections else options.connections[-1]
@@ -492,7 +416,7 @@ def main(argv: Sequence[str]) -> int:
         log("writes and stream")
         session.writes()
 
-    results["storage"] = {str(MAIN_ITEMS): storage(main_ds.db), **results["storage"]}
+    results["storage"] = {str(MAIN_ITEMS): data.storage(main_ds.db), **results["storage"]}
     results["settings"] = {
         "seconds": options.seconds,
         "warmup": options.warmup,
@@ -502,7 +426,7 @@ def main(argv: Sequence[str]) -> int:
         "main_items": MAIN_ITEMS,
         "quick": options.quick,
     }
-    results["meta"] = machine() | {"started": started}
+    results["meta"] = machine.describe() | {"started": started}
     results["meta"]["versions"]["wrk"] = wrk.version(wrk_path)
     results["meta"]["total_seconds"] = time.perf_counter() - clock
     report.write(results, options.out)

@@ -165,11 +165,3 @@ class Server:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def machine_busy_seconds() -> float:
-    """CPU time spent by anything on any core so far (/proc/stat's first line, idle and
-    iowait left out, steal counted: a neighbour's time is time we did not get)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
