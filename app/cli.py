@@ -24,6 +24,25 @@ from app.db import Database, SchemaError
 EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
 ITEMS_PATH = "/api/v1/private/experiments/items"
 
+SERVE_HELP = "Serve the API. Every flag has an environment variable; a flag wins over it."
+BACKUP_HELP = (
+    "Copy the database to PATH: one consistent snapshot, taken while the server keeps "
+    "serving and writing. PATH appears only once complete and integrity-checked."
+)
+RESTORE_HELP = (
+    "Replace the database with a copy of BACKUP, after checking the copy's integrity and "
+    "schema version, in one atomic rename. Stop the server first: a database that a "
+    "running server holds open is refused."
+)
+STATS_HELP = (
+    "Rows per workspace and table, the experiments with the most items, size and schema "
+    "version, from one snapshot; safe while the server runs."
+)
+DEMO_HELP = (
+    "Write three experiments' worth of items (workspace `default`) into the database, as "
+    "an Opik evaluation would. Loading again updates the same items."
+)
+
 
 class UsageError(Exception):
     """Called wrongly or configured wrongly: running the same command again cannot help."""
@@ -80,31 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=run_restore)
     sub = command("stats", "what the database holds", STATS_HELP)
     sub.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    sub.add_argument("--top", type=int, default=10, metavar="N", help="experiments (default 10)")
+    sub.add_argument(
+        "--top", type=int, default=10, metavar="N", help="the N largest experiments (default 10)"
+    )
     sub.set_defaults(run=run_stats)
     sub = command("demo", "load a small demo data set", DEMO_HELP)
     sub.set_defaults(run=run_demo)
     return parser
-
-
-SERVE_HELP = "Serve the API. Every flag has an environment variable; a flag wins over it."
-BACKUP_HELP = (
-    "Copy the database to PATH: one consistent snapshot, taken while the server keeps "
-    "serving and writing. PATH appears only once complete and integrity-checked."
-)
-RESTORE_HELP = (
-    "Replace the database with a copy of BACKUP, after checking the copy's integrity and "
-    "schema version, in one atomic rename. Stop the server first: a database that a "
-    "running server holds open is refused."
-)
-STATS_HELP = (
-    "Rows per workspace and table, the experiments with the most items, size and schema "
-    "version, from one snapshot; safe while the server runs."
-)
-DEMO_HELP = (
-    "Write three experiments' worth of items (workspace `default`) into the database, as "
-    "an Opik evaluation would. Loading again updates the same items."
-)
 
 
 def _serve_arguments(serve: _Parser) -> None:
