@@ -11,7 +11,6 @@ import gzip
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from app import clock, ids
 from app.config import Settings
 from app.main import create_app
 from app.openapi import document
-from tests.soak.harness import Server, fingerprint, scaled
+from tests.soak.harness import Server, fingerprint, report, scaled
 
 EXAMPLES = scaled(12, 400)  # per operation, generation mode and encoding
 DOCUMENT = document(create_app(Settings(db=Path("unused.db"))).routes)
@@ -55,10 +54,7 @@ def server(
 ) -> Iterator[Server]:
     with Server(tmp_path_factory.mktemp("fuzz") / "fuzz.db", "--no-access-log") as running:
         yield running
-    # The figure the README quotes; pytest would swallow a plain print in a teardown.
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\nfuzz: {sum(CASES.values())} cases in {len(CASES)} groups", file=sys.stderr)
+    report(request.config, f"fuzz: {sum(CASES.values())} cases in {len(CASES)} groups")
 
 
 def _leaves(value: object) -> Iterator[object]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import pytest
 
 from tests.running import free_port
 
@@ -28,6 +29,13 @@ STOP_SECONDS = 30
 def scaled(quick: int, soak: int) -> int:
     """`quick` in `make test`, `soak` in `make soak`."""
     return soak if SOAK else quick
+
+
+def report(config: pytest.Config, line: str) -> None:
+    """A figure for the terminal, whatever pytest captures: `make soak` prints them."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}", file=sys.stderr)
 
 
 class Server:
