@@ -152,7 +152,8 @@ def run_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        access_log=settings.access_log,
+        # The app's own middleware writes the access log (app/logs.py), with request ids.
+        access_log=False,
         proxy_headers=False,
         server_header=False,
     )
