@@ -86,13 +86,22 @@ async def _run_script(conn: aiosqlite.Connection, script: str) -> None:
 
 @asynccontextmanager
 async def _immediate(conn: aiosqlite.Connection) -> AsyncIterator[None]:
-    await conn.execute("BEGIN IMMEDIATE")
+    """One BEGIN IMMEDIATE transaction: committed on exit, rolled back on any error.
+
+    IMMEDIATE takes the write lock before the first read, so a transaction that reads then
+    writes never fails with SQLITE_BUSY when another process commits between
+    (https://www.sqlite.org/lang_transaction.html). Whatever interrupts it, a cancelled BEGIN
+    or COMMIT included, the connection leaves its transaction: the shielded ROLLBACK is queued
+    behind every statement already sent to the connection's one thread, and the sqlite3
+    module skips it when no transaction is open.
+    """
     try:
+        await conn.execute("BEGIN IMMEDIATE")
         yield
+        await conn.commit()
     except BaseException:
-        await conn.rollback()
+        await asyncio.shield(conn.rollback())
         raise
-    await conn.commit()
 
 
 async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
@@ -191,23 +200,6 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The writer inside BEGIN IMMEDIATE: committed on exit, rolled back on any error.
-
-        IMMEDIATE takes the write lock before the first read, so a transaction that reads
-        then writes never fails with SQLITE_BUSY when another process commits between
-        (https://www.sqlite.org/lang_transaction.html).
-        """
-        async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                # Shielded: a cancelled request must still leave the writer out of its
-                # transaction. The writer's queue runs the ROLLBACK before anything later.
-                await asyncio.shield(self._writer.rollback())
-                raise
-            await self._writer.commit()
-
-
-def is_busy(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+        """The writer inside one BEGIN IMMEDIATE transaction, one writer task at a time."""
+        async with self._write_lock, _immediate(self._writer):
+            yield self._writer

@@ -67,3 +67,21 @@ async def test_readers_cannot_write(db_path: Path) -> None:
             await db.fetch_all("DELETE FROM projects")
     finally:
         await db.close()
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_the_writer_usable(
+    db_path: Path,
+) -> None:
+    import anyio
+
+    db = await Database.open(db_path)
+    try:
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # delivered at the first await: the BEGIN
+            async with db.transaction() as conn:
+                await conn.execute(INSERT_PROJECT, (b"1" * 16,))
+        async with db.transaction() as conn:
+            await conn.execute(INSERT_PROJECT, (b"2" * 16,))
+        assert await db.fetch_all("SELECT count(*) FROM projects") == [(1,)]
+    finally:
+        await db.close()
