@@ -129,16 +129,24 @@ def serving(db: Path, *args: str) -> Iterator[Server]:
         yield server
 
 
-def fingerprint(db: Path) -> str:
-    """A digest of every row of every table: equal digests, equal stored data."""
+def fingerprint(db: Path, workspace: str | None = None) -> str:
+    """A digest of every row of every table, or of one workspace's rows: equal digests,
+    equal stored data."""
     digest = hashlib.sha256()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         tables = conn.execute(
             "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
         ).fetchall()
         for (table,) in tables:
+            sql = f'SELECT * FROM "{table}"'
+            params: tuple[str, ...] = ()
+            if workspace is not None:
+                columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+                if "workspace" not in columns:
+                    continue
+                sql, params = sql + " WHERE workspace = ?", (workspace,)
             digest.update(table.encode())
-            for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1, 2'):
+            for row in conn.execute(sql + " ORDER BY 1, 2", params):
                 digest.update(repr(row).encode())
     return digest.hexdigest()
 
