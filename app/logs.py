@@ -5,11 +5,13 @@ import os
 import sys
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ids
 
 REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED = 499
 _HEADER_NAME = REQUEST_ID_HEADER.lower().encode()
 
 log = logging.getLogger("experiment_items.access")
@@ -79,7 +81,11 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except BaseException:
+        except ClientDisconnect:
+            # Gone before its body arrived: nginx's 499 "client closed request".
+            status = status or CLIENT_CLOSED
+            raise
+        except Exception:
             # Raised before any answer: the server's error middleware answers 500.
             status = status or 500
             raise

@@ -76,3 +76,17 @@ def test_a_path_cannot_forge_a_log_line(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0]["path"].startswith('/x\\r\\n2024-01-01T00:00:00.000Z 127.0.0.1:1 \\"GET')
     assert not any(line.startswith(forged[:30]) for line in log.splitlines())
+
+
+def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(tmp_path: Path) -> None:
+    with Server(tmp_path / "items.db") as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(
+                f"POST {ITEMS} HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{{".encode()
+            )
+        # The server stops only once the abandoned request has ended, and is logged.
+        assert httpx.get(f"{server.url}{ITEMS}/{new_id()}").status_code == 404
+    statuses = [(m["method"], m["status"]) for m in access_lines(server.logs())]
+
+    assert ("POST", "499") in statuses
+    assert ("POST", "500") not in statuses
