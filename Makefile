@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test check format lint typecheck bench clean binary binary-test
+.PHONY: install run test check format lint typecheck bench clean binary binary-test soak
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -38,6 +38,11 @@ typecheck: install
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The reliability tests at full size (tests/soak/harness.py, scaled()): more fuzzed cases, 25
+# SIGKILL cycles, more concurrent clients. Each prints its figures; about half an hour.
+soak: install
+	SOAK=1 $(BIN)/pytest tests/test_reliability_*.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build dist

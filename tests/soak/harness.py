@@ -91,8 +91,16 @@ class Server:
 
     def terminate(self) -> int:
         """SIGTERM, as a service manager stops it; the exit code."""
+        self.send(signal.SIGTERM)
+        return self.wait()
+
+    def send(self, number: signal.Signals) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(number)
+
+    def wait(self) -> int:
+        """The exit code, killing the group if it does not come within STOP_SECONDS."""
+        assert self.process is not None
         try:
             return self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
