@@ -159,6 +159,26 @@ def fingerprint(db: Path, workspace: str | None = None) -> str:
     return digest.hexdigest()
 
 
+class Commits:
+    """Tells whether anything was committed to the file since the last look, in constant time
+    however large it grows: SQLite's data_version changes at every commit by any other
+    connection, and at nothing else (https://www.sqlite.org/pragma.html#pragma_data_version)."""
+
+    def __init__(self, db: Path) -> None:
+        self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+        self.seen = self._version()
+
+    def _version(self) -> int:
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def since_last_look(self) -> bool:
+        version, self.seen = self.seen, self._version()
+        return version != self.seen
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def integrity_check(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
