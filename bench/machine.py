@@ -31,6 +31,12 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
+def own_seconds() -> float:
+    """CPU time of this process and of the children it has waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def wait_for_quiet(limit_seconds: float, limit_share: float) -> float:
     """Waits, up to `limit_seconds`, for a second in which other processes leave the cores
     alone (starting while a test suite runs would measure the test suite); returns the

@@ -271,7 +271,9 @@ def _writes_and_more(results: Results) -> list[str]:
             f"{writes['api_items_per_second']:,.0f} items/s; raw `executemany` of the same "
             f"{writes['items']:,} rows, same pragmas, one transaction per batch: "
             f"{writes['raw_items_per_second']:,.0f} items/s "
-            f"(ratio {writes['api_items_per_second'] / writes['raw_items_per_second']:.2f})."
+            f"(ratio {writes['api_items_per_second'] / writes['raw_items_per_second']:.2f}). "
+            f"Others' CPU meanwhile: {writes.get('api_other_cpu_share', 0):.0%} and "
+            f"{writes.get('raw_other_cpu_share', 0):.0%} of a core."
         )
     if stream.get("available"):
         out.append(
