@@ -1,0 +1,69 @@
+"""The transfer file's lines: instants read to the nanosecond, one record a line."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app import clock, lines
+from app.lines import BadLine, ItemLine, NamedLine, parse_instant
+from app.payloads import Experiment
+
+YEAR_9999_NS = 253_402_300_799_999_999_999
+
+
+@given(st.integers(min_value=0, max_value=YEAR_9999_NS))
+def test_an_instant_reads_back_to_the_nanosecond(ns: int) -> None:
+    assert parse_instant(clock.format_instant(ns)) == ns
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("2024-01-15T09:30:00.1Z", 1_705_311_000_100_000_000),
+        ("2024-02-29T23:59:59.000000001Z", 1_709_251_199_000_000_001),
+    ],
+)
+def test_any_number_of_fraction_digits_up_to_nine_is_read(text: str, ns: int) -> None:
+    assert parse_instant(text) == ns
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2023-02-29T00:00:00Z", "2024-01-15T24:00:00Z", "2024-01-15T09:30:00", "2024-01-15 09:30Z"],
+)
+def test_what_is_not_an_instant_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="must be an instant like"):
+        parse_instant(text)
+
+
+def test_a_line_without_a_kind_is_a_bare_item() -> None:
+    text = b'{"experiment_id":"a","dataset_item_id":"b","trace_id":"c","project_name":"P"}'
+
+    kind, record = lines.decode(text)
+
+    assert kind == "experiment_item"
+    assert record == ItemLine(
+        experiment_id="a", dataset_item_id="b", trace_id="c", project_name="P"
+    )
+
+
+def test_a_record_encodes_as_one_line_that_decodes_to_it() -> None:
+    at = "2024-01-15T09:30:00Z"
+    record = NamedLine(
+        id="x", name="n", created_at=at, last_updated_at=at, created_by="a", last_updated_by="b"
+    )
+
+    line = lines.encode("dataset", record)
+
+    assert line.endswith(b"}\n")
+    assert line.count(b"\n") == 1
+    assert lines.decode(line) == ("dataset", record)
+    with pytest.raises(BadLine, match="one record a line, not project, dataset"):
+        lines.decode(
+            b'{"project":' + line[len(b'{"dataset":') : -2] + b',"dataset":' + line[11:-2] + b"}"
+        )
+
+
+def test_the_experiment_line_has_the_fields_of_the_api_experiment_in_its_order() -> None:
+    assert lines.ExperimentLine.__struct_fields__ == Experiment.__struct_fields__
