@@ -12,14 +12,17 @@ import os
 import sqlite3
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
-from app import __version__, backup, config, demo, ids, stats
-from app.auth import KeyFileError, load_keys
+from app import __version__, backup, config, demo, export, ids, importer, push, stats
+from app.auth import DEFAULT_WORKSPACE, KeyFileError, load_keys
 from app.db import Database, SchemaError
+from app.lines import KINDS
+from app.progress import Progress
+from app.store import NotFound
 
 EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
 ITEMS_PATH = "/api/v1/private/experiments/items"
@@ -38,6 +41,24 @@ STATS_HELP = (
     "Rows per workspace and table, the experiments with the most items, size and schema "
     "version, from one snapshot; safe while the server runs."
 )
+EXPORT_HELP = (
+    "Write a workspace, or one experiment with what it refers to, as JSON Lines that "
+    "`import` reads back unchanged: projects, datasets, experiments, traces, spans, feedback "
+    "scores and items, one record a line, from one snapshot; safe while the server runs."
+)
+IMPORT_HELP = (
+    "Load JSON Lines into a workspace: what `export` writes, or items as POST "
+    "/v1/private/experiments/items takes them. Records are upserted by id, keeping the "
+    "file's values; bad lines are reported by number and skipped. Exit code 1 when any "
+    "line was rejected."
+)
+PUSH_HELP = (
+    "Copy the experiments and items of a workspace, or of one experiment, to another server "
+    "that speaks this API (another experiment-items, or Opik), as the Opik SDK sends them. "
+    "Traces, spans and scores stay here. A checkpoint file records what the target "
+    "acknowledged: an interrupted push goes on where it stopped, and the next push sends "
+    "only what is new or changed."
+)
 DEMO_HELP = (
     "Write three experiments' worth of items (workspace `default`) into the database, as "
     "an Opik evaluation would. Loading again updates the same items."
@@ -52,7 +73,7 @@ class Failed(Exception):
     """The operation itself failed."""
 
 
-USAGE_ERRORS = (UsageError, KeyFileError, SchemaError, ValueError)
+USAGE_ERRORS = (UsageError, KeyFileError, SchemaError, ValueError, NotFound)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +126,75 @@ def _parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=run_stats)
     sub = command("demo", "load a small demo data set", DEMO_HELP)
     sub.set_defaults(run=run_demo)
+    _transfer_commands(command)
     return parser
+
+
+def _transfer_commands(command: Callable[..., _Parser]) -> None:
+    sub = command("export", "write a workspace or an experiment as JSON Lines", EXPORT_HELP)
+    _scope_arguments(sub)
+    sub.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="the file to write, which appears once complete (default: stdout)",
+    )
+    sub.set_defaults(run=run_export)
+    sub = command("import", "load JSON Lines into a workspace", IMPORT_HELP)
+    sub.add_argument("file", metavar="FILE", help="the JSON Lines to read; - for stdin")
+    _workspace_argument(sub)
+    sub.add_argument(
+        "--batch",
+        type=int,
+        default=importer.DEFAULT_BATCH_LINES,
+        metavar="N",
+        help=f"lines per transaction (default {importer.DEFAULT_BATCH_LINES})",
+    )
+    sub.set_defaults(run=run_import)
+    sub = command("push", "copy experiments and items to another server", PUSH_HELP)
+    sub.add_argument(
+        "url",
+        metavar="URL",
+        help="the target's API base, as OPIK_URL_OVERRIDE names it: http://host:5173/api",
+    )
+    _scope_arguments(sub)
+    sub.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="sent raw in Authorization, as the Opik SDK does (env OPIK_API_KEY)",
+    )
+    sub.add_argument(
+        "--target-workspace",
+        metavar="NAME",
+        help="the target's workspace, sent in Comet-Workspace (default: none sent, which "
+        "means the key's workspace, or the target's default)",
+    )
+    sub.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="what was pushed to this target (default: beside the database, one per target)",
+    )
+    sub.set_defaults(run=run_push)
+
+
+def _workspace_argument(sub: _Parser) -> None:
+    sub.add_argument(
+        "--workspace",
+        default=DEFAULT_WORKSPACE,
+        metavar="NAME",
+        help=f"the workspace (default {DEFAULT_WORKSPACE})",
+    )
+
+
+def _scope_arguments(sub: _Parser) -> None:
+    _workspace_argument(sub)
+    sub.add_argument(
+        "--experiment",
+        metavar="ID",
+        help="only this experiment of the workspace, with its items and what they refer to",
+    )
 
 
 def _serve_arguments(serve: _Parser) -> None:
@@ -264,6 +353,99 @@ def run_demo(args: argparse.Namespace) -> int:
     item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
     print(f"with `experiment-items serve` running: curl {item}")
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    database = _existing_database(args)
+    experiment = _experiment_key(args.experiment)
+    with _explained(f"cannot export {database}"):
+        if args.output is None:
+            exported = _export_to_stdout(database, args.workspace, experiment)
+        else:
+            with export.output_file(args.output) as out:
+                exported = export.export(database, args.workspace, experiment, out, Progress())
+    what = f"experiment {args.experiment}" if experiment else f"workspace {args.workspace}"
+    counts = ", ".join(f"{kind} {exported.lines[kind]:,}" for kind in KINDS)
+    total = sum(exported.lines.values())
+    print(
+        f"exported {what} of {database}: {total:,} lines ({counts}) "
+        f"to {args.output or 'stdout'} in {exported.seconds:.2f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _export_to_stdout(database: Path, workspace: str, experiment: bytes | None) -> export.Exported:
+    try:
+        return export.export(database, workspace, experiment, sys.stdout.buffer, Progress())
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more can be written, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise Failed("the output was closed before the export ended") from None
+
+
+def run_import(args: argparse.Namespace) -> int:
+    database = config.from_env(db=args.db).db
+    if args.batch < 1:
+        raise UsageError("--batch must be 1 or more")
+    name = "stdin" if args.file == "-" else args.file
+    if args.file != "-" and not Path(args.file).is_file():
+        raise UsageError(f"no file at {args.file}")
+    with _explained(f"cannot import {name} into {database}"), _source(args.file) as source:
+        report = asyncio.run(
+            importer.import_lines(database, source, args.workspace, args.batch, Progress())
+        )
+    print(
+        f"imported {name} into workspace {args.workspace} of {database}: {report.read:,} "
+        f"lines read, {report.stored:,} stored, {report.rejected:,} rejected"
+    )
+    for line, reason in report.first_rejected():
+        print(f"  line {line}: {reason}")
+    if report.rejected > importer.MAX_LISTED:
+        print(f"  and {report.rejected - importer.MAX_LISTED:,} more rejected lines")
+    return 1 if report.rejected else 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    database = _existing_database(args)
+    experiment = _experiment_key(args.experiment)
+    if not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"URL must start with http:// or https://, not {args.url!r}")
+    api_key = args.api_key or os.environ.get("OPIK_API_KEY") or None
+    target = push.Target(args.url.rstrip("/"), api_key, args.target_workspace)
+    checkpoint = args.checkpoint or push.default_checkpoint(database, target, args.workspace)
+    with _explained(f"cannot push {database}"):
+        pushed = push.push(database, args.workspace, experiment, target, checkpoint, Progress())
+    what = f"experiment {args.experiment}" if experiment else f"workspace {args.workspace}"
+    rate = pushed.items / pushed.seconds if pushed.seconds else 0
+    print(
+        f"pushed {what} of {database} to {target}: {_count(pushed.experiments, 'experiment')} "
+        f"created and {pushed.existing:,} there already, {_count(pushed.items, 'item')}, "
+        f"{_count(pushed.requests, 'request')}, in {pushed.seconds:.2f} s ({rate:,.0f} items/s); "
+        f"checkpoint {checkpoint}"
+    )
+    return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+@contextmanager
+def _source(name: str) -> Iterator[BinaryIO]:
+    if name == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(name, "rb") as file:
+            yield file
+
+
+def _experiment_key(text: str | None) -> bytes | None:
+    """The key of `--experiment`, when it is given."""
+    key = None if text is None else ids.parse(text)
+    if text is not None and key is None:
+        raise UsageError(f"--experiment must be a UUID, not {text!r}")
+    return key
 
 
 def _existing_database(args: argparse.Namespace) -> Path:

@@ -3,18 +3,22 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 TIMEOUT_SECONDS = 120
 
 
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Runs `python -m app ARGS`, with only the EXPERIMENT_ITEMS_ variables given in `env`."""
+def run(*args: str, stdin: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m app ARGS`, with only the EXPERIMENT_ITEMS_ variables given in `env`,
+    reading `stdin` as `< FILE` in a shell would (else nothing)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
     environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=TIMEOUT_SECONDS,
-    )
+    with open(stdin or os.devnull, "rb") as file:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            stdin=file,
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=TIMEOUT_SECONDS,
+        )

@@ -1,0 +1,283 @@
+"""Push through the command line, to a second real server: everything arrives, nothing is
+sent twice, an interrupted push goes on where it stopped, and a refusal is one clear line."""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app import ids
+from tests.command import run
+from tests.factories import new_id, sha
+from tests.running import running_server
+
+API = "/api/v1/private"
+KEY, OTHER_KEY = "key-of-team", "key-of-elsewhere"
+EXPERIMENTS = 3
+ITEMS = 2500  # three requests of at most 1000
+AT = "2024-01-15T09:30:00.123456789Z"
+AUDIT = {"created_at": AT, "last_updated_at": AT, "created_by": "ann", "last_updated_by": "ann"}
+
+
+@dataclass
+class Source:
+    """A database with experiments and items, and what they are."""
+
+    db: Path
+    experiments: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    project_of: dict[str, str] = field(default_factory=dict)  # item id: project name
+
+
+def _source(folder: Path) -> Source:
+    """Experiments and items loaded by `import`: items named by their trace's project, and
+    one in ten by a project of its own."""
+    demo, other = ({"id": new_id(), "name": name, **AUDIT} for name in ("Demo", "Other"))
+    dataset = {"id": new_id(), "name": "QA", **AUDIT}
+    experiments: list[dict[str, Any]] = [
+        {
+            "id": new_id(), "dataset_name": "QA", "dataset_id": dataset["id"],
+            "project_id": demo["id"], "project_name": "Demo", "name": f"run-{n}",
+            "metadata": {"n": n, "model": "m"}, "tags": ["nightly"], "type": "regular",
+            "evaluation_method": "dataset", **AUDIT, "status": "completed",
+            "experiment_scores": [{"name": "f1", "value": 0.5}],
+        }
+        for n in range(EXPERIMENTS)
+    ]  # fmt: skip
+    traces = [{"id": new_id(), "project_id": demo["id"], "start_time": AT, **AUDIT}]
+    items: list[dict[str, Any]] = []
+    project_of: dict[str, str] = {}
+    for n in range(ITEMS):
+        own = n % 10 == 0
+        items.append(
+            {
+                "experiment_id": experiments[n % EXPERIMENTS]["id"],
+                "dataset_item_id": new_id(),
+                "trace_id": traces[0]["id"],
+                "id": new_id(),
+                **({"project_id": other["id"]} if own else {}),
+                **AUDIT,
+            }
+        )
+        project_of[items[-1]["id"]] = "Other" if own else "Demo"
+    lines: list[dict[str, Any]] = [{"project": demo}, {"project": other}, {"dataset": dataset}]
+    lines += [{"experiment": e} for e in experiments] + [{"trace": t} for t in traces]
+    lines += [{"experiment_item": i} for i in items]
+    file, db = folder / "source.jsonl", folder / "source.db"
+    file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert run("import", "--db", str(db), str(file)).returncode == 0
+    return Source(db, experiments, items, project_of)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Source:
+    return _source(tmp_path)
+
+
+@contextmanager
+def target(folder: Path) -> Iterator[tuple[str, Path]]:
+    """A second server with API keys: KEY for workspace `team`, OTHER_KEY for `elsewhere`."""
+    keys = folder / "keys.toml"
+    keys.write_text(
+        f'[[keys]]\nworkspace = "team"\nuser = "pusher"\nsha256 = "{sha(KEY)}"\n'
+        f'[[keys]]\nworkspace = "elsewhere"\nuser = "eve"\nsha256 = "{sha(OTHER_KEY)}"\n'
+    )
+    db, log = folder / "target.db", folder / "target.log"
+    with running_server(db, "--api-keys", str(keys), log=log) as url:
+        yield url, log
+
+
+def push(source: Source, url: str, *args: str) -> Any:
+    return run("push", "--db", str(source.db), f"{url}/api", *args)
+
+
+def posts(log: Path) -> int:
+    return log.read_text().count(f'"POST {API}/experiments')
+
+
+def project_names(db: Path, workspace: str) -> dict[str, str]:
+    """Each item's project name in a database, by item id."""
+    with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        found = conn.execute(
+            "SELECT i.id, p.name FROM experiment_items AS i JOIN projects AS p "
+            "ON p.id = i.project_id WHERE i.workspace = ?",
+            (workspace,),
+        )
+        return {ids.to_str(key): name for key, name in found}
+
+
+def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Path) -> None:
+    with target(tmp_path) as (url, log):
+        first = push(source, url, "--api-key", KEY, "--target-workspace", "team")
+        requests_after_first = posts(log)
+        second = push(source, url, "--api-key", KEY, "--target-workspace", "team")
+        requests_after_second = posts(log)
+        with httpx.Client(base_url=f"{url}{API}", headers={"Authorization": KEY}) as client:
+            experiments = [client.get(f"/experiments/{e['id']}") for e in source.experiments]
+            items = [client.get(f"/experiments/items/{i['id']}") for i in source.items]
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(
+        f"pushed workspace default of {source.db} to {url}/api workspace team: 3 experiments "
+        "created and 0 there already, 2,500 items, 6 requests, in "
+    )
+    assert requests_after_first == 6  # 3 experiments, then items in 3 requests
+    assert second.returncode == 0, second.stderr
+    assert ": 0 experiments created and 0 there already, 0 items, 0 requests, in" in second.stdout
+    assert requests_after_second == requests_after_first
+    for sent, answer in zip(source.experiments, experiments, strict=True):
+        assert answer.status_code == 200
+        got = answer.json()
+        for name in ("id", "name", "dataset_name", "project_name", "metadata", "tags", "type"):
+            assert got[name] == sent[name], name
+        assert got["status"] == "completed"
+        assert got["experiment_scores"] == [{"name": "f1", "value": 0.5}]
+        assert got["created_by"] == "pusher"
+    for sent, answer in zip(source.items, items, strict=True):
+        assert answer.status_code == 200
+        got = answer.json()
+        for name in ("id", "experiment_id", "dataset_item_id", "trace_id"):
+            assert got[name] == sent[name], name
+        assert got["created_by"] == "pusher"
+    assert project_names(tmp_path / "target.db", "team") == source.project_of
+
+
+def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: Path) -> None:
+    in_the_way = source.items[1500]  # in the second request of items
+    taken = {k: in_the_way[k] for k in ("id", "experiment_id", "dataset_item_id", "trace_id")}
+    with target(tmp_path) as (url, _):
+        other = {"Authorization": OTHER_KEY}
+        body = {"experiment_items": [{**taken, "experiment_id": new_id()}]}
+        assert httpx.post(f"{url}{API}/experiments/items", json=body, headers=other)
+        stopped = push(source, url, "--api-key", KEY)
+        delete = {"ids": [taken["id"]]}
+        httpx.post(f"{url}{API}/experiments/items/delete", json=delete, headers=other)
+        resumed = push(source, url, "--api-key", KEY)
+
+    assert stopped.returncode == 1
+    assert stopped.stderr == (
+        f"experiment-items: error: POST {url}/api/v1/private/experiments/items answered 409: "
+        f"Experiment item '{taken['id']}' belongs to another workspace\n"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert ": 0 experiments created and 0 there already, 1,500 items, 2 requests, in" in (
+        resumed.stdout
+    )
+    assert set(project_names(tmp_path / "target.db", "team")) == set(source.project_of)
+
+
+def test_one_experiment_is_pushed_alone(source: Source, tmp_path: Path) -> None:
+    chosen = source.experiments[1]
+    with target(tmp_path) as (url, _):
+        result = push(source, url, "--experiment", chosen["id"], "--api-key", KEY)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"pushed experiment {chosen['id']} of {source.db} to ")
+    expected = {i["id"] for i in source.items if i["experiment_id"] == chosen["id"]}
+    assert set(project_names(tmp_path / "target.db", "team")) == expected
+
+
+def test_a_checkpoint_of_another_target_is_refused(source: Source, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "push.checkpoint"
+    with target(tmp_path) as (url, _):
+        first = push(source, url, "--api-key", KEY, "--checkpoint", str(checkpoint))
+        other = push(
+            source, url, "--api-key", OTHER_KEY, "--target-workspace", "elsewhere",
+            "--checkpoint", str(checkpoint),
+        )  # fmt: skip
+
+    assert first.returncode == 0, first.stderr
+    assert other.returncode == 2
+    assert other.stderr.startswith(f"experiment-items: error: cannot push {source.db}: ")
+    assert f"{checkpoint} is the checkpoint of a push to {url}/api workspace (unnamed" in (
+        other.stderr
+    )
+
+
+def test_a_wrong_api_key_is_one_line_and_exit_code_1(source: Source, tmp_path: Path) -> None:
+    with target(tmp_path) as (url, _):
+        result = push(source, url, "--api-key", "wrong")
+        forbidden = push(source, url, "--api-key", KEY, "--target-workspace", "elsewhere")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"experiment-items: error: POST {url}/api/v1/private/experiments answered 401: "
+        "API key is missing or unknown\n"
+    )
+    assert forbidden.returncode == 1
+    assert "answered 403: API key has no access to workspace 'elsewhere'\n" in forbidden.stderr
+
+
+@dataclass
+class Stub:
+    """What a failing server was sent."""
+
+    url: str
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+
+@contextmanager
+def failing_server(status: int) -> Iterator[Stub]:
+    """An HTTP server that answers every POST with `status`, as a broken deployment does."""
+    stub = Stub("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            stub.requests.append((self.path, dict(self.headers), body))
+            answer = json.dumps({"code": status, "message": "the database is on fire"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            yield stub
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+@pytest.mark.parametrize(("status", "tries"), [(500, 1), (503, 3)])
+def test_a_failing_server_is_one_line_and_exit_code_1(
+    source: Source, status: int, tries: int
+) -> None:
+    with failing_server(status) as stub:
+        result = push(source, stub.url, "--api-key", KEY, "--target-workspace", "team")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"experiment-items: error: POST {stub.url}/api/v1/private/experiments answered "
+        f"{status}: the database is on fire\n"
+    )
+    assert len(stub.requests) == tries  # a 503 may pass: it is tried again
+    path, headers, _ = stub.requests[0]
+    assert path == "/api/v1/private/experiments"
+    assert headers["Authorization"] == KEY
+    assert headers["Comet-Workspace"] == "team"
+    assert headers["Content-Encoding"] == "gzip"  # bodies of 256 bytes or more, as the SDK
+
+
+def test_push_needs_a_url_it_can_use(source: Source) -> None:
+    result = run("push", "--db", str(source.db), "localhost:5173")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "experiment-items: error: URL must start with http:// or https://, not 'localhost:5173'\n"
+    )
