@@ -402,7 +402,7 @@ def run_import(args: argparse.Namespace) -> int:
     for line, reason in report.first_rejected():
         print(f"  line {line}: {reason}")
     if report.rejected > importer.MAX_LISTED:
-        print(f"  and {report.rejected - importer.MAX_LISTED:,} more rejected lines")
+        print(f"  and {_count(report.rejected - importer.MAX_LISTED, 'more rejected line')}")
     return 1 if report.rejected else 0
 
 

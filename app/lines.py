@@ -13,6 +13,7 @@ leaves out has a default.
 """
 
 import calendar
+import functools
 import re
 from datetime import datetime
 from typing import Literal, get_args
@@ -211,6 +212,7 @@ def decode(text: bytes) -> tuple[Kind, Record]:
     return found[0]
 
 
+@functools.lru_cache(maxsize=4096)  # a file repeats its instants: a batch's audit fields
 def parse_instant(text: str) -> int:
     """Nanoseconds since the epoch of a UTC instant as clock.format_instant writes it."""
     match = _INSTANT.fullmatch(text)

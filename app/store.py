@@ -939,6 +939,8 @@ class _Table:
         self.fields = line.__struct_fields__
         self.codecs = tuple(codec for _, codec in columns)
         self.stored = tuple(column for column, codec in columns if codec.store)
+        # (field index, codec.store) of the stored fields: import's inner loop
+        self.storing = tuple((at, c.store) for at, (_, c) in enumerate(columns) if c.store)
         self.refs = refs  # (column, table, column there): never ids of another workspace
         self.rows = rows or _rows_as_given
         names = [column for column, _ in columns]
@@ -983,14 +985,12 @@ def incoming(kind: Kind, record: Record, line: int) -> Incoming:
     table = _TABLES[kind]
     if isinstance(record, ItemLine) and record.id in (UNSET, None):
         record = msgspec.structs.replace(record, id=ids.to_str(ids.uuid7()))  # as POST does
-    values = []
-    for field, codec in zip(table.fields, table.codecs, strict=True):
-        if codec.store is None:
-            continue
+    fields, values = msgspec.structs.astuple(record), []
+    for at, store in table.storing:
         try:
-            values.append(codec.store(getattr(record, field)))
+            values.append(store(fields[at]))
         except ValueError as exc:
-            raise ValueError(f"bad value: {kind}.{field} {exc}") from None
+            raise ValueError(f"bad value: {kind}.{table.fields[at]} {exc}") from None
     if isinstance(record, ItemLine) and len({v is None for v in values[-4:]}) > 1:
         raise ValueError(f"bad value: {kind} has some of {', '.join(ITEM_AUDIT)}: all or none")
     return Incoming(kind, record, tuple(values), line)
@@ -1205,13 +1205,14 @@ class Snapshot:
 @contextmanager
 def snapshot(path: Path, workspace: str, experiment: bytes | None = None) -> Iterator[Snapshot]:
     """A read-only snapshot of the database at `path`, of a workspace or of one of its
-    experiments; NotFound when there is no such experiment."""
+    experiments; NotFound when the workspace has neither that experiment nor items of it
+    (items may name an experiment that was never created, as the API allows)."""
     with closing(open_readonly(path)) as conn:
         conn.execute("BEGIN")  # one read transaction: every page sees the same database
+        snap = Snapshot(conn, workspace, experiment is not None)
         if experiment is not None:
             for statement in SCOPE_ONE_EXPERIMENT:
                 conn.execute(statement, {"workspace": workspace, "experiment": experiment})
-            found = conn.execute(COUNT_ROWS_OF_EXPERIMENT.format(table="experiments"))
-            if not found.fetchone()[0]:
+            if not snap.count("experiment") + snap.count("experiment_item"):
                 raise NotFound(f"no experiment {ids.to_str(experiment)} in workspace {workspace!r}")
-        yield Snapshot(conn, workspace, experiment is not None)
+        yield snap

@@ -401,3 +401,14 @@ def test_a_batch_the_database_refuses_is_stored_line_by_line(tmp_path: Path) -> 
     assert result.returncode == 1
     assert lines_of(result.stdout)[1:] == ["  line 2: refused: not this one"]
     assert {ids.to_str(row[0]) for row in rows(db)["experiment_items"]} == {i["id"] for i in good}
+
+
+def test_an_experiment_known_only_by_its_items_is_exported(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    run("demo", "--db", str(db))  # items of experiments that were never created, as POST allows
+
+    result = run("export", "--db", str(db), "--experiment", "0194694c-5dc0-7000-8000-000100000001")
+
+    assert result.returncode == 0, result.stderr
+    kinds = [next(iter(json.loads(line))) for line in result.stdout.splitlines()]
+    assert kinds == ["project"] + ["experiment_item"] * 20
