@@ -1,5 +1,6 @@
 """Import: the records of a transfer file, or bare items, into a workspace, a batch at a time."""
 
+import codecs
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ async def _import(
 ) -> Report:
     report, batch = Report(), list[Incoming]()
     for number, text in enumerate(source, 1):
+        if number == 1:  # a file saved by some Windows tools starts with a byte order mark
+            text = text.removeprefix(codecs.BOM_UTF8)
         if not text.strip():
             continue
         report.read += 1

@@ -412,3 +412,13 @@ def test_an_experiment_known_only_by_its_items_is_exported(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     kinds = [next(iter(json.loads(line))) for line in result.stdout.splitlines()]
     assert kinds == ["project"] + ["experiment_item"] * 20
+
+
+def test_a_byte_order_mark_before_the_first_line_is_no_bad_line(tmp_path: Path) -> None:
+    db, file = tmp_path / "items.db", tmp_path / "bom.jsonl"
+    file.write_bytes(b"\xef\xbb\xbf" + json.dumps(item()).encode() + b"\r\n")
+
+    result = run("import", "--db", str(db), str(file))
+
+    assert result.returncode == 0, result.stdout
+    assert len(rows(db)["experiment_items"]) == 1
