@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from app import __version__, backup, config, demo, export, ids, importer, push, stats
+from app.archive import NotFound
 from app.auth import DEFAULT_WORKSPACE, KeyFileError, load_keys
 from app.db import Database, SchemaError
 from app.lines import KINDS
 from app.progress import Progress
-from app.store import NotFound
 
 EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
 ITEMS_PATH = "/api/v1/private/experiments/items"

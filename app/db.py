@@ -22,6 +22,7 @@ SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 
 Row = tuple[Any, ...]
+Connection = aiosqlite.Connection  # the writer a transaction hands out: store.py's one use of it
 
 # WAL lets readers run beside the writer and other processes; synchronous=FULL syncs the WAL at
 # every commit, so a 204 means the batch survives power loss (https://www.sqlite.org/wal.html,

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import lines
+from app.archive import Incoming, Refused, import_records, incoming
 from app.auth import DEFAULT_USER
 from app.db import Database
 from app.progress import Progress
-from app.store import Conflict, Incoming, Refused, Store, incoming
+from app.store import Conflict, Store
 
 DEFAULT_BATCH_LINES = 1000
 MAX_LISTED = 20  # rejected lines the report names; it counts the others
@@ -75,7 +76,7 @@ async def _import(
 
 async def _store(store: Store, workspace: str, batch: list[Incoming], report: Report) -> None:
     try:
-        refused = await store.import_records(workspace, DEFAULT_USER, batch)
+        refused = await import_records(store.db, workspace, DEFAULT_USER, batch)
     except Conflict:
         # The batch broke a rule that no check foresaw: one transaction per line finds which.
         refused = await _one_by_one(store, workspace, batch)
@@ -88,7 +89,7 @@ async def _one_by_one(store: Store, workspace: str, batch: list[Incoming]) -> Re
     refused: Refused = {}
     for record in batch:
         try:
-            refused.update(await store.import_records(workspace, DEFAULT_USER, [record]))
+            refused.update(await import_records(store.db, workspace, DEFAULT_USER, [record]))
         except Conflict as exc:
             refused[record.line] = f"refused: {exc}"
     return refused
