@@ -169,11 +169,10 @@ class Session:
         attempts: list[tuple[float, wrk.Load, float]] = []
         for attempt in range(1 + MAX_RETRIES):
             self.quiet()
-            busy, cpu = machine.busy_seconds(), live.server.cpu_seconds()
+            others, cpu = machine.others_seconds(), live.server.cpu_seconds()
             got = self.load(live, connections, self.options.seconds)
             cpu = live.server.cpu_seconds() - cpu
-            busy = machine.busy_seconds() - busy
-            share = max(0.0, busy - cpu - got.wrk_cpu_seconds) / got.seconds
+            share = (machine.others_seconds() - others) / got.seconds
             attempts.append((share, got, cpu))
             if share <= OTHER_CPU_LIMIT or attempt == MAX_RETRIES or not self.retries_left:
                 break
@@ -333,10 +332,9 @@ class Session:
             )
             writes.post_batches(port, warm, HEADERS)
             self.quiet()
-            busy, cpu, own = machine.busy_seconds(), server.cpu_seconds(), machine.own_seconds()
+            others = machine.others_seconds()
             api = writes.post_batches(port, measured, HEADERS)
-            ours = server.cpu_seconds() - cpu + machine.own_seconds() - own
-            api_other = max(0.0, machine.busy_seconds() - busy - ours) / api.seconds
+            api_other = (machine.others_seconds() - others) / api.seconds
             self.flag(api_other)
             log(f"  POST /items: {api.items_per_second:,.0f} items/s, other {api_other:.0%}")
             self.quiet()
@@ -360,7 +358,7 @@ class Session:
         batches_file.write_bytes(b"\n".join(measured))
         raw_db = self.workdir / "raw.db"
         self.quiet()
-        busy, own, wall = machine.busy_seconds(), machine.own_seconds(), time.perf_counter()
+        others, wall = machine.others_seconds(), time.perf_counter()
         done = subprocess.run(
             [
                 "taskset",
@@ -377,8 +375,7 @@ class Session:
             text=True,
             check=True,
         )
-        wall = time.perf_counter() - wall
-        raw_other = max(0.0, machine.busy_seconds() - busy - (machine.own_seconds() - own)) / wall
+        raw_other = (machine.others_seconds() - others) / (time.perf_counter() - wall)
         raw = json.loads(done.stdout)
         self.flag(raw_other)
         raw_rate = raw["items"] / raw["seconds"]
