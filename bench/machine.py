@@ -23,21 +23,36 @@ PACKAGES = (
 )
 
 
-def others_seconds() -> float:
-    """CPU time used so far by the processes of other sessions: another shell's test suite,
-    say. Ours (this script, wrk, the servers) share this session; kernel threads have none.
-    A process that ended is still counted, in its parent's children times."""
+def _other_sessions() -> dict[int, tuple[int, int]]:
+    """Per process of another session: its own CPU ticks and its waited-for children's.
+    Ours (this script, wrk, the servers) share this session; kernel threads have none."""
     ours = os.getsid(0)
-    total = 0
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # it ended meanwhile
             continue
-        session = int(fields[3])
-        if session not in (0, ours):
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return total / CLOCK_TICKS
+        if int(fields[3]) not in (0, ours):
+            utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+            found[int(stat.parent.name)] = (utime + stime, cutime + cstime)
+    return found
+
+
+class Others:
+    """CPU time that other sessions' processes (another shell's test suite, say) spend from
+    now on. A process that ends meanwhile still counts, through its parent's children
+    times; per-process differences keep a parent that ends from cancelling the rest."""
+
+    def __init__(self) -> None:
+        self.before = _other_sessions()
+
+    def seconds(self) -> float:
+        ticks = 0
+        for pid, (own, children) in _other_sessions().items():
+            own_before, children_before = self.before.get(pid, (0, 0))
+            ticks += max(0, own - own_before) + max(0, children - children_before)
+        return ticks / CLOCK_TICKS
 
 
 def wait_for_quiet(limit_seconds: float, limit_share: float) -> float:
@@ -46,9 +61,9 @@ def wait_for_quiet(limit_seconds: float, limit_share: float) -> float:
     seconds waited."""
     started = time.perf_counter()
     while True:
-        before = others_seconds()
+        others = Others()
         time.sleep(1.0)
-        busy = others_seconds() - before
+        busy = others.seconds()
         waited = time.perf_counter() - started
         if busy <= limit_share or waited >= limit_seconds:
             return waited

@@ -169,10 +169,10 @@ class Session:
         attempts: list[tuple[float, wrk.Load, float]] = []
         for attempt in range(1 + MAX_RETRIES):
             self.quiet()
-            others, cpu = machine.others_seconds(), live.server.cpu_seconds()
+            others, cpu = machine.Others(), live.server.cpu_seconds()
             got = self.load(live, connections, self.options.seconds)
             cpu = live.server.cpu_seconds() - cpu
-            share = (machine.others_seconds() - others) / got.seconds
+            share = others.seconds() / got.seconds
             attempts.append((share, got, cpu))
             if share <= OTHER_CPU_LIMIT or attempt == MAX_RETRIES or not self.retries_left:
                 break
@@ -332,9 +332,9 @@ class Session:
             )
             writes.post_batches(port, warm, HEADERS)
             self.quiet()
-            others = machine.others_seconds()
+            others = machine.Others()
             api = writes.post_batches(port, measured, HEADERS)
-            api_other = (machine.others_seconds() - others) / api.seconds
+            api_other = others.seconds() / api.seconds
             self.flag(api_other)
             log(f"  POST /items: {api.items_per_second:,.0f} items/s, other {api_other:.0%}")
             self.quiet()
@@ -358,7 +358,7 @@ class Session:
         batches_file.write_bytes(b"\n".join(measured))
         raw_db = self.workdir / "raw.db"
         self.quiet()
-        others, wall = machine.others_seconds(), time.perf_counter()
+        others, wall = machine.Others(), time.perf_counter()
         done = subprocess.run(
             [
                 "taskset",
@@ -375,7 +375,7 @@ class Session:
             text=True,
             check=True,
         )
-        raw_other = (machine.others_seconds() - others) / (time.perf_counter() - wall)
+        raw_other = others.seconds() / (time.perf_counter() - wall)
         raw = json.loads(done.stdout)
         self.flag(raw_other)
         raw_rate = raw["items"] / raw["seconds"]
