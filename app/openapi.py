@@ -31,7 +31,12 @@ ANY_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID}
 V7_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_V7}
 OUT_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_OUT}
 TIMESTAMP: Schema = {"type": "string", "format": "date-time", "pattern": INSTANT}
-NON_BLANK: Schema = {"type": "string", "pattern": r"\S"}  # Opik's @NotBlank: 422 when blank
+# Opik's @NotBlank, as the endpoints check it with str.strip(): some character that Python
+# does not count as white space. Spelled out, since \s differs between Python and ECMA 262.
+NON_BLANK: Schema = {
+    "type": "string",
+    "pattern": "[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+}
 
 # What msgspec cannot know: these fields are plain `str` in their Structs and the endpoints
 # check them (items.py: 400 for a bad id, 422 for a bad id to delete). Added to the generated
