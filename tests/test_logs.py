@@ -35,8 +35,10 @@ def test_each_request_logs_one_line_with_its_request_id(tmp_path: Path) -> None:
             client.delete(f"{ITEMS}/{body['id']}"),
         ]
         pid = server.pid
-    lines = access_lines(server.logs())
+    log = server.logs()
+    lines = access_lines(log)
 
+    assert ' HTTP/1.1" ' not in log  # uvicorn's own access line: one line a request, ours
     assert [(m["method"], m["path"], int(m["status"])) for m in lines] == [
         ("POST", ITEMS, 204),
         ("GET", f"{ITEMS}/{body['id']}", 200),
