@@ -47,6 +47,11 @@ class Others:
     def __init__(self) -> None:
         self.before = _other_sessions()
 
+    def share(self, seconds: float) -> float:
+        """The cores' worth of other processes over the last `seconds`: at most all of them,
+        since a child that ended brings all its time into its parent's, some from before."""
+        return min(float(os.cpu_count() or 1), self.seconds() / seconds)
+
     def seconds(self) -> float:
         ticks = 0
         for pid, (own, children) in _other_sessions().items():
@@ -55,17 +60,16 @@ class Others:
         return ticks / CLOCK_TICKS
 
 
-def wait_for_quiet(limit_seconds: float, limit_share: float) -> float:
-    """Waits, up to `limit_seconds`, for a second in which other processes leave the cores
-    alone (starting while a test suite runs would measure the test suite); returns the
-    seconds waited."""
+def wait_for_quiet(limit_seconds: float, limit_share: float, window: float = 2.0) -> float:
+    """Waits, up to `limit_seconds`, for `window` seconds in which other processes leave the
+    cores alone (starting while a test suite runs would measure the test suite; a one-second
+    gap between two of its runs is too short to trust); returns the seconds waited."""
     started = time.perf_counter()
     while True:
         others = Others()
-        time.sleep(1.0)
-        busy = others.seconds()
+        time.sleep(window)
         waited = time.perf_counter() - started
-        if busy <= limit_share or waited >= limit_seconds:
+        if others.seconds() / window <= limit_share or waited >= limit_seconds:
             return waited
 
 

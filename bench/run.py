@@ -155,7 +155,7 @@ class Session:
         limit = min(QUIET_WAIT_SECONDS, self.quiet_budget)
         waited = machine.wait_for_quiet(limit, OTHER_CPU_LIMIT)
         self.quiet_budget -= waited
-        if waited >= 2:
+        if waited >= 4:  # more than the quiet window itself
             log(f"  waited {waited:.0f} s for other processes to leave the cores")
 
     def flag(self, other: float) -> None:
@@ -172,7 +172,7 @@ class Session:
             others, cpu = machine.Others(), live.server.cpu_seconds()
             got = self.load(live, connections, self.options.seconds)
             cpu = live.server.cpu_seconds() - cpu
-            share = others.seconds() / got.seconds
+            share = others.share(got.seconds)
             attempts.append((share, got, cpu))
             if share <= OTHER_CPU_LIMIT or attempt == MAX_RETRIES or not self.retries_left:
                 break
@@ -334,7 +334,7 @@ class Session:
             self.quiet()
             others = machine.Others()
             api = writes.post_batches(port, measured, HEADERS)
-            api_other = others.seconds() / api.seconds
+            api_other = others.share(api.seconds)
             self.flag(api_other)
             log(f"  POST /items: {api.items_per_second:,.0f} items/s, other {api_other:.0%}")
             self.quiet()
@@ -375,7 +375,7 @@ class Session:
             text=True,
             check=True,
         )
-        raw_other = others.seconds() / (time.perf_counter() - wall)
+        raw_other = others.share(time.perf_counter() - wall)
         raw = json.loads(done.stdout)
         self.flag(raw_other)
         raw_rate = raw["items"] / raw["seconds"]
