@@ -90,7 +90,7 @@ STRING_FORMATS: dict[str, dict[str, Schema]] = {
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One status an operation answers when it succeeds."""
+    """What an operation answers with one status of its own."""
 
     description: str
     body: type | None = None
@@ -206,9 +206,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/is-alive/ping", "GET"): Operation(
         "Whether this worker can read its database",
-        {200: Answer("Healthy", payloads.Health)},
+        {
+            200: Answer("Healthy", payloads.Health),
+            500: Answer("The database cannot be read", payloads.Health),
+        },
         identity=False,
-        errors={500: "The database cannot be read"},
     ),
     ("/is-alive/ver", "GET"): Operation(
         "The running release",
@@ -309,7 +311,7 @@ def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
         for f in fields:
             if datetime in (f.type, *typing.get_args(f.type)):
                 _refine(schema["properties"][f.encode_name], {"format": "date-time"})
-        required = [name for name in schema.get("required", ()) if name not in unset]
+        required = [field for field in schema.get("required", ()) if field not in unset]
         if required:
             schema["required"] = required
         else:
@@ -356,8 +358,8 @@ def _describe(name: str, operation: Operation) -> Schema:
         for header, text in answer.headers.items():
             response["headers"][header] = {"description": text, "schema": {"type": "string"}}
         responses[str(status)] = response
-    for status in shared:
-        responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    for status in shared:  # unless the operation answers that status its own way
+        responses.setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
     for status, description in operation.errors.items():
         responses[str(status)] = _response(description, _ref(Error))
     responses = dict(sorted(responses.items()))
