@@ -277,6 +277,7 @@ class Session:
                 got = self.measure(live, self.options.headline)
                 self.results["sizes"][live.key] = {
                     "rps": got["rps"],
+                    "server_cpu_share": got["server_cpu_share"],
                     "p99_us": got["latency_us"]["p99"],
                     "file_bytes": ds.db.stat().st_size,
                 }
