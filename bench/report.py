@@ -290,7 +290,8 @@ def _disturbed(results: Results) -> list[str]:
     if not count:
         return []
     return [
-        f"**Warning: {count} points were measured while other processes kept the machine "
+        f"**Warning: {count} point{'s were' if count > 1 else ' was'} measured while other "
+        "processes kept the machine "
         "busy (see *others' CPU* below); their figures understate every target, and ratios "
         "between targets measured in different conditions are unreliable. Run again on a "
         "quiet machine.**",
