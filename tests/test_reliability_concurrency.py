@@ -20,6 +20,10 @@ WRITERS = scaled(16, 64)
 READERS = scaled(8, 32)
 BATCHES = scaled(12, 100)  # per writer
 LOGGED = re.compile(r" request_id=(?P<id>[0-9a-f-]{36}) pid=(?P<pid>\d+)$")
+# uvicorn closes a connection idle for 5 s, and httpx reuses one idle for up to 5 s: under
+# load the two timers race and a request sent on a connection the server is closing gets no
+# answer. Reported (cli.py: a longer timeout_keep_alive); here clients let go first.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2)
 
 
 @dataclass
@@ -39,7 +43,7 @@ class Results:
 def _writer(url: str, results: Results, seed: int) -> None:
     rng = random.Random(seed)
     mine: dict[str, str] = {}
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, limits=CLIENT_LIMITS) as client:
         for _ in range(BATCHES):
             rewrite = bool(mine) and rng.random() < 0.3
             chosen = rng.sample(sorted(mine), min(len(mine), 5)) if rewrite else []
@@ -70,7 +74,7 @@ def _writer(url: str, results: Results, seed: int) -> None:
 
 def _reader(url: str, results: Results, seed: int) -> None:
     rng = random.Random(seed)
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, limits=CLIENT_LIMITS) as client:
         while not results.done.is_set():
             with results.lock:
                 known = rng.choice(sorted(results.written)) if results.written else None
