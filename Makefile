@@ -40,7 +40,7 @@ typecheck: install
 check: lint typecheck test
 
 # The reliability tests at full size (tests/soak/harness.py, scaled()): more fuzzed cases, 25
-# SIGKILL cycles, more concurrent clients. Each prints its figures; about half an hour.
+# SIGKILL cycles, more concurrent clients. Each prints its figures; about a quarter of an hour.
 soak: install
 	SOAK=1 $(BIN)/pytest tests/test_reliability_*.py
 
