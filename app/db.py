@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,10 +28,11 @@ Connection = aiosqlite.Connection  # the writer a transaction hands out: store.p
 # WAL lets readers run beside the writer and other processes; synchronous=FULL syncs the WAL at
 # every commit, so a 204 means the batch survives power loss (https://www.sqlite.org/wal.html,
 # https://www.sqlite.org/pragma.html#pragma_synchronous).
+_WAL = "PRAGMA journal_mode = WAL"
 _PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = FULL",
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    _WAL,
+    "PRAGMA synchronous = FULL",
     "PRAGMA temp_store = MEMORY",
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
@@ -60,9 +62,29 @@ async def _connect(path: Path, pragmas: Iterable[str]) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module starts no transactions of its own; writes
     # begin theirs explicitly with BEGIN IMMEDIATE.
     conn = await aiosqlite.connect(path, isolation_level=None, cached_statements=256)
-    for pragma in pragmas:
-        await conn.execute(pragma)
+    try:
+        for pragma in pragmas:
+            await (_switch_to_wal(conn) if pragma == _WAL else conn.execute(pragma))
+    except BaseException:
+        await conn.close()
+        raise
     return conn
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection) -> None:
+    """Switching a new file to WAL takes an exclusive lock. Connections that race for it
+    while each holds a shared lock would deadlock, so SQLite answers one of them SQLITE_BUSY
+    at once instead of waiting (https://www.sqlite.org/c3ref/busy_handler.html): try again
+    until the busy timeout, as waiting would have."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute(_WAL)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)
 
 
 def _statements(script: str) -> Iterator[str]:
