@@ -131,12 +131,25 @@ async def decode(request: Request, kind: type[T]) -> T:
         # fail a rule first; malformed JSON is a 400 wherever the fault is.
         _check_well_formed(data)
         raise Invalid([violation(str(exc))]) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"Unable to process JSON. {exc}") from None
+    except _MALFORMED as exc:
+        raise ApiError(400, f"Unable to process JSON. {_why(exc)}") from None
+
+
+# Invalid UTF-8 inside a string surfaces as UnicodeDecodeError, and nesting deeper than the
+# interpreter's recursion limit as RecursionError (Jackson refuses such nesting with a 400 too).
+_MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "Invalid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "JSON is nested too deeply"
+    return str(exc)
 
 
 def _check_well_formed(data: bytes) -> None:
     try:
         msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"Unable to process JSON. {exc}") from None
+    except _MALFORMED as exc:
+        raise ApiError(400, f"Unable to process JSON. {_why(exc)}") from None

@@ -219,6 +219,9 @@ def _serve_arguments(serve: _Parser) -> None:
     serve.set_defaults(run=run_serve)
 
 
+KEEP_ALIVE_SECONDS = 65
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -245,6 +248,9 @@ def run_serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # httpx (the Opik SDK's client) reuses an idle connection for up to 5 s, uvicorn's own
+        # keep-alive: at equal timers a request can meet a connection the server just closed.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

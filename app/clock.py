@@ -2,7 +2,7 @@
 
 import calendar
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 
 def now_ns() -> int:
@@ -14,7 +14,10 @@ def format_instant(ns: int) -> str:
     """UTC ISO-8601 ending in Z with 0, 3, 6 or 9 fraction digits, the fewest that hold the
     value exactly: the rule of java.time.format.DateTimeFormatter.ISO_INSTANT."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    t = time.gmtime(seconds)
+    # Four-digit years, as Java writes them (strftime's %Y does not pad years before 1000).
+    date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    base = f"{date}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     if fraction == 0:
         return base + "Z"
     if fraction % 1_000_000 == 0:
@@ -24,8 +27,21 @@ def format_instant(ns: int) -> str:
     return f"{base}.{fraction:09d}Z"
 
 
+# What a signed 64-bit INTEGER column holds as nanoseconds since the epoch.
+MIN_NS, MAX_NS = -(2**63), 2**63 - 1
+
+
 def to_ns(value: datetime) -> int:
     """Nanoseconds since the epoch of a datetime; one without a zone is taken as UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
+    offset = value.utcoffset()
+    if offset is not None:
+        value = value.replace(tzinfo=None) - offset
     return calendar.timegm(value.timetuple()) * 1_000_000_000 + value.microsecond * 1_000
+
+
+def storable(value: datetime) -> bool:
+    """Whether the instant fits the store's nanoseconds: years 1677 to 2262."""
+    try:
+        return MIN_NS <= to_ns(value) <= MAX_NS
+    except OverflowError:
+        return False

@@ -5,10 +5,12 @@ from collections.abc import Mapping
 
 from msgspec import UNSET, UnsetType
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from app import ids
+from app.logs import REQUEST_ID_HEADER
+from app.logs import request_id as request_id_of
 from app.payloads import Error, ValidationErrors, encoder
 from app.store import Conflict
 
@@ -73,12 +75,23 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    # The traceback goes to the log under an id the client is given; never to the client.
-    request_id = ids.to_str(ids.uuid7())
+    # The traceback goes to the log under the id of the request's access line, which the
+    # client is given too; never to the client.
+    request_id = request_id_of(request.scope) or ids.to_str(ids.uuid7())
     log.error(
         "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
     )
-    return error_response(500, f"Unexpected server error (request id {request_id})")
+    return error_response(
+        500,
+        f"Unexpected server error (request id {request_id})",
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client left before its body arrived: nobody reads this answer, and it is no server
+    # fault to log with a traceback (the access line records it as 499).
+    return Response(status_code=499)
 
 
 HANDLERS = {
@@ -86,5 +99,6 @@ HANDLERS = {
     Invalid: on_invalid,
     Conflict: on_conflict,
     HTTPException: on_http_exception,
+    ClientDisconnect: on_client_disconnect,
     Exception: on_unexpected,
 }

@@ -6,7 +6,7 @@ from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app import ids
+from app import clock, ids
 from app.auth import identify
 from app.body import decode, require_text, require_uuid, require_v7
 from app.errors import JSON, ApiError, Invalid, http_message
@@ -17,6 +17,7 @@ from app.payloads import (
     IdList,
     ItemBatch,
     ItemWrite,
+    SpanWrite,
     StreamRequest,
     TraceWrite,
     encoder,
@@ -104,6 +105,13 @@ async def _lines(chunks: AsyncIterator[list[FullItem]]) -> AsyncIterator[bytes]:
         yield b"".join(encoder.encode(item) + NDJSON_LINE_END for item in chunk)
 
 
+def _check_times(record: TraceWrite | SpanWrite, at: str) -> None:
+    for field in ("start_time", "end_time"):
+        value = getattr(record, field)
+        if value is not None and not clock.storable(value):
+            raise Invalid([f"{at}.{field} must be between the years 1677 and 2262"])
+
+
 def _check_bulk(upload: BulkUpload) -> None:
     """What msgspec's types cannot say about a bulk upload: 400 for ids, 422 for the rest."""
     require_text(upload.experiment_name, "experiment_name")
@@ -116,9 +124,12 @@ def _check_bulk(upload: BulkUpload) -> None:
         if record.trace is not UNSET and record.evaluate_task_result is not UNSET:
             raise Invalid([f"{at} must have either trace or evaluate_task_result, not both"])
         trace = record.trace
-        if isinstance(trace, TraceWrite) and trace.id is not None:
-            require_v7(trace.id, "id", "Trace", f"{at}.trace.id")
+        if isinstance(trace, TraceWrite):
+            if trace.id is not None:
+                require_v7(trace.id, "id", "Trace", f"{at}.trace.id")
+            _check_times(trace, f"{at}.trace")
         for m, span in enumerate(record.spans or ()):
+            _check_times(span, f"{at}.spans[{m}]")
             if span.id is not None:
                 require_v7(span.id, "id", "Span", f"{at}.spans[{m}].id")
             if span.parent_span_id is not None:

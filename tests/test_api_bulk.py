@@ -279,3 +279,28 @@ async def test_a_trace_id_of_another_workspace_is_409(
 
     assert response.status_code == 409
     assert counts(db_path) == before
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("trace", "7238-03-22T09:53:17-11:28"), ("trace", "0001-01-01T00:00:00+02:00"),
+     ("span", "1600-01-01T00:00:00Z")],
+)  # fmt: skip
+async def test_a_time_the_store_cannot_hold_is_422(
+    client: httpx.AsyncClient, db_path: Path, where: str, value: str
+) -> None:
+    sent = record(0)
+    if where == "trace":
+        sent["trace"]["start_time"] = value
+        path = "items[0].trace.start_time"
+    else:
+        sent["spans"][0]["end_time"] = value
+        path = "items[0].spans[0].end_time"
+
+    response = await client.put(
+        BULK, json={"experiment_name": "r", "dataset_name": "d", "items": [sent]}
+    )
+
+    assert response.status_code == 422
+    assert response.json() == {"errors": [f"{path} must be between the years 1677 and 2262"]}
+    assert set(counts(db_path).values()) == {0}

@@ -377,3 +377,24 @@ async def test_an_unexpected_failure_is_a_json_500_without_traceback(
     assert "Traceback" not in response.text
     request_id = message.rsplit(" ", 1)[1].rstrip(")")
     assert any(request_id in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"experiment_items":[{"id":"\xff"}]}', "Invalid UTF-8"),
+        (b'{"experiment_items":[{"experiment_id":"a","x":' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+         "JSON is nested too deeply"),
+        (b'{"experiment_items":' + b"[" * 5000 + b"]" * 5000 + b"}", "JSON is nested too deeply"),
+    ],
+)  # fmt: skip
+async def test_bad_utf8_and_deep_nesting_are_400_not_500(
+    client: httpx.AsyncClient, db_path: Path, content: bytes, why: str
+) -> None:
+    response = await client.post(
+        ITEMS, content=content, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "message": f"Unable to process JSON. {why}"}
+    assert stored_rows(db_path) == 0

@@ -31,3 +31,9 @@ def test_now_is_utc_to_the_microsecond() -> None:
 
     assert now % 1_000 == 0
     assert abs(parsed.timestamp() - dt.datetime.now(dt.UTC).timestamp()) < 5
+
+
+def test_years_before_1000_have_four_digits_as_java_writes_them() -> None:
+    assert clock.format_instant(-30_610_224_000 * 1_000_000_000 - 1_000_000_000) == (
+        "0999-12-31T23:59:59Z"
+    )
