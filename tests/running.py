@@ -44,7 +44,7 @@ def server_process(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_up(url, process, log)
+            wait_until_up(url, process, log)
             yield url, process
         finally:
             process.terminate()
@@ -55,7 +55,9 @@ def server_process(
                 process.wait()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Returns once the server at `url` answers its health check; raises with its log when it
+    exits first or does not answer within STARTUP_SECONDS."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -10,19 +10,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 import pytest
 
-from tests.running import free_port
+from tests.running import free_port, wait_until_up
 
 SOAK = os.environ.get("SOAK", "") == "1"
-STARTUP_SECONDS = 30
 STOP_SECONDS = 30
 
 
@@ -61,22 +58,8 @@ class Server:
                 env=env,
                 start_new_session=True,
             )
-        self._wait_until_up()
+        wait_until_up(self.url, self.process, self.log)
         return self
-
-    def _wait_until_up(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/is-alive/ping", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"server did not answer within {STARTUP_SECONDS} s:\n{self.logs()}")
 
     @property
     def pid(self) -> int:
