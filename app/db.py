@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import os
 import sqlite3
 import sys
 import time
@@ -187,10 +188,27 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Database:
     """The connections of one worker process, opened once and kept for its lifetime."""
 
-    def __init__(self, writer: aiosqlite.Connection, readers: Sequence[aiosqlite.Connection]):
+    def __init__(
+        self,
+        writer: aiosqlite.Connection,
+        readers: Sequence[aiosqlite.Connection],
+        path: Path | None = None,
+    ):
+        self.path = path  # the file these connections opened, for health checks
+        # (st_dev, st_ino) of that file when it was opened: a health check that finds another
+        # file at `path` knows the connections read one that was replaced or unlinked.
+        self.file_identity = _identity(path) if path is not None else None
         self._writer = writer
         self._readers = tuple(readers)
         self._next_reader = itertools.cycle(self._readers).__next__
@@ -210,7 +228,7 @@ class Database:
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, opened)
+        return cls(writer, opened, path)
 
     async def close(self) -> None:
         for conn in (*self._readers, self._writer):
