@@ -78,17 +78,28 @@ def request(
 class Server:
     """A server process pinned to `core`; a context manager that stops it on exit."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path, core: int = 0) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        log: Path,
+        core: int = 0,
+        cwd: Path = REPO,
+    ) -> None:
         self.command = ["taskset", "-c", str(core), *command]
+        self.cwd = cwd  # the source tree whose `app` package the server imports
         self.env = {**os.environ, **env}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
     @classmethod
-    def uvicorn(cls, target: Target, port: int, logs: Path, core: int = 0) -> "Server":
+    def uvicorn(
+        cls, target: Target, port: int, logs: Path, core: int = 0, cwd: Path = REPO
+    ) -> "Server":
         command = [sys.executable, "-m", "uvicorn", target.factory, *UVICORN_FLAGS]
-        return cls([*command, "--port", str(port)], target.env, logs / f"{target.key}.log", core)
+        log = logs / f"{target.key}.log"
+        return cls([*command, "--port", str(port)], target.env, log, core, cwd)
 
     def start(self) -> "Server":
         self.started_at = time.perf_counter()
@@ -97,7 +108,7 @@ class Server:
         with self.log.open("ab") as out:
             # taskset execs the server, so this pid is the server's own.
             self.process = subprocess.Popen(
-                self.command, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         return self
 
