@@ -4,7 +4,6 @@ import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -21,71 +20,9 @@ Schema = dict[str, Any]
 JSON = "application/json"
 REF = "#/components/schemas/{name}"
 
-# The texts the endpoints accept as ids (any case) and the ones they write (lowercase).
-UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-UUID_V7 = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
-UUID_OUT = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-INSTANT = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$"
-
-ANY_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID}
-V7_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_V7}
-OUT_ID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_OUT}
-TIMESTAMP: Schema = {"type": "string", "format": "date-time", "pattern": INSTANT}
-# Opik's @NotBlank, as the endpoints check it with str.strip(): some character that Python
-# does not count as white space. Spelled out, since \s differs between Python and ECMA 262.
-NON_BLANK: Schema = {
-    "type": "string",
-    "pattern": "[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
-}
-
-# What msgspec cannot know: these fields are plain `str` in their Structs and the endpoints
-# check them (items.py: 400 for a bad id, 422 for a bad id to delete). Added to the generated
-# schema where it says nothing itself. Better said in payloads.py, as
-# `Annotated[str, Meta(extra_json_schema=...)]`, which changes the schema and not the decoding.
-_ITEM_OUT = {
-    "experiment_id": OUT_ID,
-    "dataset_item_id": OUT_ID,
-    "trace_id": OUT_ID,
-    "id": OUT_ID,
-    "project_id": OUT_ID,
-    "created_at": TIMESTAMP,
-    "last_updated_at": TIMESTAMP,
-}
-STRING_FORMATS: dict[str, dict[str, Schema]] = {
-    "ItemWrite": {
-        "id": V7_ID,
-        "experiment_id": V7_ID,
-        "dataset_item_id": V7_ID,
-        "trace_id": V7_ID,
-        "project_id": ANY_ID,
-    },
-    "IdList": {"ids": ANY_ID},
-    "StreamRequest": {"experiment_name": NON_BLANK, "last_retrieved_id": ANY_ID},
-    "ExperimentWrite": {
-        "dataset_name": NON_BLANK,
-        "id": V7_ID,
-        "project_id": ANY_ID,
-        "optimization_id": ANY_ID,
-        "dataset_version_id": ANY_ID,
-    },
-    "PromptVersionLink": {"id": ANY_ID},
-    "BulkUpload": {"experiment_name": NON_BLANK, "dataset_name": NON_BLANK, "experiment_id": V7_ID},
-    "BulkRecord": {"dataset_item_id": V7_ID},
-    "TraceWrite": {"id": V7_ID},
-    "SpanWrite": {"id": V7_ID, "parent_span_id": V7_ID},
-    "Item": _ITEM_OUT,
-    "FullItem": _ITEM_OUT,
-    "FeedbackScore": {"created_at": TIMESTAMP, "last_updated_at": TIMESTAMP},
-    "Experiment": {
-        "id": OUT_ID,
-        "dataset_id": OUT_ID,
-        "project_id": OUT_ID,
-        "optimization_id": OUT_ID,
-        "dataset_version_id": OUT_ID,
-        "created_at": TIMESTAMP,
-        "last_updated_at": TIMESTAMP,
-    },
-}
+# Path parameters and headers have no Struct: their schemas come from the payloads' types.
+ANY_ID: Schema = msgspec.json.schema(payloads.AnyId)
+OUT_ID: Schema = msgspec.json.schema(payloads.OutId)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,18 +218,6 @@ def _structs(kind: object, found: dict[str, type[msgspec.Struct]]) -> None:
         _structs(argument, found)
 
 
-def _refine(schema: Schema, extra: Schema) -> None:
-    """Adds `extra` to the string schema(s) inside `schema`: itself, an array's items, or
-    the branches of an anyOf, keeping whatever the Struct already says."""
-    if schema.get("type") == "string":
-        for key, value in extra.items():
-            schema.setdefault(key, value)
-    elif schema.get("type") == "array":
-        _refine(schema["items"], extra)
-    for branch in schema.get("anyOf", ()):
-        _refine(branch, extra)
-
-
 def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
     roots = sorted(set(kinds), key=lambda kind: kind.__name__)
     _, components = msgspec.json.schema_components(roots, ref_template=REF)
@@ -307,18 +232,11 @@ def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
         # schema does not say: it lists every field without a default as required.
         fields = msgspec.structs.fields(kind)
         unset = {f.encode_name for f in fields if msgspec.UnsetType in typing.get_args(f.type)}
-        # msgspec decodes datetimes from RFC 3339 text and says only "string".
-        for f in fields:
-            if datetime in (f.type, *typing.get_args(f.type)):
-                _refine(schema["properties"][f.encode_name], {"format": "date-time"})
         required = [field for field in schema.get("required", ()) if field not in unset]
         if required:
             schema["required"] = required
         else:
             schema.pop("required", None)
-        for property_name, extra in STRING_FORMATS.get(name, {}).items():
-            if property_name in schema.get("properties", {}):
-                _refine(schema["properties"][property_name], extra)
     return components
 
 
@@ -428,7 +346,7 @@ def document(routes: Iterable[BaseRoute]) -> Schema:
                 "RequestId": {
                     "description": "The request's id, as in the server's log line",
                     "required": True,
-                    "schema": {"type": "string", "format": "uuid", "pattern": UUID_OUT},
+                    "schema": OUT_ID,
                 }
             },
             "securitySchemes": {

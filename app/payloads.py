@@ -13,18 +13,44 @@ BatchSize = Meta(min_length=1, max_length=MAX_BATCH_ITEMS)
 Name = Annotated[str, Meta(max_length=MAX_NAME_CHARS)]
 TraceVisibility = Literal["default", "hidden"]
 
+# Text whose rule the endpoints check themselves, answering as the contract says: 400
+# "Invalid UUID for id" for an id that must be version 7 (body.require_v7), 422 "<path> must
+# be a UUID" or "<path> must not be blank" (body.require_uuid, body.require_text). msgspec's
+# own `pattern` would refuse the same text with another 422, so the rule is only stated in
+# the JSON Schema (extra_json_schema), which changes nothing in decoding or encoding.
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_V7_PATTERN = (
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+)
+UUID_OUT_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+INSTANT_PATTERN = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6}|\.\d{9})?Z$"
+# Opik's @NotBlank as str.strip() sees it: some character Python does not count as white
+# space. Spelled out, since \s differs between Python and ECMA 262.
+NOT_BLANK_PATTERN = "[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+AnyId = Annotated[str, Meta(extra_json_schema={"format": "uuid", "pattern": UUID_PATTERN})]
+V7Id = Annotated[str, Meta(extra_json_schema={"format": "uuid", "pattern": UUID_V7_PATTERN})]
+NotBlank = Annotated[str, Meta(extra_json_schema={"pattern": NOT_BLANK_PATTERN})]
+# What the service writes: lowercase ids, and clock.format_instant's 0, 3, 6 or 9 digits.
+OutId = Annotated[str, Meta(extra_json_schema={"format": "uuid", "pattern": UUID_OUT_PATTERN})]
+Instant = Annotated[
+    str, Meta(extra_json_schema={"format": "date-time", "pattern": INSTANT_PATTERN})
+]
+# msgspec reads RFC 3339 text into a datetime, and its schema says only "string".
+DateTime = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
+
 
 class Item(Struct):
     """An experiment item as Opik's `ExperimentItemPublic` shows it; the field order is the
     contract's. `project_id` is left out while it is unknown, as Opik leaves out nulls."""
 
-    experiment_id: str
-    dataset_item_id: str
-    trace_id: str
-    id: str
-    project_id: str | UnsetType
-    created_at: str
-    last_updated_at: str
+    experiment_id: OutId
+    dataset_item_id: OutId
+    trace_id: OutId
+    id: OutId
+    project_id: OutId | UnsetType
+    created_at: Instant
+    last_updated_at: Instant
     created_by: str
     last_updated_by: str
     trace_visibility_mode: TraceVisibility
@@ -34,12 +60,12 @@ class ItemWrite(Struct):
     """One item to create, or to update when its id exists. Ids are UUID version 7 strings;
     fields this service does not know (newer SDKs send more) are ignored."""
 
-    experiment_id: str
-    dataset_item_id: str
-    trace_id: str
-    id: str | None = None
+    experiment_id: V7Id
+    dataset_item_id: V7Id
+    trace_id: V7Id
+    id: V7Id | None = None
     project_name: Name | None = None
-    project_id: str | None = None
+    project_id: AnyId | None = None
 
 
 class ItemBatch(Struct):
@@ -51,7 +77,7 @@ class ItemBatch(Struct):
 class IdList(Struct):
     """The ids of 1 to 1000 records to delete; ids that do not exist are ignored."""
 
-    ids: Annotated[list[str], BatchSize]
+    ids: Annotated[list[AnyId], BatchSize]
 
 
 class Error(Struct):
@@ -111,54 +137,54 @@ class ExperimentScore(Struct):
 class PromptVersionLink(Struct):
     """A prompt version the experiment ran with."""
 
-    id: str
+    id: AnyId
 
 
 class ExperimentWrite(Struct):
     """An experiment to create. Its dataset and project are found by name (case-insensitive)
     and created on first use; `project_id` wins over `project_name` when both are sent."""
 
-    dataset_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    id: str | None = None
+    dataset_name: Annotated[NotBlank, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    id: V7Id | None = None
     name: Name | None = None
     project_name: Name | None = None
-    project_id: str | None = None
+    project_id: AnyId | None = None
     metadata: Json | UnsetType = UNSET
     tags: Annotated[list[Name], Meta(max_length=MAX_TAGS)] | None = None
     type: ExperimentType = "regular"
     evaluation_method: EvaluationMethod = "dataset"
-    optimization_id: str | None = None
+    optimization_id: AnyId | None = None
     status: ExperimentStatus | None = None
     experiment_scores: list[ExperimentScore] | None = None
     prompt_version: PromptVersionLink | None = None
     prompt_versions: list[PromptVersionLink] | None = None
-    dataset_version_id: str | None = None
+    dataset_version_id: AnyId | None = None
 
 
 class Experiment(Struct):
     """An experiment as stored, with its dataset's and project's ids. Fields that were never
     set are left out."""
 
-    id: str
+    id: OutId
     dataset_name: str
-    dataset_id: str
-    project_id: str | UnsetType
+    dataset_id: OutId
+    project_id: OutId | UnsetType
     project_name: str | UnsetType
     name: str
     metadata: Json | UnsetType
     tags: Json | UnsetType
     type: ExperimentType
     evaluation_method: EvaluationMethod
-    optimization_id: str | UnsetType
-    created_at: str
-    last_updated_at: str
+    optimization_id: OutId | UnsetType
+    created_at: Instant
+    last_updated_at: Instant
     created_by: str
     last_updated_by: str
     status: ExperimentStatus | UnsetType
     experiment_scores: Json | UnsetType
     prompt_version: Json | UnsetType
     prompt_versions: Json | UnsetType
-    dataset_version_id: str | UnsetType
+    dataset_version_id: OutId | UnsetType
 
 
 # --- Streaming ---------------------------------------------------------------------------
@@ -168,9 +194,9 @@ class StreamRequest(Struct):
     """Which items to stream: those of every experiment named `experiment_name`, newest id
     first, only ids below `last_retrieved_id` when given, at most `limit`."""
 
-    experiment_name: Annotated[str, Meta(min_length=1)]
+    experiment_name: Annotated[NotBlank, Meta(min_length=1)]
     limit: Annotated[int, Meta(ge=1, le=MAX_STREAM_LIMIT)] | None = None  # None: 500
-    last_retrieved_id: str | None = None
+    last_retrieved_id: AnyId | None = None
     truncate: bool | None = None  # None: true
     project_name: str | None = None
 
@@ -183,8 +209,8 @@ class FeedbackScore(Struct):
     value: float
     reason: str | UnsetType
     source: str
-    created_at: str
-    last_updated_at: str
+    created_at: Instant
+    last_updated_at: Instant
     created_by: str
     last_updated_by: str
 
@@ -193,19 +219,19 @@ class FullItem(Struct):
     """An experiment item with what its trace tells, one line of the stream. The trace's
     fields are left out where the trace is not known."""
 
-    experiment_id: str
-    dataset_item_id: str
-    trace_id: str
-    id: str
-    project_id: str | UnsetType
+    experiment_id: OutId
+    dataset_item_id: OutId
+    trace_id: OutId
+    id: OutId
+    project_id: OutId | UnsetType
     input: Json | UnsetType
     output: Json | UnsetType
     feedback_scores: list[FeedbackScore] | UnsetType
     total_estimated_cost: float | UnsetType
     duration: float | UnsetType
     usage: dict[str, int] | UnsetType
-    created_at: str
-    last_updated_at: str
+    created_at: Instant
+    last_updated_at: Instant
     created_by: str
     last_updated_by: str
     trace_visibility_mode: TraceVisibility
@@ -226,11 +252,11 @@ class TraceWrite(Struct):
     """The trace an item records; its project defaults to the request's, then to Opik's
     "Default Project"."""
 
-    start_time: datetime
-    id: str | None = None
+    start_time: DateTime
+    id: V7Id | None = None
     project_name: Name | None = None
     name: str | None = None
-    end_time: datetime | None = None
+    end_time: DateTime | None = None
     input: Json | UnsetType = UNSET
     output: Json | UnsetType = UNSET
     metadata: Json | UnsetType = UNSET
@@ -246,12 +272,12 @@ class TraceWrite(Struct):
 class SpanWrite(Struct):
     """A span of the item's trace."""
 
-    start_time: datetime
-    id: str | None = None
-    parent_span_id: str | None = None
+    start_time: DateTime
+    id: V7Id | None = None
+    parent_span_id: V7Id | None = None
     name: str | None = None
     type: SpanType | None = None
-    end_time: datetime | None = None
+    end_time: DateTime | None = None
     input: Json | UnsetType = UNSET
     output: Json | UnsetType = UNSET
     metadata: Json | UnsetType = UNSET
@@ -281,7 +307,7 @@ class BulkRecord(Struct):
     """One evaluated dataset item: its trace, or the task's result from which a trace is made
     (never both; an explicit null counts as sent), with its spans and scores."""
 
-    dataset_item_id: str
+    dataset_item_id: V7Id
     trace: TraceWrite | UnsetType | None = UNSET
     evaluate_task_result: Json | UnsetType = UNSET
     spans: Annotated[list[SpanWrite], Meta(max_length=MAX_SPANS)] | None = None
@@ -292,8 +318,8 @@ class BulkUpload(Struct):
     """A whole evaluation run, recorded in one transaction: the experiment (found by
     `experiment_id`, else created with `experiment_name`) and 1 to 1000 items."""
 
-    experiment_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    dataset_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    experiment_name: Annotated[NotBlank, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+    dataset_name: Annotated[NotBlank, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
     items: Annotated[list[BulkRecord], BatchSize]
-    experiment_id: str | None = None
+    experiment_id: V7Id | None = None
     project_name: Name | None = None
