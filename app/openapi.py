@@ -218,9 +218,36 @@ def _structs(kind: object, found: dict[str, type[msgspec.Struct]]) -> None:
         _structs(argument, found)
 
 
+def _whole_numbers(node: Any) -> Any:
+    """`node` with each pair of branches that payloads.WholeNumber makes, an integer and the
+    same number with multipleOf 1, said as the one integer they are together: JSON Schema's
+    "integer" takes 1.0 already, and a client generated from the document wants an int."""
+    if isinstance(node, list):
+        return [_whole_numbers(inner) for inner in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _whole_numbers(value) for key, value in node.items()}
+    branches = node.get("anyOf")
+    if branches is None:
+        return node
+    kept = [branch for branch in branches if _as_integer(branch) not in branches]
+    if len(kept) == len(branches):
+        return node
+    if len(kept) > 1:
+        return {**node, "anyOf": kept}
+    return {**kept[0], **{key: value for key, value in node.items() if key != "anyOf"}}
+
+
+def _as_integer(branch: Schema) -> Schema | None:
+    if branch.get("type") != "number" or branch.get("multipleOf") != 1:
+        return None
+    return {**{k: v for k, v in branch.items() if k != "multipleOf"}, "type": "integer"}
+
+
 def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
     roots = sorted(set(kinds), key=lambda kind: kind.__name__)
     _, components = msgspec.json.schema_components(roots, ref_template=REF)
+    components = {name: _whole_numbers(schema) for name, schema in components.items()}
     structs: dict[str, type[msgspec.Struct]] = {}
     for root in roots:
         _structs(root, structs)

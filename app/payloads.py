@@ -1,7 +1,7 @@
 """Every payload the service reads or writes, as msgspec Structs; no I/O here."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -187,6 +187,27 @@ class Experiment(Struct):
     dataset_version_id: OutId | UnsetType
 
 
+# --- Whole numbers -----------------------------------------------------------------------
+
+# JSON Schema's "integer" is any number whose fraction is zero, 1.0 included (JSON Schema
+# 2020-12 validation, 6.1.1), and Jackson reads 1.0 into Opik's Integer fields; msgspec's
+# `int` refuses 1.0. So a request's integer field takes a float that is a multiple of 1 too,
+# and its Struct's __post_init__ turns it into the int that mypy is told the field holds.
+# 1.5 is still a 422 naming the field. openapi.py describes the pair as one "integer".
+
+
+def _whole(ge: int | None = None, le: int | None = None) -> Any:
+    return Annotated[int, Meta(ge=ge, le=le)] | Annotated[float, Meta(ge=ge, le=le, multiple_of=1)]
+
+
+if TYPE_CHECKING:
+    WholeNumber = int
+    StreamLimit = int
+else:
+    WholeNumber = _whole()
+    StreamLimit = _whole(ge=1, le=MAX_STREAM_LIMIT)
+
+
 # --- Streaming ---------------------------------------------------------------------------
 
 
@@ -195,10 +216,14 @@ class StreamRequest(Struct):
     first, only ids below `last_retrieved_id` when given, at most `limit`."""
 
     experiment_name: Annotated[NotBlank, Meta(min_length=1)]
-    limit: Annotated[int, Meta(ge=1, le=MAX_STREAM_LIMIT)] | None = None  # None: 500
+    limit: StreamLimit | None = None  # None: 500
     last_retrieved_id: AnyId | None = None
     truncate: bool | None = None  # None: true
     project_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            self.limit = int(self.limit)  # 500.0 (see WholeNumber)
 
 
 class FeedbackScore(Struct):
@@ -284,13 +309,17 @@ class SpanWrite(Struct):
     model: str | None = None
     provider: str | None = None
     tags: list[str] | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, WholeNumber] | None = None
     error_info: ErrorInfo | None = None
     total_estimated_cost: Annotated[float, Meta(ge=0)] | None = None
     total_estimated_cost_version: str | None = None
     ttft: float | None = None
     source: str | None = None
     environment: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.usage:
+            self.usage = {key: int(value) for key, value in self.usage.items()}  # WholeNumber
 
 
 class ScoreWrite(Struct):

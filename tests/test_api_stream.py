@@ -1,18 +1,22 @@
 """The stream of an experiment's items: NDJSON lines, newest id first, paged by id."""
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.factories import batch, item, new_id
+from tests.running import running_server
 
 pytestmark = pytest.mark.anyio
 
 EXPERIMENTS = "/v1/private/experiments"
 ITEMS = "/v1/private/experiments/items"
 STREAM = "/v1/private/experiments/items/stream"
+BULK = "/v1/private/experiments/items/bulk"
 
 
 async def make_experiment(
@@ -128,6 +132,10 @@ async def test_project_name_filters_the_items(client: httpx.AsyncClient) -> None
         ({"experiment_name": "x", "limit": 0}, "limit expected `int` >= 1"),
         ({"experiment_name": "x", "limit": 2001}, "limit expected `int` <= 2000"),
         ({"experiment_name": "x", "last_retrieved_id": "x"}, "last_retrieved_id must be a UUID"),
+        ({"experiment_name": "x", "limit": 1.5}, "limit expected `float` that's a multiple of 1.0"),
+        ({"experiment_name": "x", "limit": 0.0}, "limit expected `float` >= 1.0"),
+        ({"experiment_name": "x", "limit": 2001.0}, "limit expected `float` <= 2000.0"),
+        ({"experiment_name": "x", "limit": "5"}, "limit expected `int | float | null`, got `str`"),
     ],
 )
 async def test_a_bad_query_is_422(client: httpx.AsyncClient, query: object, error: str) -> None:
@@ -135,3 +143,58 @@ async def test_a_bad_query_is_422(client: httpx.AsyncClient, query: object, erro
 
     assert response.status_code == 422
     assert response.json() == {"errors": [error]}
+
+
+async def test_a_whole_float_limit_counts_as_the_integer(client: httpx.AsyncClient) -> None:
+    # The document says "integer", which in JSON Schema takes 2.0, as Opik's Jackson does.
+    _, made = await make_experiment(client, "whole", items=3)
+
+    for limit in (b"2.0", b"2e0", b"2.000"):
+        body = b'{"experiment_name":"whole","limit":' + limit + b"}"
+        response = await client.post(
+            STREAM, content=body, headers={"Content-Type": "application/json"}
+        )
+
+        assert response.status_code == 200, response.text
+        lines = response.content.split(b"\r\n")[:-1]
+        assert [json.loads(line)["id"] for line in lines] == sorted(made, reverse=True)[:2]
+
+
+def test_a_whole_float_limit_counts_as_the_integer_on_a_real_server(tmp_path: Path) -> None:
+    with running_server(tmp_path / "items.db") as url:
+        response = httpx.post(url + STREAM, json={"experiment_name": "none", "limit": 500.0})
+        refused = httpx.post(url + STREAM, json={"experiment_name": "none", "limit": 1.5})
+
+    assert (response.status_code, response.content) == (200, b"")
+    assert refused.status_code == 422
+    assert refused.json() == {"errors": ["limit expected `float` that's a multiple of 1.0"]}
+
+
+async def test_whole_float_token_counts_are_stored_as_integers(
+    client: httpx.AsyncClient, db_path: Path
+) -> None:
+    span = {"start_time": "2024-01-15T09:30:00Z", "usage": {"prompt_tokens": 3.0, "total": 4}}
+    record = {"dataset_item_id": new_id(), "evaluate_task_result": {}, "spans": [span]}
+    upload = {"experiment_name": "tokens", "dataset_name": "d", "items": [record]}
+
+    response = await client.put(BULK, json=upload)
+    (line,) = await stream(client, experiment_name="tokens")
+    with sqlite3.connect(db_path) as conn:
+        (stored,) = conn.execute("SELECT usage FROM spans").fetchone()
+
+    assert response.status_code == 204, response.text
+    assert stored == '{"prompt_tokens":3,"total":4}'
+    assert json.dumps(line["usage"]) == '{"prompt_tokens": 3, "total": 4}'
+
+
+async def test_a_fractional_token_count_is_422(client: httpx.AsyncClient) -> None:
+    span = {"start_time": "2024-01-15T09:30:00Z", "usage": {"prompt_tokens": 2.5}}
+    record = {"dataset_item_id": new_id(), "evaluate_task_result": {}, "spans": [span]}
+    upload = {"experiment_name": "tokens", "dataset_name": "d", "items": [record]}
+
+    response = await client.put(BULK, json=upload)
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "errors": ["items[0].spans[0].usage[...] expected `float` that's a multiple of 1.0"]
+    }

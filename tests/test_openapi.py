@@ -129,6 +129,22 @@ def test_ids_say_which_uuids_they_take(routes: list[BaseRoute]) -> None:
     assert schemas["IdList"]["properties"]["ids"]["items"]["format"] == "uuid"
 
 
+def test_integer_fields_that_take_whole_floats_are_plain_integers(
+    routes: list[BaseRoute],
+) -> None:
+    # payloads.WholeNumber decodes as int or a float that is a multiple of 1: together, what
+    # JSON Schema's "integer" means.
+    schemas = document(routes)["components"]["schemas"]
+    limit = schemas["StreamRequest"]["properties"]["limit"]
+    usage = schemas["SpanWrite"]["properties"]["usage"]["anyOf"][0]
+
+    assert limit["anyOf"] == [
+        {"type": "integer", "minimum": 1, "maximum": payloads.MAX_STREAM_LIMIT},
+        {"type": "null"},
+    ]
+    assert usage["additionalProperties"] == {"type": "integer"}
+
+
 def test_every_error_status_has_the_contract_body(routes: list[BaseRoute]) -> None:
     doc = document(routes)
     error, invalid = REF.format(name="Error"), REF.format(name="ValidationErrors")
