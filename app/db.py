@@ -188,6 +188,39 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class Lookup:
+    """A statement that reads rows by key, for Database.lookup.
+
+    `template` holds `{keys}` where the keys go (`... WHERE id IN ({keys}) AND scope = ?`), the
+    scope's parameter last; the row's column `key_column` is its key. sql[n] is the statement
+    for n keys.
+    """
+
+    MAX_KEYS = 64
+
+    def __init__(self, template: str, key_column: int) -> None:
+        self.key_column = key_column
+        self.sql = [""] + [
+            template.format(keys=", ".join("?" * n)) for n in range(1, self.MAX_KEYS + 1)
+        ]
+
+
+Waiting = dict[Any, list["asyncio.Future[Row | None]"]]
+
+
+def _take(waiting: dict[tuple[Lookup, Any], Waiting]) -> tuple[tuple[Lookup, Any], Waiting]:
+    """The oldest group of waiting lookups, at most MAX_KEYS keys of it; the rest stay."""
+    group = next(iter(waiting))
+    keys = waiting[group]
+    if len(keys) <= Lookup.MAX_KEYS:
+        del waiting[group]
+        return group, keys
+    taken = dict(itertools.islice(keys.items(), Lookup.MAX_KEYS))
+    for key in taken:
+        del keys[key]
+    return group, taken
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -213,6 +246,9 @@ class Database:
         self._readers = tuple(readers)
         self._next_reader = itertools.cycle(self._readers).__next__
         self._write_lock = asyncio.Lock()
+        # Point reads: the readers no lookup is using, and the keys waiting for one.
+        self._idle = list(self._readers)
+        self._waiting: dict[tuple[Lookup, Any], dict[Any, list[asyncio.Future[Row | None]]]] = {}
 
     @classmethod
     async def open(
@@ -238,6 +274,58 @@ class Database:
         """Rows of one read-only statement: one hop to a reader's thread and back."""
         rows = await self._next_reader().execute_fetchall(sql, params)
         return rows  # type: ignore[return-value]  # tuples: no row_factory is set
+
+    async def lookup(self, query: "Lookup", scope: Any, key: Any) -> Row | None:
+        """The row of `query` for `key` within `scope`, or None: one statement on a reader.
+
+        With a reader idle the lookup runs at once, alone. While every reader is busy, lookups
+        wait, and the next reader to come free answers all of them (up to MAX_KEYS a
+        statement) with one statement: under load, each trip to a reader's thread, which costs
+        more than the lookup itself, serves many requests instead of one.
+        """
+        if self._idle:
+            reader = self._idle.pop()
+            try:
+                rows = await reader.execute_fetchall(query.sql[1], (key, scope))
+            finally:
+                self._release(reader)
+            for row in rows:
+                return row  # type: ignore[return-value]  # tuples: no row_factory is set
+            return None
+        found: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault((query, scope), {}).setdefault(key, []).append(found)
+        return await found
+
+    def _release(self, reader: aiosqlite.Connection) -> None:
+        if self._waiting:
+            asyncio.get_running_loop().create_task(self._answer_waiting(reader))
+        else:
+            self._idle.append(reader)
+
+    async def _answer_waiting(self, reader: aiosqlite.Connection) -> None:
+        """Answers the waiting lookups on `reader`, a statement per query and scope, until none
+        wait; then the reader is idle again."""
+        try:
+            while self._waiting:
+                (query, scope), keys = _take(self._waiting)
+                try:
+                    rows = await reader.execute_fetchall(query.sql[len(keys)], (*keys, scope))
+                except BaseException as exc:
+                    for futures in keys.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                by_key = {row[query.key_column]: row for row in rows}
+                for key, futures in keys.items():
+                    row = by_key.get(key)
+                    for future in futures:
+                        if not future.done():  # its request may have been cancelled
+                            future.set_result(row)  # type: ignore[arg-type]
+        finally:
+            self._idle.append(reader)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

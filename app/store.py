@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
-from app.db import Connection, Database, Row
+from app.db import Connection, Database, Lookup, Row
 from app.payloads import (
     BulkUpload,
     Experiment,
@@ -107,8 +107,10 @@ SELECT i.experiment_id, i.dataset_item_id, i.trace_id, i.id,
        i.created_at, i.last_updated_at, i.created_by, i.last_updated_by, t.hidden
 FROM experiment_items AS i
 LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-WHERE i.id = ? AND i.workspace = ?
+WHERE i.id IN ({keys}) AND +i.workspace = ?
 """
+
+ITEM_BY_ID = Lookup(GET_ITEM, key_column=3)  # column 3: i.id
 
 # {table} is one of the fixed names below, never input.
 FIND_NAMED = "SELECT name_key, id FROM {table} WHERE workspace = ? AND name_key IN ({marks})"
@@ -441,10 +443,10 @@ class Store:
     # Experiment items
 
     async def get_item(self, workspace: str, item_id: bytes) -> Item | None:
-        rows = await self.db.fetch_all(GET_ITEM, (item_id, workspace))
-        if not rows:
+        row = await self.db.lookup(ITEM_BY_ID, workspace, item_id)
+        if row is None:
             return None
-        e, d, t, i, p, created, updated, created_by, updated_by, hidden = rows[0]
+        e, d, t, i, p, created, updated, created_by, updated_by, hidden = row
         return Item(
             ids.to_str(e),
             ids.to_str(d),
