@@ -6,7 +6,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from app.errors import ApiError
 
@@ -70,14 +72,30 @@ def _find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
-def identify(request: Request, keys: tuple[ApiKey, ...] | None) -> Identity:
-    """The request's identity; 401 without a known key and 403 for another workspace's,
-    when keys are configured."""
-    headers = request.headers
-    workspace = headers.get("comet-workspace") or request.query_params.get("workspace_name")
+def _credentials(scope: Scope) -> tuple[str | None, str]:
+    """The workspace a request names and the Authorization it presents, read from the raw
+    headers: the item read takes this path on every request, and building a Headers object
+    for two lookups costs more than the scan. Names come lowercase from the server; the first
+    of a repeated header counts, as Headers.get would have it."""
+    workspace = authorization = None
+    for name, value in scope["headers"]:
+        if name == b"comet-workspace":
+            if workspace is None:
+                workspace = value.decode("latin-1")
+        elif name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+    if not workspace and scope["query_string"]:
+        workspace = QueryParams(scope["query_string"]).get("workspace_name")
+    return workspace, authorization or ""
+
+
+def identify(request: HTTPConnection | Scope, keys: tuple[ApiKey, ...] | None) -> Identity:
+    """The identity of a request (a Request, or its ASGI scope); 401 without a known key and
+    403 for another workspace's, when keys are configured."""
+    scope = request.scope if isinstance(request, HTTPConnection) else request
+    workspace, presented = _credentials(scope)
     if keys is None:
         return Identity(workspace or DEFAULT_WORKSPACE, DEFAULT_USER)
-    presented = headers.get("authorization", "")
     if presented[:7].lower() == "bearer ":
         presented = presented[7:]
     key = _find_key(keys, presented.strip()) if presented else None

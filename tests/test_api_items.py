@@ -52,6 +52,21 @@ async def test_get_returns_the_public_fields_in_contract_order(
     assert response.content == expected.encode()
 
 
+async def test_head_answers_the_get_headers_without_a_body(client: httpx.AsyncClient) -> None:
+    body = item()
+    await client.post(ITEMS, json=batch(body))
+    got = await client.get(f"{ITEMS}/{body['id']}")
+
+    head = await client.head(f"{ITEMS}/{body['id']}")
+    missing = await client.head(f"{ITEMS}/{new_id()}")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == "application/json"
+    assert missing.status_code == 404
+
+
 async def test_get_leaves_out_an_unknown_project_id(client: httpx.AsyncClient) -> None:
     body = item()
     await client.post(ITEMS, json=batch(body))
