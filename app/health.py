@@ -19,7 +19,9 @@ log = logging.getLogger("experiment_items")
 _HEALTHY = encoder.encode(Health("Healthy Server", True))
 _VERSION = encoder.encode(Version(__version__))
 
-# The ping's own connection gives up on a lock after BUSY_TIMEOUT_MS.
+# A ping answers within PING_TIMEOUT_SECONDS whatever the disk does; its own connection gives
+# up on a lock after BUSY_TIMEOUT_MS, well inside that.
+PING_TIMEOUT_SECONDS = 2.0
 BUSY_TIMEOUT_MS = 1_000
 
 _OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
@@ -83,7 +85,11 @@ async def _check(store: Store) -> None:
 async def ping(request: Request) -> Response:
     store: Store = request.app.state.store
     try:
-        await _check(store)
+        # On a timeout the check's thread is left to finish, as threads cannot be stopped: a
+        # lock wait ends after BUSY_TIMEOUT_MS, a hung disk whenever the disk answers.
+        await asyncio.wait_for(_check(store), PING_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return _unhealthy(f"no answer within {PING_TIMEOUT_SECONDS:g} s")
     except Exception as exc:
         return _unhealthy(str(exc))
     return Response(_HEALTHY, media_type=JSON)

@@ -5,12 +5,15 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from app import health
 from tests.factories import batch, item
 from tests.running import server_process
 
@@ -157,3 +160,27 @@ def test_a_ping_that_finds_the_file_again_says_healthy(
 
     assert_unhealthy(away, "removed")
     assert {a.content for a in back} == {HEALTHY}
+
+
+@pytest.mark.anyio
+async def test_a_ping_that_hangs_answers_unhealthy_within_its_timeout(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk that never answers cannot be made on demand: the file check stands in for one.
+    release = threading.Event()
+
+    def hang(path: Path, identity: tuple[int, int] | None) -> None:
+        release.wait(timeout=30)
+
+    monkeypatch.setattr(health, "check_file", hang)
+    monkeypatch.setattr(health, "PING_TIMEOUT_SECONDS", 0.2)
+    try:
+        started = time.monotonic()
+        answer = await client.get("/is-alive/ping")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+
+    assert (answer.status_code, answer.json()["healthy"]) == (500, False)
+    assert answer.json()["message"] == "Database cannot be read: no answer within 0.2 s"
+    assert took < 5
