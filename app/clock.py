@@ -10,14 +10,28 @@ def now_ns() -> int:
     return time.time_ns() // 1_000 * 1_000
 
 
-def format_instant(ns: int) -> str:
-    """UTC ISO-8601 ending in Z with 0, 3, 6 or 9 fraction digits, the fewest that hold the
-    value exactly: the rule of java.time.format.DateTimeFormatter.ISO_INSTANT."""
-    seconds, fraction = divmod(ns, 1_000_000_000)
+# The date and time of recent whole seconds: items are written in batches, so the instants an
+# item read formats share their seconds with many others. Emptied when full, so it stays small.
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 4096
+
+
+def _second(seconds: int) -> str:
     t = time.gmtime(seconds)
     # Four-digit years, as Java writes them (strftime's %Y does not pad years before 1000).
     date = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
     base = f"{date}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    if len(_SECONDS) >= _SECONDS_KEPT:
+        _SECONDS.clear()
+    _SECONDS[seconds] = base
+    return base
+
+
+def format_instant(ns: int) -> str:
+    """UTC ISO-8601 ending in Z with 0, 3, 6 or 9 fraction digits, the fewest that hold the
+    value exactly: the rule of java.time.format.DateTimeFormatter.ISO_INSTANT."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    base = _SECONDS.get(seconds) or _second(seconds)
     if fraction == 0:
         return base + "Z"
     if fraction % 1_000_000 == 0:

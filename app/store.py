@@ -447,14 +447,16 @@ class Store:
         if row is None:
             return None
         e, d, t, i, p, created, updated, created_by, updated_by, hidden = row
+        created_at = clock.format_instant(created)
         return Item(
             ids.to_str(e),
             ids.to_str(d),
             ids.to_str(t),
             ids.to_str(i),
             UNSET if p is None else ids.to_str(p),
-            clock.format_instant(created),
-            clock.format_instant(updated),
+            created_at,
+            # An item never written again was last updated when it was created.
+            created_at if updated == created else clock.format_instant(updated),
             created_by,
             updated_by,
             "hidden" if hidden else "default",

@@ -37,3 +37,13 @@ def test_years_before_1000_have_four_digits_as_java_writes_them() -> None:
     assert clock.format_instant(-30_610_224_000 * 1_000_000_000 - 1_000_000_000) == (
         "0999-12-31T23:59:59Z"
     )
+
+
+def test_formatting_stays_right_past_the_cache_of_recent_seconds() -> None:
+    start = dt.datetime(2024, 2, 28, 23, 0, tzinfo=dt.UTC)
+    # More distinct seconds than the cache keeps, each formatted twice, out of order.
+    seconds = [s * 7919 % 10_000 for s in range(10_000)] * 2
+    for s in seconds:
+        expected = (start + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S.250Z")
+        ns = (int(start.timestamp()) + s) * 1_000_000_000 + 250_000_000
+        assert clock.format_instant(ns) == expected
