@@ -6,6 +6,8 @@ from pathlib import Path
 
 import httpx
 
+from app import ids
+from app.logs import RequestIds
 from tests.factories import batch, item, new_id
 from tests.soak.harness import Server
 
@@ -92,3 +94,16 @@ def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(tmp_path: P
 
     assert ("POST", "499") in statuses
     assert ("POST", "500") not in statuses
+
+
+def test_request_ids_are_unique_version_7_uuids() -> None:
+    make = RequestIds()
+    made = [make() for _ in range(20_000)]  # several milliseconds' worth
+
+    assert len(set(made)) == len(made)
+    for text in made:
+        key = ids.parse(text)
+        assert key is not None
+        assert ids.is_v7(key)
+        assert ids.to_str(key) == text
+    assert len({text[:13] for text in made}) > 1  # the time part moved on
