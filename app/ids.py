@@ -3,7 +3,6 @@
 import os
 import time
 
-_HEX = frozenset("0123456789abcdefABCDEF")
 _RANDOM_BITS = 74  # rand_a (12) + rand_b (62) of RFC 9562, section 5.7
 _RANDOM_MASK = (1 << _RANDOM_BITS) - 1
 
@@ -15,11 +14,13 @@ def parse(text: str) -> bytes | None:
     """The 16 bytes of a hyphenated UUID string (either case), or None if it is not one."""
     if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
         return None
-    digits = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
-    # bytes.fromhex skips white space, so the set check is what makes 32 digits mean 16 bytes.
-    if not _HEX.issuperset(digits):
+    try:
+        key = bytes.fromhex(text.replace("-", ""))
+    except ValueError:  # a character that is not a hex digit, or an odd one out
         return None
-    return bytes.fromhex(digits)
+    # fromhex skips white space between pairs, and replace() any hyphen elsewhere: either
+    # leaves fewer than 32 digits, so 16 bytes means exactly 32 digits at their places.
+    return key if len(key) == 16 else None
 
 
 def to_str(key: bytes) -> str:

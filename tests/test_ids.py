@@ -1,8 +1,11 @@
 """UUID parsing, formatting and version 7 generation."""
 
+import re
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import ids
 
@@ -21,12 +24,45 @@ def test_parse_reads_canonical_uuids_in_either_case() -> None:
         "{0190f5b4-7c1a-7000-8000-00000000000a}",
         "0190f5b4-7c1a-7000-8000-00000000000g",
         "0190f5b4-7c1a-7000-8000-0000000000 a",  # fromhex would skip the space
+        "0190f5b4-7c1a-7000-8000-0000 0000 0a",  # ... and these two, for 15 bytes
+        "0190f5b4-7c1a-7000-8000-00000000-0-a",  # replace("-", "") would drop these
         "0190f5b4-7c1a-7000-8000_00000000000a",
         "0190f5b4-7c1a-7000-8000-00000000000a ",
     ],
 )
 def test_parse_refuses_anything_else(text: str) -> None:
     assert ids.parse(text) is None
+
+
+HEX = "[0-9a-fA-F]"
+CANONICAL = re.compile(f"{HEX}{{8}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{12}}")
+ODD_CHARS = "0aF-- \t\n{}g\u0663\uff10\u00e9"
+
+
+@st.composite
+def near_uuids(draw: st.DrawFn) -> str:
+    """A UUID's text in either case, with up to two characters replaced, added or dropped."""
+    chars = list(str(draw(st.uuids())))
+    if draw(st.booleans()):
+        chars = [c.upper() for c in chars]
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(chars) - 1))
+        edit = draw(st.sampled_from(["replace", "insert", "drop"]))
+        odd = draw(st.sampled_from(ODD_CHARS))
+        if edit == "replace":
+            chars[at] = odd
+        elif edit == "insert":
+            chars.insert(at, odd)
+        else:
+            del chars[at]
+    return "".join(chars)
+
+
+@given(near_uuids())
+def test_parse_accepts_exactly_the_hyphenated_hex_form(text: str) -> None:
+    expected = uuid.UUID(text).bytes if CANONICAL.fullmatch(text) else None
+
+    assert ids.parse(text) == expected
 
 
 def test_to_str_is_the_canonical_lowercase_form() -> None:
