@@ -1,6 +1,7 @@
 """Experiment items: read one, write a batch, delete, stream, and record a run in bulk."""
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 from msgspec import UNSET
 from starlette.requests import Request
@@ -30,19 +31,61 @@ NDJSON_LINE_END = b"\r\n"  # what Opik's stream writes after each line
 
 
 def _record(item: ItemWrite) -> ItemRecord:
-    project_id = None
-    if item.project_id is not None:
-        project_id = ids.parse(item.project_id)
-        if project_id is None:
-            raise ApiError(400, "Invalid UUID for project_id", "project_id must be a UUID")
+    project_name, project_id = _project(item)
     return ItemRecord(
         id=ids.uuid7() if item.id is None else require_v7(item.id, "id"),
         experiment_id=require_v7(item.experiment_id, "experiment_id"),
         dataset_item_id=require_v7(item.dataset_item_id, "dataset_item_id"),
         trace_id=require_v7(item.trace_id, "trace_id"),
-        project_name=item.project_name.strip() or None if item.project_name else None,
+        project_name=project_name,
         project_id=project_id,
     )
+
+
+def _records(items: list[ItemWrite]) -> list[ItemRecord]:
+    """A batch's items, validated, as records. Its ids are checked and converted a column at a
+    time (ids.parse_v7_column), several times faster than one by one; when a column fails,
+    or ids are to be made, the items go one by one, which finds and names the bad id."""
+    columns = _id_columns(items)
+    if columns is None:
+        return [_record(item) for item in items]
+    projects = [_project(item) for item in items]
+    return [
+        ItemRecord(item_id, experiment_id, dataset_item_id, trace_id, name, project_id)
+        for item_id, experiment_id, dataset_item_id, trace_id, (name, project_id) in zip(
+            *columns, projects, strict=True
+        )
+    ]
+
+
+def _id_columns(items: list[ItemWrite]) -> list[list[bytes]] | None:
+    """The keys of the items' ids, dataset item, trace and experiment ids, column by column;
+    None when an id is missing or any is not a version 7 UUID."""
+    given = [i.id for i in items]
+    if None in given:
+        return None
+    columns = []
+    for texts in (
+        cast(list[str], given),
+        [i.experiment_id for i in items],
+        [i.dataset_item_id for i in items],
+        [i.trace_id for i in items],
+    ):
+        keys = ids.parse_v7_column(texts)
+        if keys is None:
+            return None
+        columns.append(keys)
+    return columns
+
+
+def _project(item: ItemWrite) -> tuple[str | None, bytes | None]:
+    """The item's project name (None when blank), and its project id as a key."""
+    project_id = None
+    if item.project_id is not None:
+        project_id = ids.parse(item.project_id)
+        if project_id is None:
+            raise ApiError(400, "Invalid UUID for project_id", "project_id must be a UUID")
+    return item.project_name.strip() or None if item.project_name else None, project_id
 
 
 class ReadItem:
@@ -83,7 +126,7 @@ async def create_items(request: Request) -> Response:
     state = request.app.state
     identity = identify(request, state.api_keys)
     batch = await decode(request, ItemBatch)
-    records = [_record(item) for item in batch.experiment_items]
+    records = _records(batch.experiment_items)
     if len({r.id for r in records}) != len(records):
         raise Invalid(["experiment_items ids must be unique within the batch"])
     store: Store = state.store

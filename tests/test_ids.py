@@ -96,3 +96,36 @@ def test_is_v7_checks_version_and_variant() -> None:
     wrong_variant = bytearray(ids.uuid7())
     wrong_variant[8] = 0xC0
     assert not ids.is_v7(bytes(wrong_variant))
+
+
+def _v7_or_none(text: str) -> bytes | None:
+    key = ids.parse(text)
+    return key if key is not None and ids.is_v7(key) else None
+
+
+V7_TEXT = st.builds(lambda: ids.to_str(ids.uuid7()))
+
+
+@given(st.lists(st.one_of(V7_TEXT, V7_TEXT, near_uuids()), max_size=8))
+def test_a_column_of_ids_parses_as_each_one_would(texts: list[str]) -> None:
+    one_by_one = [_v7_or_none(text) for text in texts]
+    expected = None if None in one_by_one else one_by_one
+
+    assert ids.parse_v7_column(texts) == expected
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # Long and short ids whose text, joined, is two good ones.
+        ["0190f5b4-7c1a-7000-8000-00000000000", "a0190f5b4-7c1a-7000-8000-00000000000a"],
+        ["0190f5b4-7c1a-6000-8000-00000000000a"],  # version 6
+        ["0190f5b4-7c1a-7000-c000-00000000000a"],  # another variant
+        ["0190f5b4-7c1a-7000-8000-0000 0000 0a"],
+    ],
+)
+def test_a_column_with_one_bad_id_is_refused_whole(texts: list[str]) -> None:
+    good = ids.to_str(ids.uuid7())
+
+    assert ids.parse_v7_column([good, *texts, good]) is None
+    assert ids.parse_v7_column([good, *texts]) is None
