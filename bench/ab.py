@@ -98,11 +98,11 @@ def main(argv: list[str]) -> int:
                 )
             print(f"round {round_}: " + "; ".join(figures), flush=True)
     kind = "miss" if options.miss else "hit"
-    for unit, figures in (("req/s", rps), ("req per server CPU-second", per_cpu)):
-        ratios = [b / a for a, b in zip(figures[labels[0]], figures[labels[1]], strict=True)]
+    for unit, measured in (("req/s", rps), ("req per server CPU-second", per_cpu)):
+        ratios = [b / a for a, b in zip(measured[labels[0]], measured[labels[1]], strict=True)]
         print(
             f"GET {kind} at {options.connections} connections, median {unit}: "
-            + ", ".join(f"{label} {statistics.median(figures[label]):,.0f}" for label in labels)
+            + ", ".join(f"{label} {statistics.median(measured[label]):,.0f}" for label in labels)
             + f"; {labels[1]} / {labels[0]}: median {statistics.median(ratios):.3f}"
             + f" (rounds {min(ratios):.3f} to {max(ratios):.3f})"
         )

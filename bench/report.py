@@ -75,7 +75,9 @@ def goals(results: Results) -> list[Goal]:
     sizes = results.get("sizes", {})
     small, big = sizes.get("10000"), sizes.get("10000000")
     writes = results.get("writes", {})
+    # The median of rounds measured in turns; a results file from before them has totals.
     api, raw = writes.get("api_items_per_second"), writes.get("raw_items_per_second")
+    write_ratio = writes.get("ratio", _ratio(api, raw))
     per_item = [s["bytes_per_item"] for s in results.get("storage", {}).values()]
     rss = results["targets"].get("hit", {}).get("memory", {}).get("rss")
     cold = results.get("cold_start", {}).get("service_cli")
@@ -126,9 +128,9 @@ def goals(results: Results) -> list[Goal]:
             _ratio(_per_cpu(big), _per_cpu(small)),
         ),
         _goal(
-            "POST /items / raw executemany, items/s",
+            "POST /items / raw executemany, items/s (median of rounds)",
             ">= 0.5",
-            _ratio(api, raw),
+            write_ratio,
             lambda v: v >= 0.5,
             "{:.2f}",
         ),
@@ -309,10 +311,11 @@ def _writes_and_more(results: Results) -> list[str]:
             f"- `POST /items`, batches of 1000, {writes['clients']} clients: "
             f"{writes['api_items_per_second']:,.0f} items/s; raw `executemany` of the same "
             f"{writes['items']:,} rows, same pragmas, one transaction per batch: "
-            f"{writes['raw_items_per_second']:,.0f} items/s "
-            f"(ratio {writes['api_items_per_second'] / writes['raw_items_per_second']:.2f}). "
-            f"Others' CPU meanwhile: {writes.get('api_other_cpu_share', 0):.0%} and "
-            f"{writes.get('raw_other_cpu_share', 0):.0%} of a core."
+            f"{writes['raw_items_per_second']:,.0f} items/s; "
+            f"{len(writes['rounds'])} rounds in turns, ratio per round "
+            + ", ".join(f"{r['ratio']:.2f}" for r in writes["rounds"])
+            + f", median {writes['ratio']:.2f}. "
+            f"Others' CPU meanwhile: at most {writes['other_cpu_share']:.0%} of a core."
         )
     if stream.get("available"):
         out.append(

@@ -139,7 +139,8 @@ def raw_executemany(db: Path, batches: list[bytes]) -> WriteRate:
     conn = sqlite3.connect(db, isolation_level=None)
     for pragma in PRAGMAS:
         conn.execute(f"PRAGMA {pragma}")
-    conn.executescript(SCHEMA.read_text())
+    if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
+        conn.executescript(SCHEMA.read_text())  # a new file; later rounds add to it
     now_ns = time.time_ns() // 1000 * 1000
     project_id = uuid7_keys(np.array([now_ns // 1_000_000]), np.random.default_rng(9))[0]
     prepared = [_rows(batch, project_id.tobytes(), now_ns) for batch in batches]
