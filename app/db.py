@@ -248,6 +248,8 @@ class Database:
         self._write_lock = asyncio.Lock()
         # Point reads: the readers no lookup is using, and the keys waiting for one.
         self._idle = list(self._readers)
+        self._dispatching = False
+        self._answering: set[asyncio.Task[None]] = set()
         self._waiting: dict[tuple[Lookup, Any], dict[Any, list[asyncio.Future[Row | None]]]] = {}
 
     @classmethod
@@ -278,29 +280,27 @@ class Database:
     async def lookup(self, query: "Lookup", scope: Any, key: Any) -> Row | None:
         """The row of `query` for `key` within `scope`, or None: one statement on a reader.
 
-        With a reader idle the lookup runs at once, alone. While every reader is busy, lookups
-        wait, and the next reader to come free answers all of them (up to MAX_KEYS a
-        statement) with one statement: under load, each trip to a reader's thread, which costs
-        more than the lookup itself, serves many requests instead of one.
+        Lookups wait for the end of the event loop's turn, when the requests that arrived
+        together have all asked; then an idle reader answers them all (up to MAX_KEYS a
+        statement) with one statement, and lookups that come while every reader is busy wait
+        for the next to come free. Each trip to a reader's thread costs more than the lookup
+        itself; under load one trip serves many requests.
         """
-        if self._idle:
-            reader = self._idle.pop()
-            try:
-                rows = await reader.execute_fetchall(query.sql[1], (key, scope))
-            finally:
-                self._release(reader)
-            for row in rows:
-                return row  # type: ignore[return-value]  # tuples: no row_factory is set
-            return None
         found: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault((query, scope), {}).setdefault(key, []).append(found)
+        if self._idle and not self._dispatching:
+            self._dispatching = True
+            found.get_loop().call_soon(self._dispatch)
         return await found
 
-    def _release(self, reader: aiosqlite.Connection) -> None:
-        if self._waiting:
-            asyncio.get_running_loop().create_task(self._answer_waiting(reader))
-        else:
-            self._idle.append(reader)
+    def _dispatch(self) -> None:
+        self._dispatching = False
+        loop = asyncio.get_running_loop()
+        while self._idle and self._waiting:
+            task = loop.create_task(self._answer_waiting(self._idle.pop()))
+            # The loop keeps only a weak reference to a task: this one is kept till it ends.
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
 
     async def _answer_waiting(self, reader: aiosqlite.Connection) -> None:
         """Answers the waiting lookups on `reader`, a statement per query and scope, until none
