@@ -1,5 +1,7 @@
 """Settings: one table of name, default, environment variable and help."""
 
+import functools
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -34,6 +36,26 @@ class Settings:
     )
     readers: int = _setting(2, int, "read-only SQLite connections per worker, used in turn")
     access_log: bool = _setting(True, _flag, "log one line per request")
+    # Without them a client that sends its request a byte a minute holds its connection for
+    # ever (slowloris): uvicorn has no such deadline, app/slow_clients.py and app/body.py add it.
+    head_timeout_seconds: float = _setting(
+        10.0,
+        float,
+        "seconds a request's line and headers may take to arrive, from the connection opening "
+        "or the request's first byte; then 408 and the connection closes",
+    )
+    body_timeout_seconds: float = _setting(
+        30.0,
+        float,
+        "seconds a request's whole body may take to arrive after its headers; then 408 and "
+        "the connection closes",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("head_timeout_seconds", "body_timeout_seconds"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:  # NaN too
+                raise ValueError(f"{name} must be a finite number of seconds over 0, not {value}")
 
 
 def env_name(name: str) -> str:
@@ -55,6 +77,14 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
             values[f.name] = f.metadata["parse"](text)
     values.update({name: value for name, value in overrides.items() if value is not None})
     return Settings(**values)
+
+
+@functools.cache
+def current() -> Settings:
+    """This process's settings, read from its environment once. A worker receives its settings
+    in the environment (`to_env`); this is how the parts that `create_app` does not hand them
+    to (the HTTP protocol, the body deadline) read them."""
+    return from_env()
 
 
 def to_env(settings: Settings) -> dict[str, str]:
