@@ -1,5 +1,6 @@
 """Request bodies: size limit, gzip, content type, and decoding into a payload Struct."""
 
+import asyncio
 import re
 import zlib
 from typing import TypeVar
@@ -7,7 +8,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
-from app import ids
+from app import config, ids
 from app.errors import ApiError, Invalid
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
@@ -36,11 +37,18 @@ async def _read_raw(request: Request) -> bytes:
         raise ApiError(413, _TOO_LARGE)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, _TOO_LARGE)
-        chunks.append(chunk)
+    # Only the wait for the body counts, not what is done with it afterwards. The server's
+    # protocol (app/slow_clients.py) closes the connection after this answer.
+    seconds = config.current().body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ApiError(413, _TOO_LARGE)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"Request body did not arrive within {seconds:g} s") from None
     return b"".join(chunks)
 
 
