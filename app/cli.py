@@ -198,7 +198,15 @@ def _scope_arguments(sub: _Parser) -> None:
 
 
 def _serve_arguments(serve: _Parser) -> None:
-    kinds = {"db": Path, "api_keys": Path, "port": int, "workers": int, "readers": int}
+    kinds = {
+        "db": Path,
+        "api_keys": Path,
+        "port": int,
+        "workers": int,
+        "readers": int,
+        "head_timeout_seconds": float,
+        "body_timeout_seconds": float,
+    }
     for name, env, default, help in config.describe():
         if name == "access_log":
             continue
@@ -224,6 +232,8 @@ KEEP_ALIVE_SECONDS = 65
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from app.slow_clients import DeadlineProtocol
 
     names = {name for name, *_ in config.describe()}
     settings = config.from_env(**{k: v for k, v in vars(args).items() if k in names})
@@ -251,6 +261,9 @@ def run_serve(args: argparse.Namespace) -> int:
         # httpx (the Opik SDK's client) reuses an idle connection for up to 5 s, uvicorn's own
         # keep-alive: at equal timers a request can meet a connection the server just closed.
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # uvicorn's httptools protocol with deadlines for a request's head and body. A class,
+        # not an import string: spawned workers unpickle it, and PyInstaller sees the import.
+        http=DeadlineProtocol,
     )
     return 0
 

@@ -43,6 +43,10 @@ def test_every_command_has_help(command: str) -> None:
         (("launch",), "experiment-items: error: argument COMMAND: invalid choice: 'launch'"),
         (("backup",), "experiment-items backup: error: the following arguments are required"),
         (("serve", "--port", "x"), "experiment-items serve: error: argument --port"),
+        (
+            ("serve", "--db", "{tmp}/x.db", "--head-timeout-seconds", "0"),
+            "experiment-items: error: head_timeout_seconds must be a finite number of seconds",
+        ),
         (("stats", "--top", "many"), "experiment-items stats: error: argument --top: invalid"),
         (("stats", "--db", "{tmp}/missing.db"), "experiment-items: error: no database at"),
         (("restore", "{tmp}/missing.db"), "experiment-items: error: no backup at"),

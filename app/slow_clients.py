@@ -1,0 +1,107 @@
+"""Slow clients: deadlines for a request's head and body, which uvicorn's protocol lacks."""
+
+import asyncio
+from typing import Any, Literal
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.config import current as current_settings
+from app.payloads import Error, encoder
+
+Phase = Literal["head", "body"]
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the two deadlines a slowloris client defeats.
+
+    - The head (request line and headers) must arrive within `head_timeout_seconds` of the
+      connection opening or of the request's first byte: else 408 and the connection closes
+      (a connection that sent nothing is closed without an answer, RFC 9112 section 9.5).
+    - The body must arrive within `body_timeout_seconds` of the head, whether the app reads it
+      or has answered already: else the connection closes after the app's answer (app/body.py
+      answers 408 when it is the one waiting), or at once when the answer has gone.
+
+    uvicorn's keep-alive timer still closes a connection idle between requests. Besides the
+    one each new connection gets, a timer is armed only when a read leaves a request
+    incomplete, and cancelled once it is complete: a request that arrives in one read, as
+    every GET does, costs no timer at all.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        settings = current_settings()
+        self.head_timeout = settings.head_timeout_seconds
+        self.body_timeout = settings.body_timeout_seconds
+        self.phase: Phase | None = None  # of the request partly received, if one is
+        self.deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # A new connection has its head deadline from the start: one that never sends a byte
+        # holds a socket too.
+        self.deadline = self.loop.call_later(self.head_timeout, self._expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.phase is not None and self.deadline is None and not self.transport.is_closing():
+            seconds = self.head_timeout if self.phase == "head" else self.body_timeout
+            self.deadline = self.loop.call_later(seconds, self._expired)
+
+    def on_message_begin(self) -> None:
+        self.phase = "head"
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._cancel()
+        self.phase = "body"
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._cancel()
+        self.phase = None
+        super().on_message_complete()
+
+    def _cancel(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _expired(self) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # An answer is on its way (app/body.py's 408, when the app waits for this body):
+            # it says `connection: close`, and the connection closes once it is written.
+            self.cycle.keep_alive = False
+            return
+        if self.phase == "head":
+            self.transport.write(self._timed_out_response())
+        self.transport.close()
+
+    def _timed_out_response(self) -> bytes:
+        # The contract's error body, as RFC 9110 section 15.5.9 has it: 408, then close.
+        message = f"Request head did not arrive within {self.head_timeout:g} s"
+        body = encoder.encode(Error(408, message))
+        lines = [STATUS_LINE[408]]
+        for name, value in self.server_state.default_headers:
+            lines.append(name + b": " + value + b"\r\n")
+        lines += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+        return b"".join(lines)

@@ -1,0 +1,145 @@
+"""The deadline protocol's timers: armed only for a request that a read leaves incomplete.
+
+What a slow client sees of them, through a real server, is in test_reliability_limits.py."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from app.config import current
+from app.slow_clients import DeadlineProtocol
+
+pytestmark = pytest.mark.anyio
+
+GET = b"GET /is-alive/ping HTTP/1.1\r\nHost: t\r\n\r\n"
+POST_HEAD = b"POST /v1/private/experiments/items HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\n"
+
+
+async def answer(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+class Transport(asyncio.Transport):
+    """What the protocol writes, and whether it closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 5173), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delay of every timer the loop is asked for, in order."""
+    loop = asyncio.get_running_loop()
+    delays: list[float] = []
+    call_later = loop.call_later
+
+    def counted(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        delays.append(delay)
+        return call_later(delay, callback, *args)
+
+    monkeypatch.setattr(loop, "call_later", counted)
+    return delays
+
+
+async def connected() -> tuple[DeadlineProtocol, Transport]:
+    config = Config(app=answer, http=DeadlineProtocol, log_level="warning")
+    protocol = DeadlineProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_request_that_arrives_in_one_read_costs_no_timer(timers: list[float]) -> None:
+    protocol, transport = await connected()
+    protocol.data_received(GET)
+    await settle()
+    timers.clear()  # the connection's first deadline, and uvicorn's keep-alive after the answer
+
+    protocol.data_received(GET)
+
+    assert timers == []
+    assert protocol.deadline is None
+    await settle()
+    assert transport.written.count(b"HTTP/1.1 200 OK") == 2
+    assert not transport.closed
+
+
+async def test_a_new_connection_has_its_head_deadline_at_once(timers: list[float]) -> None:
+    protocol, _ = await connected()
+
+    assert timers == [current().head_timeout_seconds]
+    assert protocol.deadline is not None
+
+
+async def test_a_partial_head_then_a_partial_body_each_arm_their_own_deadline(
+    timers: list[float],
+) -> None:
+    protocol, _ = await connected()
+    protocol.data_received(GET)
+    await settle()
+    timers.clear()
+
+    protocol.data_received(POST_HEAD[:20])
+    protocol.data_received(POST_HEAD[20:])
+    protocol.data_received(b'{"ids"')
+    protocol.data_received(b":[]}")
+
+    settings = current()
+    assert timers == [settings.head_timeout_seconds, settings.body_timeout_seconds]
+    assert protocol.deadline is None
+
+
+async def test_a_head_past_its_deadline_is_408_and_closed() -> None:
+    protocol, transport = await connected()
+    protocol.data_received(POST_HEAD[:20])
+
+    assert protocol.deadline is not None
+    protocol.deadline._run()  # as the loop does at the deadline
+
+    head, body = transport.written.split(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"\r\nconnection: close" in head
+    seconds = f"{current().head_timeout_seconds:g}"
+    assert body == b'{"code":408,"message":"Request head did not arrive within %s s"}' % (
+        seconds.encode()
+    )
+    assert transport.closed
+
+
+async def test_a_silent_connection_past_its_deadline_is_closed_without_an_answer() -> None:
+    protocol, transport = await connected()
+
+    assert protocol.deadline is not None
+    protocol.deadline._run()
+
+    assert transport.written == b""
+    assert transport.closed
