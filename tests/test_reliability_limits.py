@@ -1,10 +1,13 @@
 """Limits: oversized, inflating, deep, huge, long, malformed, mistyped and slow requests each
 get the contract's answer in bounded time and memory, and the server stays up."""
 
+import http.client
 import json
 import socket
+import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -170,32 +173,176 @@ def test_a_body_that_is_not_json_by_its_headers_is_415(
     assert response.json()["code"] == 415
 
 
-def test_slow_clients_hold_their_own_connections_only(server: Server) -> None:
-    # uvicorn has no deadline for a request's headers or body: a client that stops halfway
-    # keeps its connection until it leaves (reported). What must hold: everyone else is
-    # served meanwhile, and a slow client that does finish gets its answer.
-    body = json.dumps(batch(item())).encode()
-    head = (
-        f"POST {ITEMS} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+# Slow clients, against a server of two workers (each a spawned process that must pick up the
+# deadlines) with deadlines short enough to wait for here.
+HEAD_SECONDS = 1
+BODY_SECONDS = 2
+MARGIN_SECONDS = 1.5  # for a busy machine; a missing deadline waits far longer
+EARLY_SECONDS = 0.05  # uvloop reads its clock once a turn, in milliseconds
+DRIBBLE_SECONDS = 0.2  # between two bytes of a slow client
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("deadlines") / "deadlines.db"
+    deadlines = [f"--head-timeout-seconds={HEAD_SECONDS}", f"--body-timeout-seconds={BODY_SECONDS}"]
+    with Server(db, "--workers", "2", *deadlines) as running:
+        yield running
+    assert '" 500 ' not in running.logs()
+
+
+def post_head(body: bytes, content_type: str = "application/json") -> bytes:
+    return (
+        f"POST {ITEMS} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    stalled = []
-    for n in range(40):
-        sock = socket.create_connection(("127.0.0.1", server.port))
-        sock.sendall(head[: len(head) // 2] if n % 2 else head + body[:10])
-        stalled.append(sock)
-    trickler = socket.create_connection(("127.0.0.1", server.port))
-    trickler.settimeout(30)
-    trickler.sendall(head)
+
+
+def dribble(server: Server, first: bytes, rest: bytes) -> tuple[bytes, float]:
+    """Connects, sends `first`, then `rest` a byte every DRIBBLE_SECONDS until the server
+    answers; what the server sent until it closed the connection, and the seconds that took."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(first)
+        sock.settimeout(DRIBBLE_SECONDS)
+        received = b""
+        while time.monotonic() - started < BODY_SECONDS + MARGIN_SECONDS + 10:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                if not received and rest:
+                    sock.sendall(rest[:1])
+                    rest = rest[1:]
+                continue
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return received, time.monotonic() - started
+            received += chunk
+    raise AssertionError(f"the connection is still open, after {received!r}")
+
+
+def parse(response: bytes) -> tuple[int, dict[str, str], object]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def body_timed_out(response: bytes, elapsed: float) -> None:
+    status, headers, body = parse(response)
+    assert (status, headers["connection"]) == (408, "close")
+    assert body == {"code": 408, "message": f"Request body did not arrive within {BODY_SECONDS} s"}
+    assert BODY_SECONDS - EARLY_SECONDS <= elapsed < BODY_SECONDS + MARGIN_SECONDS
+
+
+def head_timed_out(response: bytes, elapsed: float) -> None:
+    status, headers, body = parse(response)
+    assert (status, headers["connection"]) == (408, "close")
+    assert body == {"code": 408, "message": f"Request head did not arrive within {HEAD_SECONDS} s"}
+    assert HEAD_SECONDS - EARLY_SECONDS <= elapsed < HEAD_SECONDS + MARGIN_SECONDS
+
+
+def test_a_body_that_dribbles_past_its_deadline_is_408_closed_and_stores_nothing(
+    strict: Server,
+) -> None:
+    written = item()
+    body = json.dumps(batch(written)).encode()
+    before = fingerprint(strict.db)
+
+    response, elapsed = dribble(strict, post_head(body) + body[:10], body[10:])
+
+    body_timed_out(response, elapsed)  # the head's shorter deadline does not cut the body
+    assert httpx.get(f"{strict.url}{ITEMS}/{written['id']}").status_code == 404
+    assert fingerprint(strict.db) == before
+
+
+def test_a_head_that_dribbles_past_its_deadline_is_408_and_closed(strict: Server) -> None:
+    head = post_head(b"{}")
+
+    response, elapsed = dribble(strict, head[:20], head[20:])
+
+    head_timed_out(response, elapsed)
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_head_deadline(strict: Server) -> None:
+    response, elapsed = dribble(strict, b"", b"")
+
+    assert response == b""
+    assert HEAD_SECONDS - EARLY_SECONDS <= elapsed < HEAD_SECONDS + MARGIN_SECONDS
+
+
+def test_a_body_refused_unread_that_keeps_dribbling_is_cut_off_at_its_deadline(
+    strict: Server,
+) -> None:
+    # The app answers 415 without reading the body; the client keeps sending it.
+    body = json.dumps(batch(item())).encode()
+
+    response, elapsed = dribble(strict, post_head(body, "text/plain") + body[:10], body[10:])
+
+    assert response.startswith(b"HTTP/1.1 415 ")
+    assert BODY_SECONDS - EARLY_SECONDS <= elapsed < BODY_SECONDS + MARGIN_SECONDS
+
+
+def test_a_slow_body_that_arrives_within_its_deadline_is_stored(strict: Server) -> None:
+    written = item()
+    body = json.dumps(batch(written)).encode()
+
+    def slowly() -> Iterator[bytes]:
+        step = len(body) // 6 + 1
+        for start in range(0, len(body), step):
+            time.sleep(BODY_SECONDS / 10)  # longer than the head deadline in all
+            yield body[start : start + step]
+
+    response = httpx.post(f"{strict.url}{ITEMS}", content=slowly(), timeout=10)
+
+    assert response.status_code == 204
+    assert httpx.get(f"{strict.url}{ITEMS}/{written['id']}").status_code == 200
+
+
+def test_an_idle_connection_between_requests_outlives_the_head_deadline(strict: Server) -> None:
+    # Between requests uvicorn's keep-alive timeout (65 s) applies, not the head deadline.
+    connection = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=5)
     try:
-        with httpx.Client(base_url=server.url, timeout=5) as others:
-            for _ in range(10):
-                assert others.post(ITEMS, json=batch(item())).status_code == 204
-                trickler.sendall(body[:1])
-                body = body[1:]
-        trickler.sendall(body)
-        assert trickler.recv(65536).startswith(b"HTTP/1.1 204 ")
+        statuses = []
+        for _ in range(2):
+            connection.request("GET", "/is-alive/ver")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+            if not statuses[1:]:
+                first = connection.sock
+                time.sleep(HEAD_SECONDS + 0.5)
+        assert statuses == [200, 200]
+        assert connection.sock is first  # the same connection, not a new one
     finally:
-        for sock in [*stalled, trickler]:
-            sock.close()
-    assert httpx.get(f"{server.url}/is-alive/ping", timeout=5).status_code == 200
+        connection.close()
+
+
+def test_everyone_else_is_served_while_slow_clients_time_out(strict: Server) -> None:
+    body = json.dumps(batch(item())).encode()
+    head = post_head(body)
+    slow = [(head + body[:10], body[10:]), (head[:20], head[20:]), (b"", b"")] * 8
+    before = fingerprint(strict.db)
+    served: list[float] = []
+    with ThreadPoolExecutor(len(slow)) as pool:
+        waiting = [pool.submit(dribble, strict, first, rest) for first, rest in slow]
+        with httpx.Client(base_url=strict.url, timeout=5) as others:
+            while not all(future.done() for future in waiting):
+                started = time.monotonic()
+                response = others.get("/is-alive/ping")
+                assert response.status_code == 200
+                served.append(time.monotonic() - started)
+                time.sleep(0.05)
+        answers = [future.result() for future in waiting]
+
+    for n, (answer, elapsed) in enumerate(answers):
+        if n % 3 == 0:
+            body_timed_out(answer, elapsed)
+        elif n % 3 == 1:
+            head_timed_out(answer, elapsed)
+        else:
+            assert answer == b""
+    assert len(served) > 10
+    assert max(served) < 0.5
+    assert fingerprint(strict.db) == before
