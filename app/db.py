@@ -221,6 +221,59 @@ def _take(waiting: dict[tuple[Lookup, Any], Waiting]) -> tuple[tuple[Lookup, Any
     return group, taken
 
 
+# Database.check's own connection gives up on a lock after this, well inside a ping's time.
+CHECK_BUSY_TIMEOUT_MS = 1_000
+_IS_OURS = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
+_SCHEMA_VERSION = "PRAGMA user_version"
+
+
+class Unhealthy(Exception):
+    """Why the database a worker serves cannot be read (Database.check)."""
+
+
+def _check_identity(path: Path, identity: tuple[int, int] | None) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise Unhealthy(
+            f"the database file {path} was removed since this worker opened it; "
+            "put it back or restart the server"
+        ) from None
+    if identity is not None and (st.st_dev, st.st_ino) != identity:
+        raise Unhealthy(
+            f"the database file {path} was replaced by another since this worker opened it; "
+            "restart the server to serve the new one"
+        )
+
+
+def check_file(path: Path, identity: tuple[int, int] | None) -> None:
+    """Raises unless `path` is still the file this worker opened and a fresh connection reads
+    it as our database. Blocking: run it in a thread.
+
+    The worker's own connections cannot tell: they keep reading the inode they opened, and its
+    pages from their cache, after the file at `path` is unlinked or replaced."""
+    _check_identity(path, identity)
+    # mode=ro never creates, migrates or writes the file (https://www.sqlite.org/uri.html).
+    # Opening and closing a second connection to the file in this process is safe: SQLite
+    # shares one set of POSIX locks per inode among them
+    # (https://www.sqlite.org/howtocorrupt.html, section 2.2).
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        timeout=CHECK_BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+    )
+    try:
+        tables = conn.execute(_IS_OURS).fetchone()[0]
+        version = conn.execute(_SCHEMA_VERSION).fetchone()[0]
+    finally:
+        conn.close()
+    if tables != 1 or version < 1:
+        raise Unhealthy(f"{path} is not an experiment items database")
+    # Again after the read: a file swapped in while it was being read must not pass either.
+    _check_identity(path, identity)
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -267,6 +320,13 @@ class Database:
             await writer.close()
             raise
         return cls(writer, opened, path)
+
+    async def check(self) -> None:
+        """Raises unless this database can still be read: the file at its path is the one it
+        opened and reads as ours (check_file, in a thread), and its own readers answer."""
+        if self.path is not None:  # None: no file behind it, nothing to compare
+            await asyncio.to_thread(check_file, self.path, self.file_identity)
+        await self.fetch_all("SELECT count(*) FROM sqlite_schema")
 
     async def close(self) -> None:
         for conn in (*self._readers, self._writer):

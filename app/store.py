@@ -97,8 +97,6 @@ def marks(count: int) -> str:
 
 # --- SQL -----------------------------------------------------------------------------------
 
-PING = "SELECT count(*) FROM sqlite_schema"
-
 # An item's project is its own, else its trace's; its trace decides its visibility.
 GET_ITEM = """
 SELECT i.experiment_id, i.dataset_item_id, i.trace_id, i.id,
@@ -437,7 +435,8 @@ class Store:
         self.db = db
 
     async def ping(self) -> None:
-        await self.db.fetch_all(PING)
+        """Raises unless the database can be read: the health check."""
+        await self.db.check()
 
     # Experiment items
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import db as db_module
 from app import health
 from tests.factories import batch, item
 from tests.running import server_process
@@ -172,7 +173,7 @@ async def test_a_ping_that_hangs_answers_unhealthy_within_its_timeout(
     def hang(path: Path, identity: tuple[int, int] | None) -> None:
         release.wait(timeout=30)
 
-    monkeypatch.setattr(health, "check_file", hang)
+    monkeypatch.setattr(db_module, "check_file", hang)
     monkeypatch.setattr(health, "PING_TIMEOUT_SECONDS", 0.2)
     try:
         started = time.monotonic()
