@@ -8,7 +8,7 @@ from typing import TypeVar
 import msgspec
 from starlette.requests import Request
 
-from app import config, ids
+from app import ids
 from app.errors import ApiError, Invalid
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
@@ -39,7 +39,7 @@ async def _read_raw(request: Request) -> bytes:
     size = 0
     # Only the wait for the body counts, not what is done with it afterwards. The server's
     # protocol (app/slow_clients.py) closes the connection after this answer.
-    seconds = config.current().body_timeout_seconds
+    seconds = request.app.state.body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
             async for chunk in request.stream():

@@ -73,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api_keys = api_keys
+    app.state.body_timeout_seconds = settings.body_timeout_seconds  # app/body.py
     if database is not None:
         app.state.store = Store(database)
     return app

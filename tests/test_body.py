@@ -1,8 +1,16 @@
 """msgspec's messages as the contract's '<json path> <rule>'."""
 
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
 import pytest
 
 from app.body import violation
+from app.config import Settings
+from app.db import Database
+from app.main import create_app
 
 
 @pytest.mark.parametrize(
@@ -17,3 +25,29 @@ from app.body import violation
 )
 def test_violation(message: str, expected: str) -> None:
     assert violation(message) == expected
+
+
+@pytest.mark.anyio
+async def test_the_body_deadline_is_the_apps_own_setting(db_path: Path) -> None:
+    # Settings given to create_app, not the environment, set the deadline.
+    db = await Database.open(db_path)
+    app = create_app(Settings(db=db_path, body_timeout_seconds=0.3), database=db)
+
+    async def dribble() -> AsyncIterator[bytes]:
+        yield b'{"experiment_items": ['
+        await asyncio.sleep(2)
+        yield b"]}"
+
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answer = await client.post(
+                "/v1/private/experiments/items",
+                content=dribble(),
+                headers={"Content-Type": "application/json"},
+            )
+    finally:
+        await db.close()
+
+    assert answer.status_code == 408
+    assert answer.content == b'{"code":408,"message":"Request body did not arrive within 0.3 s"}'
