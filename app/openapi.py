@@ -41,7 +41,7 @@ class Answer:
 class Operation:
     """What one route does with one method. `identity`: the request acts in a workspace
     (Comet-Workspace, workspace_name, the API key: 401 and 403). `body`: the Struct the
-    JSON body decodes into (400, 413, 415, 422). `errors`: its own other error statuses."""
+    JSON body decodes into (400, 408, 413, 415, 422). `errors`: its own other error statuses."""
 
     summary: str
     answers: Mapping[int, Answer]
@@ -167,12 +167,14 @@ _ERRORS = {
     "the version the field needs",
     401: "API keys are configured and the request has no key or an unknown one",
     403: "The API key is used with another workspace's name",
+    408: "The body did not arrive within the server's body deadline (30 s unless set); "
+    "the connection closes",
     413: "The body is over 4 MiB, before or after inflating",
     415: "The body's Content-Type is not JSON, or its Content-Encoding is not gzip",
     422: "The body breaks a rule: one `<json path> <rule>` line per broken rule",
     500: "Unexpected; the message names the request id of the server's log line",
 }
-_BODY_ERRORS = [400, 413, 415, 422]
+_BODY_ERRORS = [400, 408, 413, 415, 422]
 _IDENTITY_ERRORS = [401, 403]
 
 _WORKSPACE_PARAMETERS = [
