@@ -12,6 +12,7 @@ for a change to the hot path; `make bench` remains the full measurement.
 """
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> int:
         for label, tree in zip(labels, trees, strict=True):
             port = servers.free_port()
             base = service(ds.db)
-            target = servers.Target(f"ab-{len(live)}", label, base.factory, base.env)
+            target = dataclasses.replace(base, key=f"ab-{len(live)}", label=label)
             server = servers.Server.uvicorn(target, port, scratch, SERVER_CORE, cwd=tree)
             stack.enter_context(server)
             server.wait_for(port, first, HEADERS)

@@ -39,7 +39,8 @@ def main(argv: list[str]) -> int:
         target = service(ds.db)
         port = servers.free_port()
         profiler = [sys.executable, "-m", "cProfile", "-o", str(stats_file)]
-        command = [*profiler, "-m", "uvicorn", target.factory, *servers.UVICORN_FLAGS]
+        flags = [target.http if f == "httptools" else f for f in servers.UVICORN_FLAGS]
+        command = [*profiler, "-m", "uvicorn", target.factory, *flags]
         command += ["--port", str(port)]
         server = servers.Server(command, target.env, Path(tmp) / "server.log", SERVER_CORE)
         with server:

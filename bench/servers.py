@@ -42,6 +42,9 @@ class Target:
     label: str
     factory: str
     env: dict[str, str] = field(default_factory=dict)
+    # uvicorn's httptools protocol, or a subclass of it by import string: the service runs
+    # with the one `experiment-items serve` gives it.
+    http: str = "httptools"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class Server:
     def uvicorn(
         cls, target: Target, port: int, logs: Path, core: int = 0, cwd: Path = REPO
     ) -> "Server":
-        command = [sys.executable, "-m", "uvicorn", target.factory, *UVICORN_FLAGS]
+        flags = [target.http if flag == "httptools" else flag for flag in UVICORN_FLAGS]
+        command = [sys.executable, "-m", "uvicorn", target.factory, *flags]
         log = logs / f"{target.key}.log"
         return cls([*command, "--port", str(port)], target.env, log, core, cwd)
 
