@@ -1,5 +1,6 @@
 """The application: lifespan, every route under both prefixes, error handlers."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -61,6 +62,12 @@ def create_app(
             return
         db = await Database.open(settings.db, settings.readers)
         app.state.store = Store(db)
+        # Everything made so far (modules, routes, connections) lives as long as the worker:
+        # out of the collector's sight, a full collection no longer walks it all, which
+        # otherwise stalls every request in flight for milliseconds now and then. Garbage is
+        # collected first, or it would be kept for good.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -1,7 +1,7 @@
 """Before and after: GET throughput of two revisions of the service, measured in turns.
 
     .venv/bin/python bench/ab.py BEFORE [AFTER] [--rounds 5] [--seconds 5] [--connections 64]
-        [--miss]
+        [--miss] [--items 1000000]
 
 BEFORE and AFTER are git revisions (AFTER defaults to the working tree). Each is checked out
 into a temporary worktree and served as run.py serves the service (one uvicorn worker pinned
@@ -52,10 +52,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--miss", action="store_true", help="GET random absent ids")
+    parser.add_argument("--items", type=int, default=MAIN_ITEMS, help="database size (cached)")
     options = parser.parse_args(argv)
 
     wrk_path = wrk.ensure_wrk()
-    ds = data.dataset(MAIN_ITEMS)
+    ds = data.dataset(options.items)
     ids = ds.miss_ids if options.miss else ds.hit_ids
     headers = tuple(f"{k}: {v}" for k, v in HEADERS.items())
     first = ITEM_PATH + ds.hit_ids.read_text(encoding="ascii")[:36]
@@ -64,6 +65,7 @@ def main(argv: list[str]) -> int:
     # Requests per second of the server's own CPU time: steadier than req/s when other
     # processes take turns on the server's core.
     per_cpu: dict[str, list[float]] = {label: [] for label in labels}
+    p99: dict[str, list[float]] = {label: [] for label in labels}
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ab-")))
         trees = [
@@ -93,12 +95,17 @@ def main(argv: list[str]) -> int:
                         f"{label}: {load.non_2xx} non-2xx, {load.socket_errors} errors"
                     )
                 rps[label].append(load.rps)
+                p99[label].append(load.latency_us["p99"] / 1e3)
                 per_cpu[label].append(load.requests / (server.cpu_seconds() - cpu))
                 figures.append(
                     f"{label} {load.rps:,.0f} req/s p99 {load.latency_us['p99'] / 1e3:.1f} ms"
                 )
             print(f"round {round_}: " + "; ".join(figures), flush=True)
     kind = "miss" if options.miss else "hit"
+    print(
+        "median p99: "
+        + ", ".join(f"{label} {statistics.median(p99[label]):.1f} ms" for label in labels)
+    )
     for unit, measured in (("req/s", rps), ("req per server CPU-second", per_cpu)):
         ratios = [b / a for a, b in zip(measured[labels[0]], measured[labels[1]], strict=True)]
         print(
