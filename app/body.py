@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from app import ids
 from app.errors import ApiError, Invalid
+from app.payloads import IdList
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
 _INFLATE_CHUNK_BYTES = 64 * 1024
@@ -111,6 +112,12 @@ def require_uuid(value: str, path: str) -> bytes:
     if key is None:
         raise Invalid([f"{path} must be a UUID"])
     return key
+
+
+async def decode_ids(request: Request) -> list[bytes]:
+    """The keys of a delete body, `{"ids": [...]}`: 422 naming the first that is no UUID."""
+    body = await decode(request, IdList)
+    return [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
 
 
 def violation(message: str) -> str:

@@ -7,9 +7,9 @@ from starlette.responses import Response
 
 from app import ids
 from app.auth import identify
-from app.body import decode, require_text, require_uuid, require_v7
+from app.body import decode, decode_ids, require_text, require_uuid, require_v7
 from app.errors import JSON, ApiError, http_message
-from app.payloads import ExperimentWrite, IdList, encoder
+from app.payloads import ExperimentWrite, encoder
 from app.store import Store
 
 # Opik names an unnamed experiment itself; so do we, in the same spirit.
@@ -64,8 +64,7 @@ async def get_experiment(request: Request) -> Response:
 async def delete_experiments(request: Request) -> Response:
     state = request.app.state
     identity = identify(request, state.api_keys)
-    body = await decode(request, IdList)
-    keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
+    keys = await decode_ids(request)
     store: Store = state.store
     await store.delete_experiments(identity.workspace, keys)
     return Response(status_code=204)

@@ -10,14 +10,13 @@ from starlette.types import Receive, Scope, Send
 
 from app import clock, ids
 from app.auth import identify
-from app.body import decode, require_text, require_uuid, require_v7
+from app.body import decode, decode_ids, require_text, require_uuid, require_v7
 from app.errors import JSON, ApiError, Invalid, http_message
 from app.payloads import (
     DEFAULT_STREAM_LIMIT,
     BulkUpload,
     Error,
     FullItem,
-    IdList,
     ItemBatch,
     ItemWrite,
     SpanWrite,
@@ -137,8 +136,7 @@ async def create_items(request: Request) -> Response:
 async def delete_items(request: Request) -> Response:
     state = request.app.state
     identity = identify(request, state.api_keys)
-    body = await decode(request, IdList)
-    keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
+    keys = await decode_ids(request)
     store: Store = state.store
     await store.delete_items(identity.workspace, keys)
     return Response(status_code=204)
