@@ -39,7 +39,7 @@ async def _read_raw(request: Request) -> bytes:
     chunks = []
     size = 0
     # Only the wait for the body counts, not what is done with it afterwards. The server's
-    # protocol (app/slow_clients.py) closes the connection after this answer.
+    # protocol (app/protocol.py) closes the connection after this answer.
     seconds = request.app.state.body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):

@@ -233,7 +233,7 @@ KEEP_ALIVE_SECONDS = 65
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.slow_clients import DeadlineProtocol
+    from app.protocol import HttpProtocol
 
     names = {name for name, *_ in config.describe()}
     settings = config.from_env(**{k: v for k, v in vars(args).items() if k in names})
@@ -263,7 +263,7 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # uvicorn's httptools protocol with deadlines for a request's head and body. A class,
         # not an import string: spawned workers unpickle it, and PyInstaller sees the import.
-        http=DeadlineProtocol,
+        http=HttpProtocol,
     )
     return 0
 

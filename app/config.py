@@ -37,7 +37,7 @@ class Settings:
     readers: int = _setting(2, int, "read-only SQLite connections per worker, used in turn")
     access_log: bool = _setting(True, _flag, "log one line per request")
     # Without them a client that sends its request a byte a minute holds its connection for
-    # ever (slowloris): uvicorn has no such deadline, app/slow_clients.py and app/body.py add it.
+    # ever (slowloris): uvicorn has no such deadline, app/protocol.py and app/body.py add it.
     head_timeout_seconds: float = _setting(
         10.0,
         float,

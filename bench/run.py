@@ -106,7 +106,7 @@ def prewarm(path: Path) -> None:
 def service(db: Path, label: str = "this service", **extra: str) -> Target:
     env = {"EXPERIMENT_ITEMS_DB": str(db), "EXPERIMENT_ITEMS_ACCESS_LOG": "false", **extra}
     # The protocol `experiment-items serve` runs: httptools with deadlines for slow clients.
-    protocol = "app.slow_clients:DeadlineProtocol"
+    protocol = "app.protocol:HttpProtocol"
     return Target("service", label, "app.main:app_from_env", env, http=protocol)
 
 

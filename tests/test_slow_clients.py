@@ -10,7 +10,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from app.config import current
-from app.slow_clients import DeadlineProtocol
+from app.protocol import HttpProtocol
 
 pytestmark = pytest.mark.anyio
 
@@ -65,9 +65,9 @@ async def timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return delays
 
 
-async def connected() -> tuple[DeadlineProtocol, Transport]:
-    config = Config(app=answer, http=DeadlineProtocol, log_level="warning")
-    protocol = DeadlineProtocol(config=config, server_state=ServerState(), app_state={})
+async def connected() -> tuple[HttpProtocol, Transport]:
+    config = Config(app=answer, http=HttpProtocol, log_level="warning")
+    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
     return protocol, transport
