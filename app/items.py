@@ -96,21 +96,24 @@ class ReadItem:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
         identity = identify(scope, state.api_keys)
-        key = ids.parse(scope["path_params"]["id"])
+        text = scope["path_params"]["id"]
+        key = ids.parse(text)
         if key is None:  # Jersey cannot convert the path parameter: a bare 404
             await _send_json(send, 404, _BARE_404)
             return
         store: Store = state.store
         item = await store.get_item(identity.workspace, key)
         if item is None:
-            message = f"Not found experiment item with id '{ids.to_str(key)}'"
-            await _send_json(send, 404, encoder.encode(Error(404, message)))
+            # A UUID's text, lowercased, is its canonical form, and needs no JSON escaping.
+            await _send_json(send, 404, _MISSING % text.lower().encode())
             return
         await _send_json(send, 200, encoder.encode(item))
 
 
 get_item = ReadItem()
 _BARE_404 = encoder.encode(Error(404, http_message(404)))
+# The miss's body, as encoder.encode(Error(404, message)) makes it, with the id's place kept.
+_MISSING = encoder.encode(Error(404, "Not found experiment item with id '%s'"))
 _JSON_TYPE = (b"content-type", JSON.encode())
 
 
