@@ -430,6 +430,21 @@ def _score(row: Row) -> FeedbackScore:
     )
 
 
+# The text of ids that many items share: an experiment's, and a dataset item's, which every
+# experiment over the dataset repeats. Emptied when full, so it stays small.
+_SHARED_TEXT: dict[bytes, str] = {}
+_SHARED_KEPT = 4096
+
+
+def _shared_text(key: bytes) -> str:
+    text = _SHARED_TEXT.get(key)
+    if text is None:
+        if len(_SHARED_TEXT) >= _SHARED_KEPT:
+            _SHARED_TEXT.clear()
+        text = _SHARED_TEXT[key] = ids.to_str(key)
+    return text
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -447,8 +462,8 @@ class Store:
         e, d, t, i, p, created, updated, created_by, updated_by, hidden = row
         created_at = clock.format_instant(created)
         return Item(
-            ids.to_str(e),
-            ids.to_str(d),
+            _shared_text(e),
+            _shared_text(d),
             ids.to_str(t),
             ids.to_str(i),
             UNSET if p is None else ids.to_str(p),

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import clock
+from app import clock, store
 from app.auth import ApiKey
 from app.config import Settings
 from app.db import Database
@@ -50,6 +50,22 @@ async def test_get_returns_the_public_fields_in_contract_order(
         f'"created_by":"admin","last_updated_by":"admin","trace_visibility_mode":"default"}}'
     )
     assert response.content == expected.encode()
+
+
+async def test_reads_stay_right_past_the_cache_of_shared_id_texts(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "_SHARED_KEPT", 3)  # emptied every third new id
+    shared = new_id()
+    bodies = [item(experiment_id=shared if n % 2 else new_id()) for n in range(10)]
+    await client.post(ITEMS, json=batch(*bodies))
+
+    for body in bodies * 2:
+        got = (await client.get(f"{ITEMS}/{body['id']}")).json()
+        assert (got["experiment_id"], got["dataset_item_id"]) == (
+            body["experiment_id"],
+            body["dataset_item_id"],
+        )
 
 
 async def test_head_answers_the_get_headers_without_a_body(client: httpx.AsyncClient) -> None:
