@@ -29,6 +29,22 @@ def _printable(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
 
 
+def _add(header: tuple[bytes, bytes], start: Message) -> None:
+    # A new list: the app may send the same headers list with every response.
+    start["headers"] = [*start.get("headers", ()), header]
+
+
+def _adding(header: tuple[bytes, bytes], send: Send) -> Send:
+    """`send`, with `header` added to the response's start."""
+
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            _add(header, message)
+        await send(message)
+
+    return send_with_header
+
+
 class RequestIds:
     """Request ids: UUID version 7 text, cheap enough for every request. Once a millisecond
     the first 80 bits (time, version, random bits, variant) come from a fresh ids.uuid7();
@@ -59,7 +75,7 @@ class AccessLog:
 
     It sits on every request's path: pure ASGI (no BaseHTTPMiddleware), and the line is one
     f-string and one write rather than a trip through the logging module, which costs almost
-    four times as much (about 9 us a line against 2.5 us; the id and header, 2 us).
+    four times as much (about 9 us a line against 2.5 us; the id and header, under 1 us).
     """
 
     def __init__(self, app: ASGIApp, enabled: bool = True, stream: TextIO | None = None) -> None:
@@ -75,17 +91,20 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter_ns()
         rid = self._request_id()
         scope.setdefault("state", {})["request_id"] = rid
         header = (_HEADER_NAME, rid.encode())
+        if not self.enabled:  # the id and its header only: no clock, no status to follow
+            await self.app(scope, receive, _adding(header, send))
+            return
+        started = time.perf_counter_ns()
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                _add(header, message)
             await send(message)
 
         try:
@@ -97,8 +116,7 @@ class AccessLog:
             status = status or 500  # the server's error middleware answers it
             raise
         finally:
-            if self.enabled:
-                self._write(scope, status, started, rid)
+            self._write(scope, status, started, rid)
 
     def _now(self) -> str:
         now = time.time()
