@@ -46,7 +46,9 @@ class HeadWithBody:
         self._head = b""
 
     def response_complete(self) -> None:
-        self.flush()
+        if self._head:  # flush(), inline: this runs once per GET
+            self._transport.write(self._head)
+            self._head = b""
         self._on_response()
 
     def close(self) -> None:
@@ -112,7 +114,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        self._cancel()
+        if self.deadline is not None:  # _cancel(), inline: this and the next run per request
+            self._cancel()
         self.phase = "body"
         super().on_headers_complete()
         cycle = self.cycle
@@ -124,7 +127,8 @@ class HttpProtocol(HttpToolsProtocol):
             cycle.on_response = writer.response_complete
 
     def on_message_complete(self) -> None:
-        self._cancel()
+        if self.deadline is not None:
+            self._cancel()
         self.phase = None
         super().on_message_complete()
 
