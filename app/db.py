@@ -39,6 +39,7 @@ _PRAGMAS = (
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
 
 _TABLES = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+_SCHEMA_VERSION = "PRAGMA user_version"
 _OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
 
 
@@ -164,7 +165,7 @@ async def upgrade(conn: aiosqlite.Connection, migrations: Sequence[str] = MIGRAT
     latest = FIRST_VERSION + len(migrations)
     while True:
         async with _immediate(conn):
-            version = int(await _scalar(conn, "PRAGMA user_version"))
+            version = int(await _scalar(conn, _SCHEMA_VERSION))
             if version > latest:
                 raise SchemaError(
                     f"the database has schema version {version}, newer than this release's "
@@ -174,7 +175,7 @@ async def upgrade(conn: aiosqlite.Connection, migrations: Sequence[str] = MIGRAT
                 return version
             await _step_up(conn, version, migrations)
             # A step that records no newer version would repeat for ever.
-            if int(await _scalar(conn, "PRAGMA user_version")) <= version:
+            if int(await _scalar(conn, _SCHEMA_VERSION)) <= version:
                 raise SchemaError(f"the step up from schema version {version} recorded none")
 
 
@@ -223,8 +224,6 @@ def _take(waiting: dict[tuple[Lookup, Any], Waiting]) -> tuple[tuple[Lookup, Any
 
 # Database.check's own connection gives up on a lock after this, well inside a ping's time.
 CHECK_BUSY_TIMEOUT_MS = 1_000
-_IS_OURS = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
-_SCHEMA_VERSION = "PRAGMA user_version"
 
 
 class Unhealthy(Exception):
@@ -233,13 +232,13 @@ class Unhealthy(Exception):
 
 def _check_identity(path: Path, identity: tuple[int, int] | None) -> None:
     try:
-        st = os.stat(path)
+        now = _identity(path)
     except FileNotFoundError:
         raise Unhealthy(
             f"the database file {path} was removed since this worker opened it; "
             "put it back or restart the server"
         ) from None
-    if identity is not None and (st.st_dev, st.st_ino) != identity:
+    if identity is not None and now != identity:
         raise Unhealthy(
             f"the database file {path} was replaced by another since this worker opened it; "
             "restart the server to serve the new one"
@@ -264,7 +263,7 @@ def check_file(path: Path, identity: tuple[int, int] | None) -> None:
         isolation_level=None,
     )
     try:
-        tables = conn.execute(_IS_OURS).fetchone()[0]
+        tables = conn.execute(_OUR_TABLE).fetchone()[0]
         version = conn.execute(_SCHEMA_VERSION).fetchone()[0]
     finally:
         conn.close()
@@ -274,11 +273,9 @@ def check_file(path: Path, identity: tuple[int, int] | None) -> None:
     _check_identity(path, identity)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
+def _identity(path: Path) -> tuple[int, int]:
+    """(st_dev, st_ino): which file `path` names now."""
+    st = os.stat(path)
     return st.st_dev, st.st_ino
 
 

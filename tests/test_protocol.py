@@ -10,41 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
-from app.protocol import HttpProtocol
 from tests.factories import batch, item
+from tests.protocol_harness import RecordingTransport, connect
 from tests.running import running_server
 
 ITEMS = "/v1/private/experiments/items"
-
-
-class Writes(asyncio.Transport):
-    """Each write the protocol makes, one by one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 5173), "peername": ("127.0.0.1", 50000)}.get(name)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def two_part_answer(scope: Any, receive: Any, send: Any) -> None:
@@ -57,11 +28,8 @@ async def two_part_answer(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"2]"})
 
 
-async def served(data: bytes) -> Writes:
-    config = Config(app=two_part_answer, http=HttpProtocol, log_level="warning")
-    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = Writes()
-    protocol.connection_made(transport)
+async def served(data: bytes) -> RecordingTransport:
+    protocol, transport = connect(two_part_answer)
     protocol.data_received(data)
     for _ in range(20):
         await asyncio.sleep(0)

@@ -6,11 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from app.config import current
 from app.protocol import HttpProtocol
+from tests.protocol_harness import RecordingTransport, connect
 
 pytestmark = pytest.mark.anyio
 
@@ -21,33 +20,6 @@ POST_HEAD = b"POST /v1/private/experiments/items HTTP/1.1\r\nHost: t\r\nContent-
 async def answer(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"{}"})
-
-
-class Transport(asyncio.Transport):
-    """What the protocol writes, and whether it closed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 5173), "peername": ("127.0.0.1", 50000)}.get(name)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -65,12 +37,8 @@ async def timers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return delays
 
 
-async def connected() -> tuple[HttpProtocol, Transport]:
-    config = Config(app=answer, http=HttpProtocol, log_level="warning")
-    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = Transport()
-    protocol.connection_made(transport)
-    return protocol, transport
+async def connected() -> tuple[HttpProtocol, RecordingTransport]:
+    return connect(answer)
 
 
 async def settle() -> None:
