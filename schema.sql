@@ -7,8 +7,9 @@
 -- WITHOUT ROWID makes the primary key the table itself: reading an item by id is one b-tree
 -- descent (https://www.sqlite.org/withoutrowid.html).
 --
--- app/db.py runs this file on a new database and records user_version; a later release that
--- changes it adds a migration there and bumps SCHEMA_VERSION.
+-- app/sqlite/connection.py runs this file on a new database and records user_version; a later
+-- release that changes it adds a migration there and bumps SCHEMA_VERSION. Each table is also
+-- described in app/sqlite/tables.py (tests/test_tables.py holds the two together).
 
 CREATE TABLE IF NOT EXISTS projects (
     id BLOB PRIMARY KEY,

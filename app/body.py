@@ -9,6 +9,7 @@ import msgspec
 from starlette.requests import Request
 
 from app import ids
+from app.context import services
 from app.errors import ApiError, Invalid
 from app.payloads import IdList
 
@@ -40,7 +41,7 @@ async def _read_raw(request: Request) -> bytes:
     size = 0
     # Only the wait for the body counts, not what is done with it afterwards. The server's
     # protocol (app/protocol.py) closes the connection after this answer.
-    seconds = request.app.state.body_timeout_seconds
+    seconds = services(request).body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
             async for chunk in request.stream():

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -17,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-from app import __version__, backup, config, demo, export, ids, importer, push, stats
-from app.archive import NotFound
+from app import __version__, config, demo, export, ids, importer, push
 from app.auth import DEFAULT_WORKSPACE, KeyFileError, load_keys
-from app.db import Database, SchemaError
 from app.lines import KINDS
 from app.progress import Progress
+from app.records import NotFound
+from app.sqlite import DatabaseError, SchemaError, backup, stats
+from app.store import open_store
 
 EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
 ITEMS_PATH = "/api/v1/private/experiments/items"
@@ -270,8 +270,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _open(path: Path) -> None:
     async def open_and_close() -> None:
-        db = await Database.open(path, readers=1)
-        await db.close()
+        store = await open_store(path, readers=1)
+        await store.close()
 
     asyncio.run(open_and_close())
 
@@ -481,7 +481,7 @@ def _explained(action: str, failure: type[Exception] = Failed) -> Iterator[None]
         yield
     except USAGE_ERRORS as exc:
         raise UsageError(f"{action}: {exc}") from exc
-    except (OSError, sqlite3.Error, backup.BackupError) as exc:
+    except (OSError, DatabaseError, backup.BackupError) as exc:
         raise failure(f"{action}: {exc}") from exc
 
 

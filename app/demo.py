@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.auth import DEFAULT_USER, DEFAULT_WORKSPACE
-from app.db import Database
-from app.store import ItemRecord, Store
+from app.records import ItemRecord
+from app.store import open_store
 
 PROJECT = "support-bot"
 EXPERIMENTS = ("gpt-4o-mini baseline", "gpt-4o-mini + retrieval", "claude-haiku + retrieval")
@@ -54,13 +54,12 @@ def records() -> list[list[ItemRecord]]:
 
 async def load(path: Path) -> Loaded:
     """Writes the demo items into the database at `path` through the store, as the API does."""
-    db = await Database.open(path, readers=1)
+    store = await open_store(path, readers=1)
     try:
-        store = Store(db)
         for batch in records():
             await store.upsert_items(DEFAULT_WORKSPACE, DEFAULT_USER, batch)
     finally:
-        await db.close()
+        await store.close()
     return Loaded(
         workspace=DEFAULT_WORKSPACE,
         experiments={name: demo_id("experiment", e) for e, name in enumerate(EXPERIMENTS)},

@@ -12,7 +12,7 @@ from app import ids
 from app.logs import REQUEST_ID_HEADER
 from app.logs import request_id as request_id_of
 from app.payloads import Error, ValidationErrors, encoder
-from app.store import Conflict
+from app.records import Conflict
 
 log = logging.getLogger("experiment_items")
 

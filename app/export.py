@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app import lines
-from app.archive import snapshot
 from app.lines import KINDS, Kind
 from app.progress import Progress
+from app.store import snapshot
 
 OUTPUT_BUFFER_BYTES = 1 << 20
 

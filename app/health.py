@@ -7,9 +7,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import __version__
+from app.context import services
 from app.errors import JSON
 from app.payloads import Health, Version, encoder
-from app.store import Store
 
 log = logging.getLogger("experiment_items")
 
@@ -22,7 +22,7 @@ PING_TIMEOUT_SECONDS = 2.0
 
 
 async def ping(request: Request) -> Response:
-    store: Store = request.app.state.store
+    store = services(request).store
     try:
         # On a timeout the check's thread is left to finish, as threads cannot be stopped: a
         # lock wait ends after a second, a hung disk whenever the disk answers.

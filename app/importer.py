@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import lines
-from app.archive import Incoming, Refused, import_records, incoming
 from app.auth import DEFAULT_USER
-from app.db import Database
 from app.progress import Progress
-from app.store import Conflict, Store
+from app.records import Conflict
+from app.store import Incoming, Refused, Store, incoming, open_store
 
 DEFAULT_BATCH_LINES = 1000
 MAX_LISTED = 20  # rejected lines the report names; it counts the others
@@ -41,11 +40,11 @@ async def import_lines(
 ) -> Report:
     """Stores the good lines of `source` in `database` (created when missing), one
     transaction per `batch_lines` of them, and reports the others by line number."""
-    db = await Database.open(database, readers=1)
+    store = await open_store(database, readers=1)
     try:
-        return await _import(Store(db), source, workspace, batch_lines, progress)
+        return await _import(store, source, workspace, batch_lines, progress)
     finally:
-        await db.close()
+        await store.close()
         progress.done()
 
 
@@ -76,7 +75,7 @@ async def _import(
 
 async def _store(store: Store, workspace: str, batch: list[Incoming], report: Report) -> None:
     try:
-        refused = await import_records(store.db, workspace, DEFAULT_USER, batch)
+        refused = await store.import_records(workspace, DEFAULT_USER, batch)
     except Conflict:
         # The batch broke a rule that no check foresaw: one transaction per line finds which.
         refused = await _one_by_one(store, workspace, batch)
@@ -89,7 +88,7 @@ async def _one_by_one(store: Store, workspace: str, batch: list[Incoming]) -> Re
     refused: Refused = {}
     for record in batch:
         try:
-            refused.update(await import_records(store.db, workspace, DEFAULT_USER, [record]))
+            refused.update(await store.import_records(workspace, DEFAULT_USER, [record]))
         except Conflict as exc:
             refused[record.line] = f"refused: {exc}"
     return refused

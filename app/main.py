@@ -1,4 +1,4 @@
-"""The application: lifespan, every route under both prefixes, error handlers."""
+"""The application: lifespan, the routes of app/routes.py, middleware, error handlers."""
 
 import gc
 from collections.abc import AsyncIterator
@@ -6,62 +6,36 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Route
 
-from app import config, experiments, health, items, openapi
+from app import config
 from app.auth import ApiKey, load_keys
-from app.db import Database
+from app.context import Services
 from app.errors import HANDLERS
 from app.logs import AccessLog
-from app.store import Store
+from app.routes import PREFIXES, routes
+from app.store import Store, open_store
 
-# Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
-# (its local default base URL is http://localhost:5173/api/). CONTRACT.md, "Addresses".
-PREFIXES = ("", "/api")
-
-# The item read comes first: the router tries routes in order.
-ENDPOINTS = (
-    ("/v1/private/experiments/items/{id}", items.get_item, ["GET"]),
-    ("/v1/private/experiments/items", items.create_items, ["POST"]),
-    ("/v1/private/experiments/items/delete", items.delete_items, ["POST"]),
-    ("/v1/private/experiments/items/stream", items.stream_items, ["POST"]),
-    ("/v1/private/experiments/items/bulk", items.record_bulk, ["PUT"]),
-    ("/v1/private/experiments", experiments.create_experiment, ["POST"]),
-    ("/v1/private/experiments/{id}", experiments.get_experiment, ["GET"]),
-    ("/v1/private/experiments/delete", experiments.delete_experiments, ["POST"]),
-    ("/is-alive/ping", health.ping, ["GET"]),
-    ("/is-alive/ver", health.version, ["GET"]),
-    ("/openapi.json", openapi.get_openapi, ["GET"]),
-)
-
-
-def routes() -> list[BaseRoute]:
-    # Flat routes rather than two Mounts: one regex match per route tried, no nesting.
-    return [
-        Route(prefix + path, endpoint, methods=methods)
-        for prefix in PREFIXES
-        for path, endpoint, methods in ENDPOINTS
-    ]
+__all__ = ["PREFIXES", "app_from_env", "create_app"]
 
 
 def create_app(
     settings: config.Settings | None = None,
-    database: Database | None = None,
+    store: Store | None = None,
     api_keys: tuple[ApiKey, ...] | None = None,
 ) -> Starlette:
-    """The ASGI app. With `database` it serves that open database (tests); otherwise the
-    lifespan opens `settings.db` and closes it at shutdown."""
+    """The ASGI app. With `store` it serves that open store (tests); otherwise the lifespan
+    opens `settings.db` and closes it at shutdown."""
     settings = settings or config.from_env()
     if api_keys is None and settings.api_keys is not None:
         api_keys = load_keys(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if database is not None:
+        if store is not None:
             yield
             return
-        db = await Database.open(settings.db, settings.readers)
-        app.state.store = Store(db)
+        opened = await open_store(settings.db, settings.readers)
+        app.state.services = Services(opened, api_keys, settings.body_timeout_seconds)
         # Everything made so far (modules, routes, connections) lives as long as the worker:
         # out of the collector's sight, a full collection no longer walks it all, which
         # otherwise stalls every request in flight for milliseconds now and then. Garbage is
@@ -74,7 +48,7 @@ def create_app(
         try:
             yield
         finally:
-            await db.close()
+            await opened.close()
 
     app = Starlette(
         routes=routes(),
@@ -82,10 +56,8 @@ def create_app(
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
-    app.state.api_keys = api_keys
-    app.state.body_timeout_seconds = settings.body_timeout_seconds  # app/body.py
-    if database is not None:
-        app.state.store = Store(database)
+    if store is not None:
+        app.state.services = Services(store, api_keys, settings.body_timeout_seconds)
     return app
 
 

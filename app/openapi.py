@@ -1,8 +1,7 @@
 """The OpenAPI 3.1 document: every served route, described from the payload Structs."""
 
-import re
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,114 +51,23 @@ class Operation:
     example: Any = None
 
 
-_EXAMPLE_IDS = [f"0190f5b4-7c1a-7000-8000-00000000000{digit}" for digit in "abcd"]
+class ApiRoute(Route):
+    """A route of the API: one method of one path under one prefix, its name Opik's
+    operationId, and the Operation that describes it."""
 
-# Keyed by (path, method) as in main.ENDPOINTS, without the prefix it is served under. A
-# route that is served and not described here is left out of the document, which
-# tests/test_openapi.py turns into a failure naming it.
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("/v1/private/experiments/items/{id}", "GET"): Operation(
-        "Read one experiment item",
-        {200: Answer("The item", payloads.Item)},
-        errors={404: "No such item in this workspace, or the id is not a UUID"},
-        path_parameters={"id": ANY_ID},
-    ),
-    ("/v1/private/experiments/items", "POST"): Operation(
-        "Create or update 1 to 1000 experiment items, all or none",
-        {204: Answer("Stored, durably")},
-        body=payloads.ItemBatch,
-        errors={409: "An id belongs to another workspace: nothing is stored"},
-        example={
-            "experiment_items": [
-                {
-                    "id": _EXAMPLE_IDS[0],
-                    "experiment_id": _EXAMPLE_IDS[1],
-                    "dataset_item_id": _EXAMPLE_IDS[2],
-                    "trace_id": _EXAMPLE_IDS[3],
-                    "project_name": "Demo",
-                }
-            ]
-        },
-    ),
-    ("/v1/private/experiments/items/delete", "POST"): Operation(
-        "Delete 1 to 1000 experiment items by id; unknown ids are ignored",
-        {204: Answer("Deleted")},
-        body=payloads.IdList,
-        example={"ids": _EXAMPLE_IDS[:1]},
-    ),
-    ("/v1/private/experiments/items/stream", "POST"): Operation(
-        "The items of every experiment of a name, newest id first, one JSON object a line",
-        {
-            200: Answer(
-                "One FullItem JSON object per line, each line ending with CR LF; empty when "
-                "no experiment has the name",
-                media_type="application/octet-stream",
-                schema={"type": "string"},
-                lines=payloads.FullItem,
-            )
-        },
-        body=payloads.StreamRequest,
-        example={"experiment_name": "nightly", "limit": 100},
-    ),
-    ("/v1/private/experiments/items/bulk", "PUT"): Operation(
-        "Record an evaluation run: the experiment, 1 to 1000 items with their traces, spans "
-        "and feedback scores, all or none",
-        {204: Answer("Stored, durably")},
-        body=payloads.BulkUpload,
-        errors={
-            409: "`experiment_id` names an experiment of another dataset (`Experiment dataset "
-            "mismatch`), or an id belongs to another workspace: nothing is stored"
-        },
-        example={
-            "experiment_name": "nightly",
-            "dataset_name": "questions",
-            "items": [
-                {
-                    "dataset_item_id": _EXAMPLE_IDS[2],
-                    "evaluate_task_result": {"answer": "42"},
-                    "feedback_scores": [{"name": "accuracy", "value": 1, "source": "sdk"}],
-                }
-            ],
-        },
-    ),
-    ("/v1/private/experiments", "POST"): Operation(
-        "Create an experiment; its dataset and project are found by name or created",
-        {201: Answer("Created", headers={"Location": "The new experiment's URL"})},
-        body=payloads.ExperimentWrite,
-        errors={409: "The id exists already"},
-        example={"dataset_name": "questions", "name": "nightly", "project_name": "Demo"},
-    ),
-    ("/v1/private/experiments/{id}", "GET"): Operation(
-        "Read one experiment",
-        {200: Answer("The experiment", payloads.Experiment)},
-        errors={404: "No such experiment in this workspace, or the id is not a UUID"},
-        path_parameters={"id": ANY_ID},
-    ),
-    ("/v1/private/experiments/delete", "POST"): Operation(
-        "Delete experiments by id, with their items; unknown ids are ignored",
-        {204: Answer("Deleted")},
-        body=payloads.IdList,
-        example={"ids": _EXAMPLE_IDS[1:2]},
-    ),
-    ("/is-alive/ping", "GET"): Operation(
-        "Whether this worker can read its database",
-        {
-            200: Answer("Healthy", payloads.Health),
-            500: Answer("The database cannot be read", payloads.Health),
-        },
-        identity=False,
-    ),
-    ("/is-alive/ver", "GET"): Operation(
-        "The running release",
-        {200: Answer("The version", payloads.Version)},
-        identity=False,
-    ),
-    ("/openapi.json", "GET"): Operation(
-        "This document",
-        {200: Answer("The OpenAPI 3.1 document of every served route", schema={"type": "object"})},
-        identity=False,
-    ),
-}
+    def __init__(
+        self,
+        prefix: str,
+        path: str,
+        method: str,
+        endpoint: Callable[..., Any],
+        name: str,
+        operation: Operation,
+    ) -> None:
+        super().__init__(prefix + path, endpoint, methods=[method], name=name)
+        self.prefix = prefix
+        self.operation = operation
+
 
 # CONTRACT.md, "Errors and limits" and "Identity".
 _ERRORS = {
@@ -193,19 +101,6 @@ _WORKSPACE_PARAMETERS = [
         "schema": {"type": "string"},
     },
 ]
-
-
-def _operation_key(path: str, method: str) -> tuple[str, str] | None:
-    # A served path is a described path under a prefix (CONTRACT.md, "Addresses"): the
-    # longest described path that the served one ends with, after a whole prefix segment.
-    matches = [
-        (described, method)
-        for described, described_method in OPERATIONS
-        if described_method == method
-        and path.endswith(described)
-        and re.fullmatch(r"(/[^/{}]+)*", path[: len(path) - len(described)])
-    ]
-    return max(matches, key=lambda key: len(key[0]), default=None)
 
 
 def _structs(kind: object, found: dict[str, type[msgspec.Struct]]) -> None:
@@ -325,24 +220,24 @@ def _describe(name: str, operation: Operation) -> Schema:
     return described
 
 
-def _operation_id(path: str, key_path: str, route: Route) -> str:
-    prefix = path[: len(path) - len(key_path)].strip("/").replace("/", "_")
+def _operation_id(route: ApiRoute) -> str:
+    # Opik's operationId, after the prefix the route is served under, if any: an operationId
+    # is unique in a document.
+    prefix = route.prefix.strip("/").replace("/", "_")
     return f"{prefix}_{route.name}" if prefix else route.name
 
 
 def document(routes: Iterable[BaseRoute]) -> Schema:
-    """The OpenAPI document of `routes`: each (path, method) described in OPERATIONS."""
+    """The OpenAPI document of the API's routes among `routes`, each described by its own
+    Operation; a route that has none is left out."""
     paths: dict[str, Schema] = {}
     kinds: set[type[msgspec.Struct]] = {Error, ValidationErrors}
     for route in routes:
-        if not isinstance(route, Route) or route.methods is None:
+        if not isinstance(route, ApiRoute) or route.methods is None:
             continue
+        operation = route.operation
+        name = _operation_id(route)
         for method in sorted(route.methods - {"HEAD"}):
-            key = _operation_key(route.path, method)
-            if key is None:
-                continue
-            operation = OPERATIONS[key]
-            name = _operation_id(route.path, key[0], route)
             paths.setdefault(route.path, {})[method.lower()] = _describe(name, operation)
             kinds.update(
                 kind

@@ -15,12 +15,13 @@ from pathlib import Path
 import msgspec
 from msgspec import UNSET
 
-from app import __version__, checkpoint, ids
-from app.archive import Snapshot, snapshot
-from app.checkpoint import Checkpoint
+from app import __version__, ids
 from app.lines import ExperimentLine
 from app.payloads import ExperimentWrite, encoder
 from app.progress import Progress
+from app.sqlite import checkpoint
+from app.sqlite.checkpoint import Checkpoint
+from app.store import Snapshot, snapshot
 
 EXPERIMENTS_PATH = "/v1/private/experiments"
 ITEMS_PATH = "/v1/private/experiments/items"

@@ -24,7 +24,7 @@ BATCH_ITEMS = 1000
 CLIENTS = 4  # enough requests in flight that the server never waits for the client
 PROJECT_NAME = "bench-project"
 
-# The service's own durability (app/db.py): WAL, synced at every commit.
+# The service's own durability (app/sqlite/connection.py): WAL, synced at every commit.
 PRAGMAS = ("journal_mode = WAL", "synchronous = FULL", "temp_store = MEMORY")
 INSERT = """
 INSERT INTO experiment_items (id, workspace, experiment_id, dataset_item_id, trace_id,

@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.db import Database
 from app.main import create_app
+from app.sqlite import SqliteStore
+from app.sqlite.connection import Database
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def client(db: Database, db_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(db=db_path), database=db)
+    app = create_app(Settings(db=db_path), store=SqliteStore(db))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import clock, store
+from app import clock
 from app.auth import ApiKey
 from app.config import Settings
-from app.db import Database
 from app.main import create_app
+from app.sqlite import SqliteStore
+from app.sqlite import items as sqlite_items
+from app.sqlite.connection import Database
 from tests.factories import batch, item, new_id, sha
 
 pytestmark = pytest.mark.anyio
@@ -55,7 +57,7 @@ async def test_get_returns_the_public_fields_in_contract_order(
 async def test_reads_stay_right_past_the_cache_of_shared_id_texts(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "_SHARED_KEPT", 3)  # emptied every third new id
+    monkeypatch.setattr(sqlite_items, "_SHARED_KEPT", 3)  # emptied every third new id
     shared = new_id()
     bodies = [item(experiment_id=shared if n % 2 else new_id()) for n in range(10)]
     await client.post(ITEMS, json=batch(*bodies))
@@ -179,7 +181,7 @@ async def test_update_keeps_creation_and_changes_the_last_update(
         ApiKey(bytes.fromhex(sha("alice-key")), "team", "alice"),
         ApiKey(bytes.fromhex(sha("bob-key")), "team", "bob"),
     )
-    app = create_app(Settings(db=db_path), database=db, api_keys=keys)
+    app = create_app(Settings(db=db_path), store=SqliteStore(db), api_keys=keys)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         body = item()
         monkeypatch.setattr(clock, "now_ns", lambda: JAN_15)
@@ -396,7 +398,7 @@ async def test_an_unexpected_failure_is_a_json_500_without_traceback(
 ) -> None:
     closed = await Database.open(db_path)
     await closed.close()
-    app = create_app(Settings(db=db_path), database=closed)
+    app = create_app(Settings(db=db_path), store=SqliteStore(closed))
     # Starlette answers, then re-raises for the server to log: the transport must not.
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:

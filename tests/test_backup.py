@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from app.db import SCHEMA_VERSION
+from app.sqlite.connection import SCHEMA_VERSION
 from tests.command import run
 from tests.factories import batch, item
 from tests.running import running_server

@@ -9,8 +9,9 @@ import pytest
 
 from app.body import violation
 from app.config import Settings
-from app.db import Database
 from app.main import create_app
+from app.sqlite import SqliteStore
+from app.sqlite.connection import Database
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_violation(message: str, expected: str) -> None:
 async def test_the_body_deadline_is_the_apps_own_setting(db_path: Path) -> None:
     # Settings given to create_app, not the environment, set the deadline.
     db = await Database.open(db_path)
-    app = create_app(Settings(db=db_path, body_timeout_seconds=0.3), database=db)
+    app = create_app(Settings(db=db_path, body_timeout_seconds=0.3), store=SqliteStore(db))
 
     async def dribble() -> AsyncIterator[bytes]:
         yield b'{"experiment_items": ['

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import SCHEMA_VERSION
+from app.sqlite.connection import SCHEMA_VERSION
 from tests.command import run
 from tests.running import running_server
 

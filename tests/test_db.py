@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.db import SCHEMA_VERSION, Database, Lookup, SchemaError
+from app.sqlite.connection import SCHEMA_VERSION, Database, Lookup, SchemaError
 
 pytestmark = pytest.mark.anyio
 

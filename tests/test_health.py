@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import db as db_module
 from app import health
+from app.sqlite import connection as db_module
 from tests.factories import batch, item
 from tests.running import server_process
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.db import FIRST_VERSION, SCHEMA_VERSION, Database, SchemaError, schema_path
+from app.sqlite.connection import FIRST_VERSION, SCHEMA_VERSION, Database, SchemaError, schema_path
 
 pytestmark = pytest.mark.anyio
 

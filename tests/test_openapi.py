@@ -14,8 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from app import payloads
 from app.config import Settings
-from app.main import PREFIXES, create_app
-from app.openapi import OPERATIONS, REF, document
+from app.main import create_app
+from app.openapi import REF, document
+from app.routes import OPERATIONS, PREFIXES
 
 Document = dict[str, Any]
 
@@ -57,8 +58,8 @@ def test_every_served_route_and_method_is_in_the_document(routes: list[BaseRoute
     missing = undocumented(routes, document(routes))
 
     assert not missing, (
-        f"served but not described: {missing}. Describe each in app/openapi.py OPERATIONS, "
-        "keyed by its path and method as in app/main.py ENDPOINTS"
+        f"served but not described: {missing}. Declare each in app/routes.py ENDPOINTS, "
+        "with the Operation that describes it"
     )
 
 

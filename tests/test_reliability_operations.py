@@ -15,8 +15,9 @@ import pytest
 
 from app import ids
 from app.config import Settings
-from app.db import Database
 from app.main import create_app
+from app.sqlite import SqliteStore
+from app.sqlite.connection import Database
 from tests.factories import batch, item
 from tests.soak.harness import Server, integrity_check, scaled
 
@@ -118,7 +119,9 @@ def test_a_database_file_overwritten_with_garbage_is_reported_unhealthy(tmp_path
 @pytest.mark.anyio
 async def test_closed_connections_are_reported_unhealthy(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "items.db")
-    app = create_app(Settings(db=tmp_path / "items.db", access_log=False), database=database)
+    app = create_app(
+        Settings(db=tmp_path / "items.db", access_log=False), store=SqliteStore(database)
+    )
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         healthy = await client.get("/is-alive/ping")

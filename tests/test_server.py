@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from app.db import SCHEMA_VERSION
+from app.sqlite.connection import SCHEMA_VERSION
 from tests.factories import batch, item, sha
 from tests.running import running_server
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 
 from app import ids
-from app.db import schema_path
+from app.sqlite.connection import schema_path
 from tests.running import server_process
 
 ITEMS = 200_000

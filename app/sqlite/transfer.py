@@ -2,7 +2,7 @@
 time from a snapshot and written as the file gives it."""
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +12,6 @@ import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
-from app.db import Database, Row, open_readonly
 from app.lines import (
     KINDS,
     ExperimentLine,
@@ -26,17 +25,13 @@ from app.lines import (
     parse_instant,
 )
 from app.payloads import ItemWrite
-from app.store import (
-    FIND_NAMED,
-    UPSERT_ITEM,
-    Conflict,
-    Write,
-    batched,
-    id_or_unset,
-    json_text,
-    marks,
-    name_key,
-)
+from app.records import Conflict, NotFound, json_text, name_key
+from app.sqlite import tables
+from app.sqlite.connection import Database, Row, open_readonly
+from app.sqlite.experiments import id_or_unset
+from app.sqlite.items import UPSERT_ITEM
+from app.sqlite.tables import marks
+from app.sqlite.write import Write
 
 # # app/lines.py is the file; each kind of line is one table here (_TABLES), described once by
 # its columns in the line's field order, with the codec that turns each field into its column
@@ -48,12 +43,10 @@ from app.store import (
 # experiment, the keys of what it refers to are first copied into TEMP tables, which then drive
 # the same paged reads. Import writes through the Database as the API does, one transaction per
 # batch, keeping every value as the file gives it: ids, audit fields, times to the nanosecond.
+# Each line's fields are columns of its table by name (tables.py holds the tables' columns):
+# a field that is not stored there is named with the SQL expression that reads it.
 
 PAGE_ROWS = 1000
-
-
-class NotFound(Exception):
-    """What a transfer was asked to read is not in the database."""
 
 
 # The unary + keeps the planner on the primary key: an index that starts with the workspace
@@ -71,12 +64,6 @@ WHERE +t.workspace = ? AND ({x_key}) > ({marks}) ORDER BY {x_key} LIMIT ?
 """
 COUNT_ROWS = "SELECT count(*) FROM {table} WHERE workspace = ?"
 COUNT_ROWS_OF_EXPERIMENT = "SELECT count(*) FROM temp.export_{table}"
-# Every column as the file gives it, created_* included; never a row of another workspace.
-UPSERT_AS_GIVEN = """
-INSERT INTO {table} ({columns}) VALUES ({marks})
-ON CONFLICT ({key}) DO UPDATE SET {updates}
-WHERE {table}.workspace = excluded.workspace
-"""
 FIND_IN_WORKSPACE = "SELECT id FROM {table} WHERE workspace = ? AND id IN ({marks})"
 
 # The keys of one experiment and of what it refers to: its items, their traces, the traces'
@@ -119,6 +106,7 @@ PUSH_ITEM_COLUMNS = "t.experiment_id, t.dataset_item_id, t.trace_id, t.id, p.nam
 PUSH_ITEM_JOINS = """
 LEFT JOIN traces AS tr ON tr.id = t.trace_id AND tr.workspace = t.workspace
 LEFT JOIN projects AS p ON p.id = coalesce(t.project_id, tr.project_id)
+    AND p.workspace = t.workspace
 """
 
 
@@ -191,6 +179,7 @@ _CODECS = {
     "write_only": _Codec(None, _shown_none),  # only read from the file, as POST reads it
 }
 ITEM_AUDIT = ("created_at", "last_updated_at", "created_by", "last_updated_by")
+_DESCRIBED = {table.name: table for table in tables.TABLES}
 _AUDIT = "created_at:instant last_updated_at:instant created_by last_updated_by"
 
 
@@ -222,12 +211,16 @@ class _Table:
         *,
         key: tuple[str, ...] = ("id",),
         joins: str = "",
-        refs: tuple[tuple[str, str, str], ...] = (),
+        refs: tuple[tuple[str, tables.Table, str], ...] = (),
         extra: tuple[str, ...] = (),
         rows: _Rows | None = None,
     ) -> None:
         columns = [(c, _CODECS[codec] if codec else PLAIN) for c, _, codec in _split(spec)]
         assert len(columns) == len(line.__struct_fields__), name
+        described = _DESCRIBED[name]
+        for field, (column, codec) in zip(line.__struct_fields__, columns, strict=True):
+            # A stored field is its column, by name; the line's visibility_mode is `hidden`.
+            assert not codec.store or column in (field, "hidden"), f"{name}.{field}: {column}"
         self.name = name
         self.line = line
         self.fields = line.__struct_fields__
@@ -244,14 +237,10 @@ class _Table:
             False: _page(PAGE, name, selected, key, joins),
             True: _page(PAGE_OF_EXPERIMENT, name, selected, key, joins),
         }
+        # Every column as the file gives it, created_* included; never a row of another
+        # workspace.
         written = (*self.stored, "workspace", *extra)
-        self.upsert = UPSERT_AS_GIVEN.format(
-            table=name,
-            columns=", ".join(written),
-            marks=marks(len(written)),
-            key=", ".join(key),
-            updates=", ".join(f"{c} = excluded.{c}" for c in self.stored + extra if c not in key),
-        )
+        self.upsert = described.upsert(written, keep=(), positional=True)
 
     def record(self, row: Row) -> Record:
         fields = zip(self.fields, self.codecs, row, strict=True)
@@ -296,22 +285,12 @@ async def _rows_as_given(
     return [(*r.values, w.workspace) for r in records]
 
 
-async def _name_owners(w: Write, table: str, keys: Iterable[str]) -> dict[str, bytes]:
-    """The ids of the projects or datasets that hold these name keys in the workspace."""
-    owners: dict[str, bytes] = {}
-    for chunk in batched(keys, 10_000):
-        sql = FIND_NAMED.format(table=table, marks=marks(len(chunk)))
-        rows = await w.conn.execute_fetchall(sql, (w.workspace, *chunk))
-        owners.update((key, value) for key, value in rows)
-    return owners
-
-
 async def _named_rows(
     w: Write, table: _Table, records: list[Incoming], refused: Refused
 ) -> list[tuple[Any, ...]]:
     """Projects or datasets, but none that takes a name another one holds: names are unique
     in a workspace (case-insensitively)."""
-    owners = await _name_owners(w, table.name, {name_key(r.values[1]) for r in records})
+    owners = await w.owners(table.name, {name_key(r.values[1]) for r in records})
     rows = []
     for r in records:
         key, name = r.values[0], r.values[1]
@@ -333,7 +312,7 @@ async def _experiment_rows(
     sql = FIND_IN_WORKSPACE.format(table="datasets", marks=marks(len(wanted)))
     known = {key for (key,) in await w.conn.execute_fetchall(sql, (w.workspace, *wanted))}
     made = {key: record for key, record in wanted.items() if key not in known}
-    owners = await _name_owners(w, "datasets", {name_key(e.dataset_name) for e in made.values()})
+    owners = await w.owners("datasets", {name_key(e.dataset_name) for e in made.values()})
     datasets, taken = [], {}
     for key, e in made.items():
         name = e.dataset_name.strip()
@@ -363,15 +342,13 @@ async def _item_rows(
     projects = await w.named("projects", names)
     rows, posted = [], []
     for r in records:
-        experiment_id, dataset_item_id, trace_id, key, project_id, *audit = r.values
-        name = _project_name(r.record)
-        project_id = projects[name_key(name)] if name else project_id
-        if audit[0] is None:
-            row = (key, w.workspace, experiment_id, dataset_item_id, trace_id, project_id)
-            posted.append((*row, *w.audit()))
+        values = dict(zip(table.stored, r.values, strict=True))
+        if name := _project_name(r.record):
+            values["project_id"] = projects[name_key(name)]
+        if values["created_at"] is None:
+            posted.append({**values, **w.stamp})
         else:
-            row = (experiment_id, dataset_item_id, trace_id, key, project_id, *audit)
-            rows.append((*row, w.workspace))
+            rows.append((*values.values(), w.workspace))
     await w.conn.executemany(UPSERT_ITEM, posted)
     return rows
 
@@ -384,7 +361,7 @@ def _project_name(record: Record) -> str | None:
 def _named_table(name: str) -> _Table:
     """Projects or datasets: the same columns, and a name key derived from the name."""
     spec = f"id:id name:name {_AUDIT}"
-    refs = (("id", name, "id"),)
+    refs = (("id", _DESCRIBED[name], "id"),)
     return _Table(name, NamedLine, spec, refs=refs, extra=("name_key",), rows=_named_rows)
 
 
@@ -398,9 +375,13 @@ _TABLES: dict[Kind, _Table] = {
         "metadata:json tags:json type evaluation_method optimization_id:id "
         f"{_AUDIT} status experiment_scores:json prompt_version:json prompt_versions:json "
         "dataset_version_id:id",
-        joins="JOIN datasets AS d ON d.id = t.dataset_id "
-        "LEFT JOIN projects AS p ON p.id = t.project_id",
-        refs=(("id", "experiments", "id"), ("dataset_id", "datasets", "id")),
+        joins="JOIN datasets AS d ON d.id = t.dataset_id AND d.workspace = t.workspace "
+        "LEFT JOIN projects AS p ON p.id = t.project_id AND p.workspace = t.workspace",
+        refs=(
+            ("id", tables.EXPERIMENTS, "id"),
+            ("dataset_id", tables.DATASETS, "id"),
+            ("project_id", tables.PROJECTS, "id"),
+        ),
         rows=_experiment_rows,
     ),
     "trace": _Table(
@@ -409,7 +390,7 @@ _TABLES: dict[Kind, _Table] = {
         "id:id7 project_id:id name start_time:instant end_time:instant input:json output:json "
         "metadata:json tags:json error_info:json thread_id ttft source environment "
         f"hidden:hidden {_AUDIT}",
-        refs=(("id", "traces", "id"),),
+        refs=(("id", tables.TRACES, "id"), ("project_id", tables.PROJECTS, "id")),
     ),
     "span": _Table(
         "spans",
@@ -418,21 +399,29 @@ _TABLES: dict[Kind, _Table] = {
         "end_time:instant input:json output:json metadata:json model provider tags:json "
         "usage:json error_info:json total_estimated_cost total_estimated_cost_version ttft "
         f"source environment {_AUDIT}",
-        refs=(("id", "spans", "id"), ("trace_id", "traces", "id")),
+        refs=(
+            ("id", tables.SPANS, "id"),
+            ("trace_id", tables.TRACES, "id"),
+            ("project_id", tables.PROJECTS, "id"),
+        ),
     ),
     "feedback_score": _Table(
         "feedback_scores",
         ScoreLine,
         f"trace_id:id7 name:name category_name value reason source {_AUDIT}",
         key=("trace_id", "name"),
-        refs=(("trace_id", "traces", "id"), ("trace_id", "feedback_scores", "trace_id")),
+        refs=(("trace_id", tables.TRACES, "id"), ("trace_id", tables.FEEDBACK_SCORES, "trace_id")),
     ),
     "experiment_item": _Table(
         "experiment_items",
         ItemLine,
         "experiment_id:id7 dataset_item_id:id7 trace_id:id7 id:id7 project_id:id "
         f"{_AUDIT} NULL:write_only",
-        refs=(("id", "experiment_items", "id"), ("experiment_id", "experiments", "id")),
+        refs=(
+            ("id", tables.EXPERIMENT_ITEMS, "id"),
+            ("experiment_id", tables.EXPERIMENTS, "id"),
+            ("project_id", tables.PROJECTS, "id"),
+        ),
         rows=_item_rows,
     ),
 }

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from app.store import batched
+from app.records import batched
 
 # The target is recorded once: a checkpoint kept for another target would skip records that
 # target never received. Each record pushed is kept as its id and the digest of what was

@@ -24,7 +24,6 @@ SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 
 Row = tuple[Any, ...]
-Connection = aiosqlite.Connection  # the writer a transaction hands out: store.py's one use of it
 
 # WAL lets readers run beside the writer and other processes; synchronous=FULL syncs the WAL at
 # every commit, so a 204 means the batch survives power loss (https://www.sqlite.org/wal.html,
@@ -49,9 +48,9 @@ class SchemaError(RuntimeError):
 
 def schema_path() -> Path:
     """schema.sql: inside the package when installed or frozen, beside it in a source tree."""
-    here = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # app/
     frozen = getattr(sys, "_MEIPASS", None)
-    candidates = [here / "schema.sql", here.parent / "schema.sql"]
+    candidates = [package / "schema.sql", package.parent / "schema.sql"]
     if frozen:
         candidates.insert(0, Path(frozen) / "schema.sql")
     for candidate in candidates:

@@ -1,0 +1,210 @@
+"""What the API stores, in words no storage engine owns: the records a Store takes (ids as
+16-byte keys, instants as nanoseconds, JSON as its text, every value validated by
+app/checks.py), the two ways a store refuses, and Opik's rules that every engine keeps alike
+(names, the default project, image truncation, durations, the 409 sentences)."""
+
+import re
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
+
+import msgspec
+from msgspec import UNSET, Raw, UnsetType
+
+from app import ids
+
+DEFAULT_PROJECT = "Default Project"  # where Opik puts a trace that names no project
+
+T = TypeVar("T")
+
+
+class Conflict(Exception):
+    """The write would touch a record of another workspace, or contradicts a stored one: 409."""
+
+    @classmethod
+    def foreign(cls, what: str, key: bytes) -> "Conflict":
+        return cls(f"{what} '{ids.to_str(key)}' belongs to another workspace")
+
+    @classmethod
+    def experiment_exists(cls, key: bytes) -> "Conflict":
+        return cls(f"Already exists experiment with id '{ids.to_str(key)}'")
+
+    @classmethod
+    def dataset_mismatch(cls) -> "Conflict":
+        return cls("Experiment dataset mismatch")
+
+
+class NotFound(Exception):
+    """What a transfer was asked to read is not in the database."""
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same name: Opik matches names case-insensitively."""
+    return name.strip().casefold()
+
+
+def first_spellings(names: Iterable[str]) -> dict[str, str]:
+    """Each name by its key, spelled as it came first (the README's rule), stripped."""
+    spelled: dict[str, str] = {}
+    for name in names:
+        spelled.setdefault(name_key(name), name.strip())
+    return spelled
+
+
+def batched(values: Iterable[T], size: int) -> Iterator[tuple[T, ...]]:
+    """itertools.batched, which Python 3.11 lacks."""
+    iterator = iter(values)
+    while chunk := tuple(islice(iterator, size)):
+        yield chunk
+
+
+def json_text(value: Raw | UnsetType) -> str | None:
+    """A JSON value's text as the client sent it; an explicit null is no value."""
+    if value is UNSET:
+        return None
+    text = bytes(value).decode()
+    return None if text.strip() == "null" else text
+
+
+# Opik's truncation of embedded base64 images, applied to the JSON text of input and output:
+# com.comet.opik.domain.ImageUtils.IMAGE_TRUNCATION_REGEX, replaced with "[image]".
+_IMAGE = re.compile(
+    r'"(?:data:image/[^;]{3,4};base64,)?'
+    r"(?:/9j/|iVBORw0KGgo|R0lGODlh|R0lGODdh|Qk|SUkq|TU0A|UklGR)"
+    r'={0,2}[A-Za-z0-9+/]+={0,2}"'
+)
+
+
+def truncate_images(text: str) -> str:
+    return _IMAGE.sub('"[image]"', text)
+
+
+def duration_ms(start_ns: int | None, end_ns: int | None) -> float | UnsetType:
+    """Opik's duration: dateDiff('microsecond', start_time, end_time) / 1000.0."""
+    if start_ns is None or end_ns is None:
+        return UNSET
+    return (end_ns // 1_000 - start_ns // 1_000) / 1000.0
+
+
+# --- Records -------------------------------------------------------------------------------
+# Structs with gc=False: a batch makes thousands, and they hold no cycles. Fields that are
+# columns are named as the columns are.
+
+
+class ItemRecord(msgspec.Struct, frozen=True, gc=False):
+    """An experiment item to store; its project by name (found or made) or by id."""
+
+    id: bytes
+    experiment_id: bytes
+    dataset_item_id: bytes
+    trace_id: bytes
+    project_name: str | None
+    project_id: bytes | None
+
+
+class ExperimentRecord(msgspec.Struct, frozen=True, gc=False):
+    """A new experiment; its dataset by name (found or made), its project by id or by name.
+    JSON values are their text; None is no value."""
+
+    id: bytes
+    name: str
+    dataset_name: str
+    project_id: bytes | None
+    project_name: str | None
+    metadata: str | None = None
+    tags: str | None = None
+    type: str = "regular"
+    evaluation_method: str = "dataset"
+    optimization_id: bytes | None = None
+    status: str | None = None
+    experiment_scores: str | None = None
+    prompt_version: str | None = None
+    prompt_versions: str | None = None
+    dataset_version_id: bytes | None = None
+
+
+class TraceRecord(msgspec.Struct, frozen=True, gc=False):
+    """A trace as recorded (its project by name), or the one Opik makes from a task's result."""
+
+    id: bytes
+    project_name: str | None
+    start_time: int
+    name: str | None = None
+    end_time: int | None = None
+    input: str | None = None
+    output: str | None = None
+    metadata: str | None = None
+    tags: str | None = None
+    error_info: str | None = None
+    thread_id: str | None = None
+    ttft: float | None = None
+    source: str | None = None
+    environment: str | None = None
+    hidden: bool = False
+
+
+class SpanRecord(msgspec.Struct, frozen=True, gc=False):
+    """A span of the trace it is recorded with."""
+
+    id: bytes
+    parent_span_id: bytes | None
+    start_time: int
+    name: str | None = None
+    type: str | None = None
+    end_time: int | None = None
+    input: str | None = None
+    output: str | None = None
+    metadata: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    tags: str | None = None
+    usage: str | None = None
+    error_info: str | None = None
+    total_estimated_cost: float | None = None
+    total_estimated_cost_version: str | None = None
+    ttft: float | None = None
+    source: str | None = None
+    environment: str | None = None
+
+
+class ScoreRecord(msgspec.Struct, frozen=True, gc=False):
+    """A feedback score of the trace it is recorded with; a second of a name replaces it."""
+
+    name: str
+    value: float
+    source: str
+    category_name: str | None = None
+    reason: str | None = None
+
+
+class RunRecord(msgspec.Struct, frozen=True, gc=False):
+    """One dataset item's run in a bulk upload: its trace, spans and scores. With no trace,
+    the store makes the one Opik makes from the task's output (and no input)."""
+
+    dataset_item_id: bytes
+    trace: TraceRecord | None
+    task_output: str | None = None
+    spans: tuple[SpanRecord, ...] = ()
+    scores: tuple[ScoreRecord, ...] = ()
+
+
+class BulkRecord(msgspec.Struct, frozen=True, gc=False):
+    """An evaluation run recorded at once: the experiment (by id when it exists, else made by
+    name) and one run per dataset item. `project_name` None: Opik's default project."""
+
+    experiment_id: bytes | None
+    experiment_name: str
+    dataset_name: str
+    project_name: str | None
+    runs: tuple[RunRecord, ...]
+
+
+class StreamQuery(msgspec.Struct, frozen=True, gc=False):
+    """Which items a stream reads: those of every experiment of one name, newest id first,
+    older than `before` when it is set, `limit` of them at most."""
+
+    experiment_name: str
+    limit: int
+    before: bytes | None
+    project_name: str | None
+    truncate: bool

@@ -1,0 +1,59 @@
+"""The SQLite engine's Store: the verbs of app/store.py over one database file, each one
+transaction on the writer or a few statements on a reader (app/sqlite/connection.py)."""
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from app.payloads import Experiment, FullItem, Item
+from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
+from app.sqlite import bulk, experiments, items, stream, transfer
+from app.sqlite.connection import MIGRATIONS, Database
+
+
+class SqliteStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, readers: int = 2, migrations: Sequence[str] = MIGRATIONS
+    ) -> "SqliteStore":
+        """The database at `path`, created or upgraded in place to the latest schema."""
+        return cls(await Database.open(path, readers, migrations))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.check()
+
+    async def get_item(self, workspace: str, item_id: bytes) -> Item | None:
+        # The hot path: one batched lookup on a reader, one conversion.
+        row = await self.db.lookup(items.ITEM_BY_ID, workspace, item_id)
+        return None if row is None else items.item(row)
+
+    async def upsert_items(self, workspace: str, user: str, records: Sequence[ItemRecord]) -> None:
+        await items.upsert_items(self.db, workspace, user, records)
+
+    async def delete_items(self, workspace: str, item_ids: Sequence[bytes]) -> None:
+        await items.delete_items(self.db, workspace, item_ids)
+
+    def stream_items(self, workspace: str, query: StreamQuery) -> AsyncIterator[list[FullItem]]:
+        return stream.stream_items(self.db, workspace, query)
+
+    async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
+        await experiments.create_experiment(self.db, workspace, user, record)
+
+    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
+        return await experiments.get_experiment(self.db, workspace, key)
+
+    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
+        await experiments.delete_experiments(self.db, workspace, keys)
+
+    async def record_bulk(self, workspace: str, user: str, record: BulkRecord) -> None:
+        await bulk.record_bulk(self.db, workspace, user, record)
+
+    async def import_records(
+        self, workspace: str, user: str, records: Sequence[transfer.Incoming]
+    ) -> transfer.Refused:
+        return await transfer.import_records(self.db, workspace, user, records)

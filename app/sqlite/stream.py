@@ -1,0 +1,231 @@
+"""The item stream: the items of every experiment of one name, newest id first, each with its
+trace's input and output, cost, duration, usage and feedback scores."""
+
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+from msgspec import UNSET
+
+from app import clock, ids
+from app.payloads import FeedbackScore, FullItem
+from app.records import StreamQuery, batched, duration_ms, name_key, truncate_images
+from app.sqlite.connection import Database, Row
+from app.sqlite.experiments import id_or_unset, raw_or_unset
+from app.sqlite.tables import marks, select
+
+_LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
+_STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming
+_EXPERIMENTS_PER_QUERY = 200  # under SQLite's 500 terms of one compound SELECT
+
+FIND_EXPERIMENTS_BY_NAME = "SELECT id FROM experiments WHERE workspace = ? AND name = ?"
+FIND_PROJECT = "SELECT id FROM projects WHERE workspace = ? AND name_key = ?"
+
+# One page of the stream is found as ids first, newest first. Each experiment's own newest
+# ids come from one range of experiment_items_by_experiment, so a page reads at most `limit`
+# index entries per experiment, however many items the experiment holds.
+STREAM_PAGE_BRANCH = """
+SELECT * FROM (
+    SELECT i.id FROM experiment_items AS i
+    WHERE i.workspace = ? AND i.experiment_id = ? AND i.id < ?
+    ORDER BY i.id DESC LIMIT ?
+)"""
+STREAM_PAGE_BRANCH_IN_PROJECT = """
+SELECT * FROM (
+    SELECT i.id FROM experiment_items AS i
+    LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    WHERE i.workspace = ? AND i.experiment_id = ? AND i.id < ?
+      AND coalesce(i.project_id, t.project_id) = ?
+    ORDER BY i.id DESC LIMIT ?
+)"""
+
+
+class _Row(msgspec.Struct, array_like=True, gc=False):
+    """A row of STREAM_ITEMS, by name: an item and what its trace gives."""
+
+    experiment_id: bytes
+    dataset_item_id: bytes
+    trace_id: bytes
+    id: bytes
+    project_id: bytes | None
+    known: int  # 1: the trace is stored
+    input: str | None
+    output: str | None
+    start_time: int | None
+    end_time: int | None
+    created_at: int
+    last_updated_at: int
+    created_by: str
+    last_updated_by: str
+    hidden: int | None
+
+
+# The unary + keeps the planner off experiment_items_by_experiment, which a long IN list
+# would otherwise make it scan whole: each id is one primary-key lookup
+# (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+STREAM_ITEMS = f"""
+SELECT {
+    select(
+        _Row,
+        experiment_id="i.experiment_id",
+        dataset_item_id="i.dataset_item_id",
+        trace_id="i.trace_id",
+        id="i.id",
+        project_id="coalesce(i.project_id, t.project_id)",
+        known="t.id IS NOT NULL",
+        input="t.input",
+        output="t.output",
+        start_time="t.start_time",
+        end_time="t.end_time",
+        created_at="i.created_at",
+        last_updated_at="i.last_updated_at",
+        created_by="i.created_by",
+        last_updated_by="i.last_updated_by",
+        hidden="t.hidden",
+    )
+}
+FROM experiment_items AS i
+LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+WHERE +i.workspace = ? AND i.id IN ({{marks}})
+"""
+STREAM_COSTS = """
+SELECT trace_id, sum(total_estimated_cost) FROM spans
+WHERE workspace = ? AND trace_id IN ({marks}) AND total_estimated_cost IS NOT NULL
+GROUP BY trace_id
+"""
+STREAM_USAGE = """
+SELECT s.trace_id, u.key, sum(u.value) FROM spans AS s, json_each(s.usage) AS u
+WHERE s.workspace = ? AND s.trace_id IN ({marks}) AND s.usage IS NOT NULL
+GROUP BY s.trace_id, u.key
+"""
+
+
+class _ScoreRow(msgspec.Struct, array_like=True, gc=False):
+    trace_id: bytes
+    name: str
+    category_name: str | None
+    value: float
+    reason: str | None
+    source: str
+    created_at: int
+    last_updated_at: int
+    created_by: str
+    last_updated_by: str
+
+
+STREAM_SCORES = f"""
+SELECT {
+    select(
+        _ScoreRow,
+        trace_id="trace_id",
+        name="name",
+        category_name="category_name",
+        value="value",
+        reason="reason",
+        source="source",
+        created_at="created_at",
+        last_updated_at="last_updated_at",
+        created_by="created_by",
+        last_updated_by="last_updated_by",
+    )
+}
+FROM feedback_scores WHERE workspace = ? AND trace_id IN ({{marks}})
+ORDER BY trace_id, name
+"""
+_rows = msgspec.convert
+
+
+def _score(s: _ScoreRow) -> FeedbackScore:
+    return FeedbackScore(
+        name=s.name,
+        category_name=UNSET if s.category_name is None else s.category_name,
+        value=s.value,
+        reason=UNSET if s.reason is None else s.reason,
+        source=s.source,
+        created_at=clock.format_instant(s.created_at),
+        last_updated_at=clock.format_instant(s.last_updated_at),
+        created_by=s.created_by,
+        last_updated_by=s.last_updated_by,
+    )
+
+
+async def stream_items(
+    db: Database, workspace: str, query: StreamQuery
+) -> AsyncIterator[list[FullItem]]:
+    page = await _page(db, workspace, query)
+    for chunk in batched(page, _STREAM_CHUNK_ITEMS):
+        yield await _full_items(db, workspace, chunk, query.truncate)
+
+
+async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]:
+    experiments = await db.fetch_all(FIND_EXPERIMENTS_BY_NAME, (workspace, query.experiment_name))
+    if not experiments:
+        return []
+    branch, filter_values = STREAM_PAGE_BRANCH, tuple[object, ...]()
+    if query.project_name is not None:
+        project = await db.fetch_all(FIND_PROJECT, (workspace, name_key(query.project_name)))
+        if not project:
+            return []
+        branch, filter_values = STREAM_PAGE_BRANCH_IN_PROJECT, (project[0][0],)
+    page: list[bytes] = []
+    for chunk in batched([row[0] for row in experiments], _EXPERIMENTS_PER_QUERY):
+        sql = " UNION ALL ".join([branch] * len(chunk))
+        params: list[object] = []
+        for experiment_id in chunk:
+            params += [workspace, experiment_id, query.before or _LAST_KEY, *filter_values]
+            params.append(query.limit)
+        page += [row[0] for row in await db.fetch_all(sql, params)]
+    page.sort(reverse=True)
+    return page[: query.limit]
+
+
+async def _full_items(
+    db: Database, workspace: str, keys: Sequence[bytes], truncate: bool
+) -> list[FullItem]:
+    found = await db.fetch_all(STREAM_ITEMS.format(marks=marks(len(keys))), (workspace, *keys))
+    rows = {row.id: row for row in _rows(found, list[_Row])}
+    traces = list({row.trace_id for row in rows.values() if row.known})
+    costs: dict[bytes, float] = {}
+    usage: dict[bytes, dict[str, int]] = {}
+    scores: dict[bytes, list[FeedbackScore]] = {}
+    if traces:
+        trace_marks = marks(len(traces))
+        params = (workspace, *traces)
+        costs = dict(await db.fetch_all(STREAM_COSTS.format(marks=trace_marks), params))
+        for trace_id, name, total in await db.fetch_all(
+            STREAM_USAGE.format(marks=trace_marks), params
+        ):
+            usage.setdefault(trace_id, {})[name] = int(total)
+        score_rows: list[Row] = await db.fetch_all(STREAM_SCORES.format(marks=trace_marks), params)
+        for s in _rows(score_rows, list[_ScoreRow]):
+            scores.setdefault(s.trace_id, []).append(_score(s))
+    items = []
+    for key in keys:
+        r = rows.get(key)
+        if r is None:  # deleted since the page was read
+            continue
+        input_, output = r.input, r.output
+        if truncate:
+            input_ = input_ and truncate_images(input_)
+            output = output and truncate_images(output)
+        t = r.trace_id
+        items.append(
+            FullItem(
+                experiment_id=ids.to_str(r.experiment_id),
+                dataset_item_id=ids.to_str(r.dataset_item_id),
+                trace_id=ids.to_str(t),
+                id=ids.to_str(r.id),
+                project_id=id_or_unset(r.project_id),
+                input=raw_or_unset(input_),
+                output=raw_or_unset(output),
+                feedback_scores=scores.get(t, UNSET) if r.known else UNSET,
+                total_estimated_cost=costs.get(t, UNSET) if r.known else UNSET,
+                duration=duration_ms(r.start_time, r.end_time) if r.known else UNSET,
+                usage=usage.get(t, UNSET) if r.known else UNSET,
+                created_at=clock.format_instant(r.created_at),
+                last_updated_at=clock.format_instant(r.last_updated_at),
+                created_by=r.created_by,
+                last_updated_by=r.last_updated_by,
+                trace_visibility_mode="hidden" if r.hidden else "default",
+            )
+        )
+    return items
