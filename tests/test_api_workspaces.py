@@ -8,8 +8,9 @@ import pytest
 
 from app.auth import ApiKey
 from app.config import Settings
-from app.db import Database
 from app.main import create_app
+from app.sqlite import SqliteStore
+from app.sqlite.connection import Database
 from tests.factories import batch, item, new_id, sha
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +26,7 @@ async def keyed(db: Database, db_path: Path) -> AsyncIterator[httpx.AsyncClient]
         ApiKey(bytes.fromhex(sha("ann-key")), "one", "ann"),
         ApiKey(bytes.fromhex(sha("ben-key")), "two", "ben"),
     )
-    app = create_app(Settings(db=db_path), database=db, api_keys=keys)
+    app = create_app(Settings(db=db_path), store=SqliteStore(db), api_keys=keys)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         yield c
 
@@ -144,3 +145,29 @@ async def test_a_key_works_in_its_workspace_raw_or_bearer_and_names_the_user(
 async def test_health_routes_need_no_key(keyed: httpx.AsyncClient) -> None:
     assert (await keyed.get("/is-alive/ping")).status_code == 200
     assert (await keyed.get("/api/is-alive/ver")).status_code == 200
+
+
+async def test_a_project_id_of_another_workspace_is_refused_and_its_name_never_shown(
+    keyed: httpx.AsyncClient,
+) -> None:
+    # The probe's D3: ann named ben's project by id and read its name back.
+    created = await keyed.post(
+        "/v1/private/experiments",
+        json={"dataset_name": "d", "project_name": "Ben's secret project"},
+        headers=BEN,
+    )
+    ben_experiment = created.headers["location"].rsplit("/", 1)[1]
+    project_id = (await keyed.get(f"/v1/private/experiments/{ben_experiment}", headers=BEN)).json()[
+        "project_id"
+    ]
+
+    experiment = await keyed.post(
+        "/v1/private/experiments", json={"dataset_name": "d", "project_id": project_id}, headers=ANN
+    )
+    items = await keyed.post(ITEMS, json=batch(item(project_id=project_id)), headers=ANN)
+
+    message = f"Project '{project_id}' belongs to another workspace"
+    assert (experiment.status_code, experiment.json()["message"]) == (409, message)
+    assert (items.status_code, items.json()["message"]) == (409, message)
+    listed = await keyed.post(f"{ITEMS}/stream", json={"experiment_name": "x"}, headers=ANN)
+    assert listed.content == b""
