@@ -1,6 +1,7 @@
 """The item stream: the items of every experiment of one name, newest id first, each with its
 trace's input and output, cost, duration, usage and feedback scores."""
 
+import math
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
@@ -92,8 +93,10 @@ SELECT trace_id, sum(total_estimated_cost) FROM spans
 WHERE workspace = ? AND trace_id IN ({marks}) AND total_estimated_cost IS NOT NULL
 GROUP BY trace_id
 """
+# total(), not sum(): a float, which cannot overflow as sum() of integers does (raising
+# mid-stream); the API bounds usage counts, but an imported file is stored as given.
 STREAM_USAGE = """
-SELECT s.trace_id, u.key, sum(u.value) FROM spans AS s, json_each(s.usage) AS u
+SELECT s.trace_id, u.key, total(u.value) FROM spans AS s, json_each(s.usage) AS u
 WHERE s.workspace = ? AND s.trace_id IN ({marks}) AND s.usage IS NOT NULL
 GROUP BY s.trace_id, u.key
 """
@@ -194,7 +197,8 @@ async def _full_items(
         for trace_id, name, total in await db.fetch_all(
             STREAM_USAGE.format(marks=trace_marks), params
         ):
-            usage.setdefault(trace_id, {})[name] = int(total)
+            if math.isfinite(total):
+                usage.setdefault(trace_id, {})[name] = int(total)
         score_rows: list[Row] = await db.fetch_all(STREAM_SCORES.format(marks=trace_marks), params)
         for s in _rows(score_rows, list[_ScoreRow]):
             scores.setdefault(s.trace_id, []).append(_score(s))
