@@ -1,6 +1,7 @@
 """The one error body, and the handlers that turn every failure into it."""
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 
 from msgspec import UNSET, UnsetType
@@ -74,6 +75,16 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, http_message(exc.status_code), headers=exc.headers)
 
 
+# Set on an exception whose traceback on_unexpected has logged. Starlette's error middleware
+# raises it again after the 500 is answered, for the server to see; app/protocol.py then
+# closes the connection without logging the same traceback a second time.
+LOGGED = "_experiment_items_logged"
+
+
+def was_logged(exc: BaseException) -> bool:
+    return getattr(exc, LOGGED, False) is True
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log under the id of the request's access line, which the
     # client is given too; never to the client.
@@ -81,11 +92,53 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.error(
         "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
     )
+    setattr(exc, LOGGED, True)  # every exception has a __dict__, BaseException's
+    # The server closes the connection after this answer (the error is raised again past
+    # it); `connection: close` says so, so a client does not send its next request there
+    # (RFC 9112 section 9.6).
     return error_response(
         500,
         f"Unexpected server error (request id {request_id})",
-        headers={REQUEST_ID_HEADER: request_id},
+        headers={REQUEST_ID_HEADER: request_id, "Connection": "close"},
     )
+
+
+# Storage failures a client or an operator can act on, by SQLite's primary result code
+# (https://www.sqlite.org/rescode.html): status, message, headers. Nothing of the failed
+# request was stored (each write is one transaction). Any other storage error is a 500.
+STORAGE_ERRORS: dict[int, tuple[int, str, dict[str, str]]] = {
+    sqlite3.SQLITE_FULL: (
+        507,
+        "The disk that holds the database is full: nothing was stored. "
+        "Free some space and send it again",
+        {},
+    ),
+    sqlite3.SQLITE_READONLY: (
+        503,
+        "The database is read-only to the server: nothing was stored. Check the permissions "
+        "of the database file, its -wal and -shm files and its folder",
+        {},
+    ),
+    # The busy timeout ran out: another process held the write lock all that time.
+    sqlite3.SQLITE_BUSY: (
+        503,
+        "The database is busy with another process's write: nothing was stored. Try again",
+        {"Retry-After": "1"},
+    ),
+}
+_PRIMARY_CODE = 0xFF  # extended result codes keep the primary one in their low byte
+
+
+async def on_storage_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, sqlite3.Error)
+    known = STORAGE_ERRORS.get(getattr(exc, "sqlite_errorcode", 0) & _PRIMARY_CODE)
+    if known is None:
+        return await on_unexpected(request, exc)
+    status, message, headers = known
+    # One line, no traceback: the cause is known, and a full disk should not fill with logs.
+    request_id = request_id_of(request.scope) or ids.to_str(ids.uuid7())
+    log.error("request %s refused: %s %s: %s", request_id, request.method, request.url.path, exc)
+    return error_response(status, message, headers={REQUEST_ID_HEADER: request_id, **headers})
 
 
 async def on_client_disconnect(request: Request, exc: Exception) -> Response:
@@ -98,6 +151,7 @@ HANDLERS = {
     ApiError: on_api_error,
     Invalid: on_invalid,
     Conflict: on_conflict,
+    sqlite3.Error: on_storage_error,
     HTTPException: on_http_exception,
     ClientDisconnect: on_client_disconnect,
     Exception: on_unexpected,
