@@ -102,7 +102,7 @@ class ValidationErrors(Struct):
 
 
 class Health(Struct):
-    """Whether this worker can read its database."""
+    """Whether this worker can read and write its database."""
 
     message: str
     healthy: bool
