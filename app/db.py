@@ -22,6 +22,10 @@ MIGRATIONS: tuple[str, ...] = ()
 SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 
 BUSY_TIMEOUT_MS = 10_000
+# The WAL file is cut back to this size whenever it is reset after a checkpoint. Without it
+# a WAL that grew while a long read (an export, a backup) held its snapshot keeps that size
+# on disk until the server stops (https://www.sqlite.org/pragma.html#pragma_journal_size_limit).
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 Row = tuple[Any, ...]
 Connection = aiosqlite.Connection  # the writer a transaction hands out: store.py's one use of it
@@ -34,6 +38,7 @@ _PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     _WAL,
     "PRAGMA synchronous = FULL",
+    f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}",
     "PRAGMA temp_store = MEMORY",
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
