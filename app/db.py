@@ -101,7 +101,17 @@ def schema_path() -> Path:
 async def _connect(path: Path, pragmas: Iterable[str]) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module starts no transactions of its own; writes
     # begin theirs explicitly with BEGIN IMMEDIATE.
-    conn = await aiosqlite.connect(path, isolation_level=None, cached_statements=256)
+    conn = aiosqlite.connect(path, isolation_level=None, cached_statements=256)
+    try:
+        await conn
+    except BaseException:
+        # A failed connect leaves aiosqlite's thread to stop by itself, and to hand its result
+        # to this loop: after asyncio.run has closed it, that is two "Event loop is closed"
+        # tracebacks under the CLI's one line. Waited for here, while the loop runs.
+        thread = getattr(conn, "_thread", None)  # aiosqlite 0.22's worker thread
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join, 1.0)
+        raise
     try:
         for pragma in pragmas:
             await (_switch_to_wal(conn) if pragma == _WAL else conn.execute(pragma))
@@ -372,6 +382,10 @@ class Database:
         """Opens `path`, creating it or upgrading it in place to the latest schema."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise SchemaError(f"{path} is a folder, not a database file")
+        if path.exists() and not os.access(path, os.R_OK):
+            raise SchemaError(f"{path} cannot be read by this server (user id {os.geteuid()})")
         # Said plainly before SQLite says "unable to open database file" or "attempt to write
         # a readonly database", or, worse, serves reads and fails every write.
         reason = unwritable(path)

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,33 @@ def test_a_read_only_folder_is_refused_naming_the_folder(folder: Path) -> None:
     assert "items.db-wal" in done.stderr
 
 
+def test_a_folder_or_an_unreadable_file_is_refused_saying_which(folder: Path) -> None:
+    unreadable = folder / "items.db"
+    make_database(unreadable)
+    unreadable.chmod(0o222)
+
+    as_folder = start(folder)
+    as_unreadable = start(unreadable)
+
+    assert_refused_in_one_line(as_folder, f"{folder} is a folder, not a database file")
+    assert_refused_in_one_line(as_unreadable, f"{unreadable} cannot be read by this server")
+
+
+def test_a_file_sqlite_cannot_open_is_one_line_without_the_threads_tracebacks(
+    folder: Path,
+) -> None:
+    # A link to a folder that does not exist passes every check before SQLite's own open.
+    link = folder / "items.db"
+    link.symlink_to(folder / "missing" / "items.db")
+
+    # The thread's answer races the loop's closing: a few starts, to meet the race.
+    for _ in range(8):
+        done = start(link)
+
+        assert_refused_in_one_line(done, "unable to open database file")
+        assert "Event loop is closed" not in done.stderr
+
+
 def test_health_reports_a_database_made_read_only_while_serving(folder: Path) -> None:
     db = folder / "items.db"
     make_database(db)
@@ -184,3 +212,20 @@ async def test_health_reports_a_schema_version_changed_under_the_server(
         "serves version 1: restart the server with the release that wrote it",
         "healthy": False,
     }
+
+
+def test_a_failed_connect_leaves_no_sqlite_thread_to_answer_a_closed_loop(folder: Path) -> None:
+    # The deterministic half of the test above: the worker thread is gone before the loop
+    # that would receive its answer can close.
+    link = folder / "items.db"
+    link.symlink_to(folder / "missing" / "items.db")
+    alive: list[str] = []
+
+    async def open_it() -> None:
+        with pytest.raises(sqlite3.OperationalError):
+            await Database.open(link)
+        alive.extend(t.name for t in threading.enumerate() if "_connection_worker" in t.name)
+
+    asyncio.run(open_it())
+
+    assert alive == []
