@@ -75,6 +75,17 @@ def _find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
+def _text(value: bytes) -> str:
+    """A header's text. UTF-8, as the query string is read: "équipe" by header and by
+    `workspace_name` is one workspace, and a key's UTF-8 bytes are the ones its digest was
+    taken of. Bytes that are not UTF-8 are read as Latin-1, the HTTP default (RFC 9110
+    section 5.5), rather than refused."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _credentials(scope: Scope) -> tuple[str | None, str]:
     """The workspace a request names and the Authorization it presents, read from the raw
     headers: the item read takes this path on every request, and building a Headers object
@@ -84,9 +95,9 @@ def _credentials(scope: Scope) -> tuple[str | None, str]:
     for name, value in scope["headers"]:
         if name == b"comet-workspace":
             if workspace is None:
-                workspace = value.decode("latin-1")
+                workspace = _text(value)
         elif name == b"authorization" and authorization is None:
-            authorization = value.decode("latin-1")
+            authorization = _text(value)
     if not workspace and scope["query_string"]:
         workspace = QueryParams(scope["query_string"]).get("workspace_name")
     return workspace, authorization or ""

@@ -1,7 +1,7 @@
 """The one error body, and the handlers that turn every failure into it."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from msgspec import UNSET, UnsetType
 from starlette.exceptions import HTTPException
@@ -74,6 +74,16 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, http_message(exc.status_code), headers=exc.headers)
 
 
+# Set on an exception whose traceback on_unexpected has logged. Starlette's error middleware
+# raises it again after the 500 is answered, for the server to see; app/protocol.py then
+# closes the connection without logging the same traceback a second time.
+LOGGED = "_experiment_items_logged"
+
+
+def was_logged(exc: BaseException) -> bool:
+    return getattr(exc, LOGGED, False) is True
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log under the id of the request's access line, which the
     # client is given too; never to the client.
@@ -81,11 +91,41 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.error(
         "request %s failed: %s %s", request_id, request.method, request.url.path, exc_info=exc
     )
+    setattr(exc, LOGGED, True)  # every exception has a __dict__, BaseException's
+    # The server closes the connection after this answer (the error is raised again past
+    # it); `connection: close` says so, so a client does not send its next request there
+    # (RFC 9112 section 9.6).
     return error_response(
         500,
         f"Unexpected server error (request id {request_id})",
-        headers={REQUEST_ID_HEADER: request_id},
+        headers={REQUEST_ID_HEADER: request_id, "Connection": "close"},
     )
+
+
+# A storage failure a client or an operator can act on, as the engine describes it: status,
+# message, headers (app/store.py, storage_failure); None for any other, a 500.
+Described = tuple[int, str, dict[str, str]] | None
+
+
+def storage_handler(
+    describe: Callable[[Exception], Described],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The handler of the storage engine's errors: each it can describe, answered in one line
+    of log and no traceback (a full disk should not fill with logs); the rest as on_unexpected.
+    Nothing of the failed request was stored: each write is one transaction."""
+
+    async def on_storage_error(request: Request, exc: Exception) -> Response:
+        known = describe(exc)
+        if known is None:
+            return await on_unexpected(request, exc)
+        status, message, headers = known
+        request_id = request_id_of(request.scope) or ids.to_str(ids.uuid7())
+        log.error(
+            "request %s refused: %s %s: %s", request_id, request.method, request.url.path, exc
+        )
+        return error_response(status, message, headers={REQUEST_ID_HEADER: request_id, **headers})
+
+    return on_storage_error
 
 
 async def on_client_disconnect(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""Health: whether this worker can read its database, and which release it runs."""
+"""Health: whether this worker can read and write its database, and which release it runs."""
 
 import asyncio
 import logging
@@ -30,14 +30,19 @@ async def ping(request: Request) -> Response:
     except TimeoutError:
         return _unhealthy(f"no answer within {PING_TIMEOUT_SECONDS:g} s")
     except Exception as exc:
-        return _unhealthy(str(exc))
+        # The storage's exception may say what cannot be done: "read" or "write".
+        return _unhealthy(str(exc), getattr(exc, "action", "read"))
     return Response(_HEALTHY, media_type=JSON)
 
 
-def _unhealthy(reason: str) -> Response:
+_PARTICIPLES = {"read": "read", "write": "written"}
+
+
+def _unhealthy(reason: str, action: str = "read") -> Response:
     # One line and no traceback: the reason is all an operator needs.
-    log.error("health check cannot read the database: %s", reason)
-    body = encoder.encode(Health(f"Database cannot be read: {reason}", False))
+    log.error("health check cannot %s the database: %s", action, reason)
+    message = f"Database cannot be {_PARTICIPLES.get(action, action)}: {reason}"
+    body = encoder.encode(Health(message, False))
     return Response(body, 500, media_type=JSON)
 
 

@@ -10,10 +10,10 @@ from starlette.middleware import Middleware
 from app import config
 from app.auth import ApiKey, load_keys
 from app.context import Services
-from app.errors import HANDLERS
+from app.errors import HANDLERS, storage_handler
 from app.logs import AccessLog
 from app.routes import PREFIXES, routes
-from app.store import Store, open_store
+from app.store import STORAGE_ERROR, Store, open_store, storage_failure
 
 __all__ = ["PREFIXES", "app_from_env", "create_app"]
 
@@ -53,7 +53,7 @@ def create_app(
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(AccessLog, enabled=settings.access_log)],
-        exception_handlers=HANDLERS,
+        exception_handlers={**HANDLERS, STORAGE_ERROR: storage_handler(storage_failure)},
         lifespan=lifespan,
     )
     if store is not None:

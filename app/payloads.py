@@ -102,7 +102,7 @@ class ValidationErrors(Struct):
 
 
 class Health(Struct):
-    """Whether this worker can read its database."""
+    """Whether this worker can read and write its database."""
 
     message: str
     healthy: bool
@@ -207,12 +207,28 @@ def _whole(ge: int | None = None, le: int | None = None) -> Any:
     return Annotated[int, Meta(ge=ge, le=le)] | Annotated[float, Meta(ge=ge, le=le, multiple_of=1)]
 
 
+# Bounds on the numbers the store sums or averages, so that no valid write can make a later
+# read overflow (SQLite's sum() raises "integer overflow" past 64 bits; floats go to inf).
+# Opik's own: span usage is Map<String, Integer> (api/Span.java), 32-bit per value; a feedback
+# score is a decimal in [-999999999.999999999, 999999999.999999999] (Decimal(18,9)); a span
+# cost is at least 0 and stored as Decimal(38,12), under 10^26. A trace would need 2^32 spans
+# for its usage to overflow, and 10^282 for its cost.
+MIN_USAGE = -(2**31)
+MAX_USAGE = 2**31 - 1
+MAX_SCORE = 1e9  # Opik's 999999999.999999999, as a double
+MAX_COST = 1e26
+
+Score = Annotated[float, Meta(ge=-MAX_SCORE, le=MAX_SCORE)]
+Cost = Annotated[float, Meta(ge=0, lt=MAX_COST)]
+
 if TYPE_CHECKING:
     WholeNumber = int
     StreamLimit = int
+    Usage = int
 else:
     WholeNumber = _whole()
     StreamLimit = _whole(ge=1, le=MAX_STREAM_LIMIT)
+    Usage = _whole(ge=MIN_USAGE, le=MAX_USAGE)
 
 
 # --- Streaming ---------------------------------------------------------------------------
@@ -316,9 +332,9 @@ class SpanWrite(Struct):
     model: str | None = None
     provider: str | None = None
     tags: list[str] | None = None
-    usage: dict[str, WholeNumber] | None = None
+    usage: dict[str, Usage] | None = None
     error_info: ErrorInfo | None = None
-    total_estimated_cost: Annotated[float, Meta(ge=0)] | None = None
+    total_estimated_cost: Cost | None = None
     total_estimated_cost_version: str | None = None
     ttft: float | None = None
     source: str | None = None
@@ -333,7 +349,7 @@ class ScoreWrite(Struct):
     """A feedback score of the item's trace; a second score of one name replaces the first."""
 
     name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-    value: float
+    value: Score
     source: ScoreSource
     category_name: str | None = None
     reason: str | None = None

@@ -2,6 +2,7 @@
 request's head and body, which it lacks, and one write for each GET's head and body."""
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -10,12 +11,26 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.config import current as current_settings
+from app.errors import was_logged
 from app.payloads import Error, encoder
 
 Phase = Literal["head", "body"]
 
 
 _BODILESS = frozenset(("GET", "HEAD"))
+
+
+def _not_logged_yet(record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return exc is None or not was_logged(exc)
+
+
+# The logger of each request's cycle. uvicorn logs the traceback of an exception the app
+# raises; Starlette raises again, after the 500 is answered, one that app/errors.py logged
+# already under the request's id: that one is not logged twice (reliability probe D11). A
+# child of uvicorn's logger, so its records go where uvicorn's go.
+_CYCLE_LOG = logging.getLogger("uvicorn.error.cycle")
+_CYCLE_LOG.addFilter(_not_logged_yet)
 
 
 class HeadWithBody:
@@ -87,6 +102,10 @@ class HttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # uvicorn compares its logger's own level to decide on trace lines: the same level.
+        if _CYCLE_LOG.level != self.logger.level:
+            _CYCLE_LOG.setLevel(self.logger.level)
+        self.logger = _CYCLE_LOG
         settings = current_settings()
         self.head_timeout = settings.head_timeout_seconds
         self.body_timeout = settings.body_timeout_seconds

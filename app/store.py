@@ -14,10 +14,25 @@ from typing import Protocol
 
 from app.payloads import Experiment, FullItem, Item
 from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
-from app.sqlite import SqliteStore, transfer
+from app.sqlite import SqliteStore, failures, transfer
 from app.sqlite.transfer import Incoming, Refused, Snapshot, incoming
 
-__all__ = ["Incoming", "Refused", "Snapshot", "Store", "incoming", "open_store", "snapshot"]
+__all__ = [
+    "STORAGE_ERROR",
+    "Incoming",
+    "Refused",
+    "Snapshot",
+    "Store",
+    "incoming",
+    "open_store",
+    "snapshot",
+    "storage_failure",
+]
+
+# What the engine raises when its database fails, and what it can say of such a failure
+# (status, message, headers: a full disk, a read-only file, a busy lock), else None.
+STORAGE_ERROR = failures.ERROR
+storage_failure = failures.describe
 
 
 class Store(Protocol):

@@ -143,7 +143,11 @@ def test_integer_fields_that_take_whole_floats_are_plain_integers(
         {"type": "integer", "minimum": 1, "maximum": payloads.MAX_STREAM_LIMIT},
         {"type": "null"},
     ]
-    assert usage["additionalProperties"] == {"type": "integer"}
+    assert usage["additionalProperties"] == {
+        "type": "integer",
+        "minimum": payloads.MIN_USAGE,
+        "maximum": payloads.MAX_USAGE,
+    }
 
 
 def test_every_error_status_has_the_contract_body(routes: list[BaseRoute]) -> None:

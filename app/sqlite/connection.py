@@ -22,6 +22,10 @@ MIGRATIONS: tuple[str, ...] = ()
 SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 
 BUSY_TIMEOUT_MS = 10_000
+# The WAL file is cut back to this size whenever it is reset after a checkpoint. Without it
+# a WAL that grew while a long read (an export, a backup) held its snapshot keeps that size
+# on disk until the server stops (https://www.sqlite.org/pragma.html#pragma_journal_size_limit).
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 Row = tuple[Any, ...]
 
@@ -33,6 +37,7 @@ _PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     _WAL,
     "PRAGMA synchronous = FULL",
+    f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}",
     "PRAGMA temp_store = MEMORY",
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
@@ -44,6 +49,39 @@ _OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name =
 
 class SchemaError(RuntimeError):
     """The database file was written by a newer release, or is not ours."""
+
+
+class ReadOnlyDatabase(SchemaError):
+    """This process cannot write the database: a SchemaError, so that the CLI stops with one
+    line and exit code 2, as for any database it cannot serve."""
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def unwritable(path: Path) -> str | None:
+    """Why this process could not write the database at `path`, or None. Blocking.
+
+    SQLite grants BEGIN IMMEDIATE on a file it cannot write and fails only at the first page
+    written, and it gives new -wal and -shm files the database's mode: a 0444 file, or stale
+    0444 sidecars after it is made 0644 again, would serve reads and fail every write. In WAL
+    mode SQLite writes the -wal and -shm files beside the database, creating them when
+    missing (https://www.sqlite.org/wal.html#the_wal_file): the folder must let it."""
+    directory = path.parent
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        return f"{directory} is on a read-only file system"
+    files = (path, *_sidecars(path))
+    for file in files:
+        if file.exists() and not os.access(file, os.W_OK):
+            return f"{file} is read-only to this server (user id {os.geteuid()})"
+    missing = next((file for file in files if not file.exists()), None)
+    if missing is not None and not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"the folder {directory} is read-only to this server (user id {os.geteuid()}), "
+            f"and SQLite must create {missing.name} in it"
+        )
+    return None
 
 
 def schema_path() -> Path:
@@ -62,7 +100,17 @@ def schema_path() -> Path:
 async def _connect(path: Path, pragmas: Iterable[str]) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module starts no transactions of its own; writes
     # begin theirs explicitly with BEGIN IMMEDIATE.
-    conn = await aiosqlite.connect(path, isolation_level=None, cached_statements=256)
+    conn = aiosqlite.connect(path, isolation_level=None, cached_statements=256)
+    try:
+        await conn
+    except BaseException:
+        # A failed connect leaves aiosqlite's thread to stop by itself, and to hand its result
+        # to this loop: after asyncio.run has closed it, that is two "Event loop is closed"
+        # tracebacks under the CLI's one line. Waited for here, while the loop runs.
+        thread = getattr(conn, "_thread", None)  # aiosqlite 0.22's worker thread
+        if thread is not None and thread.is_alive():
+            await asyncio.to_thread(thread.join, 1.0)
+        raise
     try:
         for pragma in pragmas:
             await (_switch_to_wal(conn) if pragma == _WAL else conn.execute(pragma))
@@ -228,6 +276,22 @@ CHECK_BUSY_TIMEOUT_MS = 1_000
 class Unhealthy(Exception):
     """Why the database a worker serves cannot be read (Database.check)."""
 
+    action = "read"  # what cannot be done: for the health check's message
+
+
+class Unwritable(Unhealthy):
+    """Why the database a worker serves cannot be written (Database.check)."""
+
+    action = "write"
+
+
+# A write that failed for want of space or permission keeps the health check failing this
+# long, or until a write succeeds: every write is failing, very likely, but nothing shows
+# when space is freed again unless a write is tried (a ping does not write).
+WRITE_FAILURE_SECONDS = 30.0
+# SQLite's primary result codes that say no write can succeed (https://www.sqlite.org/rescode.html).
+_WRITE_FAILURES = frozenset((sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR))
+
 
 def _check_identity(path: Path, identity: tuple[int, int] | None) -> None:
     try:
@@ -244,9 +308,10 @@ def _check_identity(path: Path, identity: tuple[int, int] | None) -> None:
         )
 
 
-def check_file(path: Path, identity: tuple[int, int] | None) -> None:
-    """Raises unless `path` is still the file this worker opened and a fresh connection reads
-    it as our database. Blocking: run it in a thread.
+def check_file(path: Path, identity: tuple[int, int] | None) -> int:
+    """Raises unless `path` is still the file this worker opened, a fresh connection reads it
+    as our database and this process could write it; returns its schema version. Blocking:
+    run it in a thread.
 
     The worker's own connections cannot tell: they keep reading the inode they opened, and its
     pages from their cache, after the file at `path` is unlinked or replaced."""
@@ -270,6 +335,10 @@ def check_file(path: Path, identity: tuple[int, int] | None) -> None:
         raise Unhealthy(f"{path} is not an experiment items database")
     # Again after the read: a file swapped in while it was being read must not pass either.
     _check_identity(path, identity)
+    reason = unwritable(path)
+    if reason is not None:
+        raise Unwritable(reason)
+    return int(version)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -286,8 +355,10 @@ class Database:
         writer: aiosqlite.Connection,
         readers: Sequence[aiosqlite.Connection],
         path: Path | None = None,
+        schema_version: int = SCHEMA_VERSION,
     ):
         self.path = path  # the file these connections opened, for health checks
+        self.schema_version = schema_version  # the version they were opened at
         # (st_dev, st_ino) of that file when it was opened: a health check that finds another
         # file at `path` knows the connections read one that was replaced or unlinked.
         self.file_identity = _identity(path) if path is not None else None
@@ -300,6 +371,8 @@ class Database:
         self._dispatching = False
         self._answering: set[asyncio.Task[None]] = set()
         self._waiting: dict[tuple[Lookup, Any], dict[Any, list[asyncio.Future[Row | None]]]] = {}
+        # (time.monotonic(), why) of the last write, when it failed for space or permission.
+        self._write_failure: tuple[float, str] | None = None
 
     @classmethod
     async def open(
@@ -308,21 +381,43 @@ class Database:
         """Opens `path`, creating it or upgrading it in place to the latest schema."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise SchemaError(f"{path} is a folder, not a database file")
+        if path.exists() and not os.access(path, os.R_OK):
+            raise SchemaError(f"{path} cannot be read by this server (user id {os.geteuid()})")
+        # Said plainly before SQLite says "unable to open database file" or "attempt to write
+        # a readonly database", or, worse, serves reads and fails every write.
+        reason = unwritable(path)
+        if reason is not None:
+            raise ReadOnlyDatabase(f"it cannot be written: {reason}")
         writer = await _connect(path, _PRAGMAS)
         try:
-            await upgrade(writer, migrations)
+            version = await upgrade(writer, migrations)
             opened = [await _connect(path, _READER_PRAGMAS) for _ in range(max(1, readers))]
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, opened, path)
+        return cls(writer, opened, path, version)
 
     async def check(self) -> None:
-        """Raises unless this database can still be read: the file at its path is the one it
-        opened and reads as ours (check_file, in a thread), and its own readers answer."""
+        """Raises unless this database can still be read and written: the file at its path is
+        the one it opened, reads as ours at its schema version and is writable (check_file, in
+        a thread), its own readers answer, and no write failed for space or permission in the
+        last WRITE_FAILURE_SECONDS."""
         if self.path is not None:  # None: no file behind it, nothing to compare
-            await asyncio.to_thread(check_file, self.path, self.file_identity)
+            version = await asyncio.to_thread(check_file, self.path, self.file_identity)
+            if version != self.schema_version:
+                # Another release migrated the file under this worker, which may misread it.
+                raise Unhealthy(
+                    f"{self.path} has schema version {version}, but this worker serves "
+                    f"version {self.schema_version}: restart the server with the release "
+                    "that wrote it"
+                )
         await self.fetch_all("SELECT count(*) FROM sqlite_schema")
+        failure = self._write_failure
+        if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_SECONDS:
+            seconds = time.monotonic() - failure[0]
+            raise Unwritable(f"the last write, {seconds:.0f} s ago, failed: {failure[1]}")
 
     async def close(self) -> None:
         for conn in (*self._readers, self._writer):
@@ -386,5 +481,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """The writer inside one BEGIN IMMEDIATE transaction, one writer task at a time."""
-        async with self._write_lock, _immediate(self._writer):
-            yield self._writer
+        async with self._write_lock:
+            try:
+                async with _immediate(self._writer):
+                    yield self._writer
+            except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _WRITE_FAILURES:
+                    self._write_failure = (time.monotonic(), str(exc))
+                raise
+            self._write_failure = None
