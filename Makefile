@@ -20,8 +20,9 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.installed
 
+# `make run PORT=5174` serves on another port (EXPERIMENT_ITEMS_PORT works too).
 run: install
-	$(BIN)/experiment-items serve
+	$(BIN)/experiment-items serve $(if $(PORT),--port $(PORT))
 
 test: install
 	$(BIN)/pytest
@@ -40,7 +41,7 @@ typecheck: install
 check: lint typecheck test
 
 # The reliability tests at full size (tests/soak/harness.py, scaled()): more fuzzed cases, 25
-# SIGKILL cycles, more concurrent clients. Each prints its figures; about a quarter of an hour.
+# SIGKILL cycles, more concurrent clients. Each prints its figures; 8 to 15 minutes on a 2-core machine.
 soak: install
 	SOAK=1 $(BIN)/pytest tests/test_reliability_*.py
 

@@ -1,31 +1,32 @@
-"""The command line: arguments and environment become settings and commands; the one place
-that starts uvicorn.
+"""The command line: arguments and environment become settings and commands (their bodies
+are in app/commands.py, the one place that starts uvicorn).
 
 Exit codes: 0 done, 1 the operation failed, 2 the command was called wrongly or the
 configuration cannot work. Every error is one line on stderr; `--debug` adds the traceback.
 """
 
 import argparse
-import asyncio
-import json
-import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import NoReturn
 
-from app import __version__, config, demo, export, ids, importer, push
-from app.auth import DEFAULT_WORKSPACE, KeyFileError, load_keys
-from app.lines import KINDS
-from app.progress import Progress
-from app.records import NotFound
-from app.sqlite import DatabaseError, SchemaError, backup, stats
-from app.store import open_store
+from app import __version__, config, importer
+from app.auth import DEFAULT_WORKSPACE
+from app.commands import (
+    USAGE_ERRORS,
+    run_backup,
+    run_demo,
+    run_export,
+    run_import,
+    run_push,
+    run_restore,
+    run_serve,
+    run_stats,
+)
 
 EXIT_CODES = "exit codes: 0 done, 1 the operation failed, 2 usage or configuration error"
-ITEMS_PATH = "/api/v1/private/experiments/items"
 
 SERVE_HELP = "Serve the API. Every flag has an environment variable; a flag wins over it."
 BACKUP_HELP = (
@@ -63,17 +64,6 @@ DEMO_HELP = (
     "Write three experiments' worth of items (workspace `default`) into the database, as "
     "an Opik evaluation would. Loading again updates the same items."
 )
-
-
-class UsageError(Exception):
-    """Called wrongly or configured wrongly: running the same command again cannot help."""
-
-
-class Failed(Exception):
-    """The operation itself failed."""
-
-
-USAGE_ERRORS = (UsageError, KeyFileError, SchemaError, ValueError, NotFound)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,264 +215,6 @@ def _serve_arguments(serve: _Parser) -> None:
     )
     serve.add_argument("--demo", action="store_true", help="load the demo data set first")
     serve.set_defaults(run=run_serve)
-
-
-KEEP_ALIVE_SECONDS = 65
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.protocol import HttpProtocol
-
-    names = {name for name, *_ in config.describe()}
-    settings = config.from_env(**{k: v for k, v in vars(args).items() if k in names})
-    if settings.api_keys is not None:
-        load_keys(settings.api_keys)
-    # Creates or checks the database once, before any worker starts, so a bad file is one
-    # clear line here rather than a traceback in every worker.
-    with _explained(f"cannot open database {settings.db}", failure=UsageError):
-        loaded = asyncio.run(demo.load(settings.db)) if args.demo else None
-        if loaded is None:
-            _open(settings.db)
-    # Workers are new processes: they rebuild the settings from the environment.
-    os.environ.update(config.to_env(settings))
-    print(_banner(settings, loaded), file=sys.stderr, flush=True)
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        # The app's own middleware writes the access log (app/logs.py), with request ids.
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        # httpx (the Opik SDK's client) reuses an idle connection for up to 5 s, uvicorn's own
-        # keep-alive: at equal timers a request can meet a connection the server just closed.
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # uvicorn's httptools protocol with deadlines for a request's head and body. A class,
-        # not an import string: spawned workers unpickle it, and PyInstaller sees the import.
-        http=HttpProtocol,
-    )
-    return 0
-
-
-def _open(path: Path) -> None:
-    async def open_and_close() -> None:
-        store = await open_store(path, readers=1)
-        await store.close()
-
-    asyncio.run(open_and_close())
-
-
-def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
-    """What `serve` prints on start: where it listens and stores, and a first request."""
-    base = _local_url(settings)
-    auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
-    lines = [
-        f"experiment-items {__version__}",
-        f"  database   {settings.db.resolve()}",
-        f"  listening  {base}/  (Opik SDK: OPIK_URL_OVERRIDE={base}/api/)",
-    ]
-    if loaded is not None:
-        lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
-        item_id = ids.to_str(loaded.first_item)
-    else:
-        item_id = ids.to_str(ids.uuid7())
-        lines.append(f"  write one  {_curl_write(base, item_id)}{auth}")
-    lines.append(f"  read it    curl {base}{ITEMS_PATH}/{item_id}{auth}")
-    return "\n".join(lines)
-
-
-def _local_url(settings: config.Settings) -> str:
-    """The address a client on this machine uses: a wildcard address is not one to call."""
-    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
-
-
-def _curl_write(base: str, item_id: str) -> str:
-    item = {
-        "id": item_id,
-        "experiment_id": ids.to_str(ids.uuid7()),
-        "dataset_item_id": ids.to_str(ids.uuid7()),
-        "trace_id": ids.to_str(ids.uuid7()),
-        "project_name": "Demo",
-    }
-    body = json.dumps({"experiment_items": [item]}, separators=(",", ":"))
-    return f"curl -i {base}{ITEMS_PATH} -H 'Content-Type: application/json' -d '{body}'"
-
-
-def run_backup(args: argparse.Namespace) -> int:
-    database = _existing_database(args)
-    target: Path = args.path
-    if target.exists() and not args.force:
-        raise UsageError(f"{target} exists: pass --force to replace it")
-    if target.exists() and target.samefile(database):
-        raise UsageError(f"{target} is the database itself")
-    with _explained(f"cannot back up {database} to {target}"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copied = backup.backup(database, target)
-    print(f"backed up {database} to {_copied(copied)}")
-    return 0
-
-
-def run_restore(args: argparse.Namespace) -> int:
-    database = config.from_env(db=args.db).db
-    source: Path = args.backup
-    if not source.is_file():
-        raise UsageError(f"no backup at {source}")
-    if database.exists() and source.samefile(database):
-        raise UsageError(f"{source} is the database itself")
-    with _explained(f"cannot restore {source}"):
-        copied = backup.restore(source, database)
-    print(f"restored {source} to {_copied(copied)}")
-    return 0
-
-
-def _copied(copied: backup.Copied) -> str:
-    return (
-        f"{copied.path} ({copied.size_bytes / 2**20:.1f} MiB, schema version "
-        f"{copied.schema_version}, integrity ok) in {copied.seconds:.2f} s"
-    )
-
-
-def run_stats(args: argparse.Namespace) -> int:
-    database = _existing_database(args)
-    if args.top < 0:
-        raise UsageError("--top must be 0 or more")
-    with _explained(f"cannot read {database}"):
-        found = stats.collect(database, top=args.top)
-    if args.json:
-        sys.stdout.buffer.write(stats.to_json(found) + b"\n")
-    else:
-        sys.stdout.write(stats.to_text(found))
-    return 0
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    settings = config.from_env(db=args.db)
-    with _explained(f"cannot load the demo into {settings.db}"):
-        loaded = asyncio.run(demo.load(settings.db))
-    print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
-    for name, experiment_id in loaded.experiments.items():
-        print(f"  experiment {ids.to_str(experiment_id)}  {name}")
-    item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
-    print(f"with `experiment-items serve` running: curl {item}")
-    return 0
-
-
-def run_export(args: argparse.Namespace) -> int:
-    database = _existing_database(args)
-    experiment = _experiment_key(args.experiment)
-    with _explained(f"cannot export {database}"):
-        if args.output is None:
-            exported = _export_to_stdout(database, args.workspace, experiment)
-        else:
-            with export.output_file(args.output) as out:
-                exported = export.export(database, args.workspace, experiment, out, Progress())
-    what = f"experiment {args.experiment}" if experiment else f"workspace {args.workspace}"
-    counts = ", ".join(f"{kind} {exported.lines[kind]:,}" for kind in KINDS)
-    total = sum(exported.lines.values())
-    print(
-        f"exported {what} of {database}: {total:,} lines ({counts}) "
-        f"to {args.output or 'stdout'} in {exported.seconds:.2f} s",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _export_to_stdout(database: Path, workspace: str, experiment: bytes | None) -> export.Exported:
-    try:
-        return export.export(database, workspace, experiment, sys.stdout.buffer, Progress())
-    except BrokenPipeError:
-        # The reader went away (`| head`): nothing more can be written, not even at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise Failed("the output was closed before the export ended") from None
-
-
-def run_import(args: argparse.Namespace) -> int:
-    database = config.from_env(db=args.db).db
-    if args.batch < 1:
-        raise UsageError("--batch must be 1 or more")
-    name = "stdin" if args.file == "-" else args.file
-    if args.file != "-" and not Path(args.file).is_file():
-        raise UsageError(f"no file at {args.file}")
-    with _explained(f"cannot import {name} into {database}"), _source(args.file) as source:
-        report = asyncio.run(
-            importer.import_lines(database, source, args.workspace, args.batch, Progress())
-        )
-    print(
-        f"imported {name} into workspace {args.workspace} of {database}: {report.read:,} "
-        f"lines read, {report.stored:,} stored, {report.rejected:,} rejected"
-    )
-    for line, reason in report.first_rejected():
-        print(f"  line {line}: {reason}")
-    if report.rejected > importer.MAX_LISTED:
-        print(f"  and {_count(report.rejected - importer.MAX_LISTED, 'more rejected line')}")
-    return 1 if report.rejected else 0
-
-
-def run_push(args: argparse.Namespace) -> int:
-    database = _existing_database(args)
-    experiment = _experiment_key(args.experiment)
-    if not args.url.startswith(("http://", "https://")):
-        raise UsageError(f"URL must start with http:// or https://, not {args.url!r}")
-    api_key = args.api_key or os.environ.get("OPIK_API_KEY") or None
-    target = push.Target(args.url.rstrip("/"), api_key, args.target_workspace)
-    checkpoint = args.checkpoint or push.default_checkpoint(database, target, args.workspace)
-    with _explained(f"cannot push {database}"):
-        pushed = push.push(database, args.workspace, experiment, target, checkpoint, Progress())
-    what = f"experiment {args.experiment}" if experiment else f"workspace {args.workspace}"
-    rate = pushed.items / pushed.seconds if pushed.seconds else 0
-    print(
-        f"pushed {what} of {database} to {target}: {_count(pushed.experiments, 'experiment')} "
-        f"created and {pushed.existing:,} there already, {_count(pushed.items, 'item')}, "
-        f"{_count(pushed.requests, 'request')}, in {pushed.seconds:.2f} s ({rate:,.0f} items/s); "
-        f"checkpoint {checkpoint}"
-    )
-    return 0
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-@contextmanager
-def _source(name: str) -> Iterator[BinaryIO]:
-    if name == "-":
-        yield sys.stdin.buffer
-    else:
-        with open(name, "rb") as file:
-            yield file
-
-
-def _experiment_key(text: str | None) -> bytes | None:
-    """The key of `--experiment`, when it is given."""
-    key = None if text is None else ids.parse(text)
-    if text is not None and key is None:
-        raise UsageError(f"--experiment must be a UUID, not {text!r}")
-    return key
-
-
-def _existing_database(args: argparse.Namespace) -> Path:
-    database = config.from_env(db=args.db).db
-    if not database.is_file():
-        raise UsageError(f"no database at {database}")
-    return database
-
-
-@contextmanager
-def _explained(action: str, failure: type[Exception] = Failed) -> Iterator[None]:
-    """Says what was being done in front of whatever went wrong doing it."""
-    try:
-        yield
-    except USAGE_ERRORS as exc:
-        raise UsageError(f"{action}: {exc}") from exc
-    except (OSError, DatabaseError, backup.BackupError) as exc:
-        raise failure(f"{action}: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,8 @@ from app.records import Conflict
 from app.store import Incoming, Refused, Store, incoming, open_store
 
 DEFAULT_BATCH_LINES = 1000
+# About a second of writing on a small box: other writers wait far inside the busy timeout.
+MAX_BATCH_LINES = 10_000
 MAX_LISTED = 20  # rejected lines the report names; it counts the others
 
 
