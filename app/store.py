@@ -15,7 +15,8 @@ from typing import Protocol
 from app.payloads import Experiment, FullItem, Item
 from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
 from app.sqlite import SqliteStore, failures, transfer
-from app.sqlite.transfer import Incoming, Refused, Snapshot, incoming
+from app.sqlite.line_tables import Incoming, Refused
+from app.sqlite.transfer import Snapshot, incoming
 
 __all__ = [
     "STORAGE_ERROR",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.sqlite.connection import SCHEMA_VERSION, Database, Lookup, SchemaError
+from app.sqlite.connection import SCHEMA_VERSION, Database, SchemaError
+from app.sqlite.lookup import Lookup
 
 pytestmark = pytest.mark.anyio
 

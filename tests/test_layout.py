@@ -57,3 +57,13 @@ def test_endpoints_and_commands_reach_the_engine_only_through_the_store() -> Non
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.sqlite"):
                 reaching.append(path.name)
     assert set(reaching) <= allowed, sorted(set(reaching) - allowed)
+
+
+def test_no_module_of_app_is_over_400_lines() -> None:
+    long = {
+        path.relative_to(APP).as_posix(): n
+        for path in APP.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+
+    assert long == {}

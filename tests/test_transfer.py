@@ -339,7 +339,7 @@ def test_export_to_a_file_leaves_nothing_else_beside_it(source: Source, tmp_path
     ("args", "message"),
     [
         (("import", "{tmp}/missing.jsonl"), "no file at {tmp}/missing.jsonl"),
-        (("import", "-", "--batch", "0"), "--batch must be 1 or more"),
+        (("import", "-", "--batch", "0"), "--batch must be between 1 and 10,000"),
         (("export", "--experiment", "nope"), "--experiment must be a UUID, not 'nope'"),
         (
             ("export", "--experiment", "0190f5b4-7c1a-7000-8000-00000000000b"),

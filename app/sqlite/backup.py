@@ -9,7 +9,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.sqlite.connection import SCHEMA_VERSION, SchemaError, open_readonly
+from app.sqlite.connection import SCHEMA_VERSION, SchemaError
+from app.sqlite.files import open_readonly
 
 # The files SQLite keeps beside a database in WAL mode. A -wal left beside a different file
 # of the same name would be replayed into it on the next open (https://www.sqlite.org/wal.html).

@@ -13,6 +13,19 @@ from typing import Any
 
 import aiosqlite
 
+from app.sqlite.files import (
+    _OUR_TABLE,
+    _SCHEMA_VERSION,
+    _TABLES,
+    BUSY_TIMEOUT_MS,
+    Unhealthy,
+    Unwritable,
+    _identity,
+    check_file,
+    unwritable,
+)
+from app.sqlite.lookup import Lookup, Row, _take
+
 # Migrations, oldest first: MIGRATIONS[n] is the SQL that takes a database of version
 # FIRST_VERSION + n to the next version. A release that changes schema.sql appends the SQL
 # that brings an existing file up to the new schema and bumps the user_version schema.sql
@@ -21,13 +34,11 @@ FIRST_VERSION = 1
 MIGRATIONS: tuple[str, ...] = ()
 SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 
-BUSY_TIMEOUT_MS = 10_000
 # The WAL file is cut back to this size whenever it is reset after a checkpoint. Without it
 # a WAL that grew while a long read (an export, a backup) held its snapshot keeps that size
 # on disk until the server stops (https://www.sqlite.org/pragma.html#pragma_journal_size_limit).
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
-Row = tuple[Any, ...]
 
 # WAL lets readers run beside the writer and other processes; synchronous=FULL syncs the WAL at
 # every commit, so a 204 means the batch survives power loss (https://www.sqlite.org/wal.html,
@@ -42,10 +53,6 @@ _PRAGMAS = (
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
 
-_TABLES = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-_SCHEMA_VERSION = "PRAGMA user_version"
-_OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
-
 
 class SchemaError(RuntimeError):
     """The database file was written by a newer release, or is not ours."""
@@ -54,34 +61,6 @@ class SchemaError(RuntimeError):
 class ReadOnlyDatabase(SchemaError):
     """This process cannot write the database: a SchemaError, so that the CLI stops with one
     line and exit code 2, as for any database it cannot serve."""
-
-
-def _sidecars(path: Path) -> tuple[Path, Path]:
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-
-
-def unwritable(path: Path) -> str | None:
-    """Why this process could not write the database at `path`, or None. Blocking.
-
-    SQLite grants BEGIN IMMEDIATE on a file it cannot write and fails only at the first page
-    written, and it gives new -wal and -shm files the database's mode: a 0444 file, or stale
-    0444 sidecars after it is made 0644 again, would serve reads and fail every write. In WAL
-    mode SQLite writes the -wal and -shm files beside the database, creating them when
-    missing (https://www.sqlite.org/wal.html#the_wal_file): the folder must let it."""
-    directory = path.parent
-    if os.statvfs(directory).f_flag & os.ST_RDONLY:
-        return f"{directory} is on a read-only file system"
-    files = (path, *_sidecars(path))
-    for file in files:
-        if file.exists() and not os.access(file, os.W_OK):
-            return f"{file} is read-only to this server (user id {os.geteuid()})"
-    missing = next((file for file in files if not file.exists()), None)
-    if missing is not None and not os.access(directory, os.W_OK | os.X_OK):
-        return (
-            f"the folder {directory} is read-only to this server (user id {os.geteuid()}), "
-            f"and SQLite must create {missing.name} in it"
-        )
-    return None
 
 
 def schema_path() -> Path:
@@ -226,125 +205,12 @@ async def upgrade(conn: aiosqlite.Connection, migrations: Sequence[str] = MIGRAT
                 raise SchemaError(f"the step up from schema version {version} recorded none")
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection for the operator's commands: it never creates, migrates or
-    writes the file, and in WAL mode it reads beside a running server without blocking it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no database at {path}")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return conn
-
-
-class Lookup:
-    """A statement that reads rows by key, for Database.lookup.
-
-    `template` holds `{keys}` where the keys go (`... WHERE id IN ({keys}) AND scope = ?`), the
-    scope's parameter last; the row's column `key_column` is its key. sql[n] is the statement
-    for n keys.
-    """
-
-    MAX_KEYS = 64
-
-    def __init__(self, template: str, key_column: int) -> None:
-        self.key_column = key_column
-        self.sql = [""] + [
-            template.format(keys=", ".join("?" * n)) for n in range(1, self.MAX_KEYS + 1)
-        ]
-
-
-Waiting = dict[Any, list["asyncio.Future[Row | None]"]]
-
-
-def _take(waiting: dict[tuple[Lookup, Any], Waiting]) -> tuple[tuple[Lookup, Any], Waiting]:
-    """The oldest group of waiting lookups, at most MAX_KEYS keys of it; the rest stay."""
-    group = next(iter(waiting))
-    keys = waiting[group]
-    if len(keys) <= Lookup.MAX_KEYS:
-        del waiting[group]
-        return group, keys
-    taken = dict(itertools.islice(keys.items(), Lookup.MAX_KEYS))
-    for key in taken:
-        del keys[key]
-    return group, taken
-
-
-# Database.check's own connection gives up on a lock after this, well inside a ping's time.
-CHECK_BUSY_TIMEOUT_MS = 1_000
-
-
-class Unhealthy(Exception):
-    """Why the database a worker serves cannot be read (Database.check)."""
-
-    action = "read"  # what cannot be done: for the health check's message
-
-
-class Unwritable(Unhealthy):
-    """Why the database a worker serves cannot be written (Database.check)."""
-
-    action = "write"
-
-
 # A write that failed for want of space or permission keeps the health check failing this
 # long, or until a write succeeds: every write is failing, very likely, but nothing shows
 # when space is freed again unless a write is tried (a ping does not write).
 WRITE_FAILURE_SECONDS = 30.0
 # SQLite's primary result codes that say no write can succeed (https://www.sqlite.org/rescode.html).
 _WRITE_FAILURES = frozenset((sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR))
-
-
-def _check_identity(path: Path, identity: tuple[int, int] | None) -> None:
-    try:
-        now = _identity(path)
-    except FileNotFoundError:
-        raise Unhealthy(
-            f"the database file {path} was removed since this worker opened it; "
-            "put it back or restart the server"
-        ) from None
-    if identity is not None and now != identity:
-        raise Unhealthy(
-            f"the database file {path} was replaced by another since this worker opened it; "
-            "restart the server to serve the new one"
-        )
-
-
-def check_file(path: Path, identity: tuple[int, int] | None) -> int:
-    """Raises unless `path` is still the file this worker opened, a fresh connection reads it
-    as our database and this process could write it; returns its schema version. Blocking:
-    run it in a thread.
-
-    The worker's own connections cannot tell: they keep reading the inode they opened, and its
-    pages from their cache, after the file at `path` is unlinked or replaced."""
-    _check_identity(path, identity)
-    # mode=ro never creates, migrates or writes the file (https://www.sqlite.org/uri.html).
-    # Opening and closing a second connection to the file in this process is safe: SQLite
-    # shares one set of POSIX locks per inode among them
-    # (https://www.sqlite.org/howtocorrupt.html, section 2.2).
-    conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=ro",
-        uri=True,
-        timeout=CHECK_BUSY_TIMEOUT_MS / 1000,
-        isolation_level=None,
-    )
-    try:
-        tables = conn.execute(_OUR_TABLE).fetchone()[0]
-        version = conn.execute(_SCHEMA_VERSION).fetchone()[0]
-    finally:
-        conn.close()
-    if tables != 1 or version < 1:
-        raise Unhealthy(f"{path} is not an experiment items database")
-    # Again after the read: a file swapped in while it was being read must not pass either.
-    _check_identity(path, identity)
-    reason = unwritable(path)
-    if reason is not None:
-        raise Unwritable(reason)
-    return int(version)
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    """(st_dev, st_ino): which file `path` names now."""
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
 
 
 class Database:

@@ -7,7 +7,8 @@ from msgspec import UNSET
 from app import clock, ids
 from app.payloads import Item
 from app.records import ItemRecord, name_key
-from app.sqlite.connection import Database, Lookup, Row
+from app.sqlite.connection import Database
+from app.sqlite.lookup import Lookup, Row
 from app.sqlite.tables import EXPERIMENT_ITEMS, EXPERIMENTS, PROJECTS, select
 from app.sqlite.write import Write
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from app import ids
-from app.sqlite.connection import open_readonly
+from app.sqlite.files import open_readonly
 
 # Read-only introspection over whatever tables the schema has: every table that has a
 # workspace column is counted per workspace, so new tables show up without a change here.

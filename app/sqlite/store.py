@@ -8,6 +8,7 @@ from app.payloads import Experiment, FullItem, Item
 from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
 from app.sqlite import bulk, experiments, items, stream, transfer
 from app.sqlite.connection import MIGRATIONS, Database
+from app.sqlite.line_tables import Incoming, Refused
 
 
 class SqliteStore:
@@ -54,6 +55,6 @@ class SqliteStore:
         await bulk.record_bulk(self.db, workspace, user, record)
 
     async def import_records(
-        self, workspace: str, user: str, records: Sequence[transfer.Incoming]
-    ) -> transfer.Refused:
+        self, workspace: str, user: str, records: Sequence[Incoming]
+    ) -> Refused:
         return await transfer.import_records(self.db, workspace, user, records)

@@ -10,8 +10,9 @@ from msgspec import UNSET
 from app import clock, ids
 from app.payloads import FeedbackScore, FullItem
 from app.records import StreamQuery, batched, duration_ms, name_key, truncate_images
-from app.sqlite.connection import Database, Row
+from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
+from app.sqlite.lookup import Row
 from app.sqlite.tables import marks, select
 
 _LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"

@@ -2,16 +2,15 @@
 time from a snapshot and written as the file gives it."""
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
-from msgspec import UNSET, Raw, UnsetType
+from msgspec import UNSET
 
-from app import clock, ids
+from app import ids
 from app.lines import (
     KINDS,
     ExperimentLine,
@@ -25,11 +24,23 @@ from app.lines import (
     parse_instant,
 )
 from app.payloads import ItemWrite
-from app.records import Conflict, NotFound, json_text, name_key
+from app.records import Conflict, NotFound, name_key
 from app.sqlite import tables
-from app.sqlite.connection import Database, Row, open_readonly
-from app.sqlite.experiments import id_or_unset
+from app.sqlite.connection import Database
+from app.sqlite.files import open_readonly
 from app.sqlite.items import UPSERT_ITEM
+from app.sqlite.line_tables import (
+    AUDIT_SPEC,
+    DESCRIBED,
+    ITEM_AUDIT,
+    PAGE,
+    PAGE_OF_EXPERIMENT,
+    Incoming,
+    LineTable,
+    Refused,
+    page_sql,
+)
+from app.sqlite.lookup import Row
 from app.sqlite.tables import marks
 from app.sqlite.write import Write
 
@@ -49,19 +60,6 @@ from app.sqlite.write import Write
 PAGE_ROWS = 1000
 
 
-# The unary + keeps the planner on the primary key: an index that starts with the workspace
-# would have it sort the whole workspace for every page (see STREAM_ITEMS).
-PAGE = """
-SELECT {columns} FROM {table} AS t {joins}
-WHERE +t.workspace = ? AND ({key}) > ({marks}) ORDER BY {key} LIMIT ?
-"""
-# Driven by the TEMP table of the experiment's keys in their order: each page is one range of
-# it and one primary-key lookup per row, where `t.id IN temp...` would read the whole TEMP
-# table again for every page.
-PAGE_OF_EXPERIMENT = """
-SELECT {columns} FROM temp.export_{table} AS x JOIN {table} AS t ON {on} {joins}
-WHERE +t.workspace = ? AND ({x_key}) > ({marks}) ORDER BY {x_key} LIMIT ?
-"""
 COUNT_ROWS = "SELECT count(*) FROM {table} WHERE workspace = ?"
 COUNT_ROWS_OF_EXPERIMENT = "SELECT count(*) FROM temp.export_{table}"
 FIND_IN_WORKSPACE = "SELECT id FROM {table} WHERE workspace = ? AND id IN ({marks})"
@@ -110,159 +108,6 @@ LEFT JOIN projects AS p ON p.id = coalesce(t.project_id, tr.project_id)
 """
 
 
-class _Codec(NamedTuple):
-    """How a line's field becomes its column (`store`, raising ValueError with the rule it
-    breaks; None for a field that is not stored) and how the column becomes the field."""
-
-    store: Callable[[Any], object] | None
-    show: Callable[[Any], Any]
-
-
-def _stored_id(value: str | UnsetType | None) -> bytes | None:
-    if value is UNSET or value is None:
-        return None
-    key = ids.parse(value)
-    if key is None:
-        raise ValueError("must be a UUID")
-    return key
-
-
-def _stored_v7(value: str | UnsetType | None) -> bytes | None:
-    key = _stored_id(value)
-    if key is not None and not ids.is_v7(key):
-        raise ValueError("must be a UUID version 7")
-    return key
-
-
-def _stored_instant(value: str | UnsetType | None) -> int | None:
-    return None if value is UNSET or value is None else parse_instant(value)
-
-
-def _shown_instant(ns: int | None) -> str | UnsetType:
-    return UNSET if ns is None else clock.format_instant(ns)
-
-
-def _shown_json(text: str | None) -> Raw | UnsetType:
-    # A line of the file ends at a line break. In stored JSON a line break can only be white
-    # space between tokens (inside a string it is escaped), so a space in its place keeps
-    # the value and the line whole.
-    return UNSET if text is None else Raw(text.replace("\r", " ").replace("\n", " ").encode())
-
-
-def _stored_plain(value: object) -> object:
-    return None if value is UNSET else value
-
-
-def _shown_plain(value: object) -> object:
-    return UNSET if value is None else value
-
-
-def _stored_name(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
-def _shown_none(value: object) -> object:
-    return UNSET
-
-
-PLAIN = _Codec(_stored_plain, _shown_plain)
-_CODECS = {
-    "id": _Codec(_stored_id, id_or_unset),
-    "id7": _Codec(_stored_v7, id_or_unset),
-    "instant": _Codec(_stored_instant, _shown_instant),
-    "json": _Codec(json_text, _shown_json),
-    "name": _Codec(_stored_name, _shown_plain),
-    "hidden": _Codec(lambda mode: int(mode == "hidden"), lambda on: "hidden" if on else "default"),
-    "joined": _Codec(None, _shown_plain),  # read from another table: a name beside its id
-    "write_only": _Codec(None, _shown_none),  # only read from the file, as POST reads it
-}
-ITEM_AUDIT = ("created_at", "last_updated_at", "created_by", "last_updated_by")
-_DESCRIBED = {table.name: table for table in tables.TABLES}
-_AUDIT = "created_at:instant last_updated_at:instant created_by last_updated_by"
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One line to import: its record, the values it stores in its table's column order,
-    and its line number, which names it in the report."""
-
-    kind: Kind
-    record: Record
-    values: tuple[Any, ...]
-    line: int
-
-
-Refused = dict[int, str]  # why, by line number
-_Rows = Callable[[Write, "_Table", list[Incoming], Refused], Awaitable[list[tuple[Any, ...]]]]
-
-
-class _Table:
-    """One kind of line: its table; its columns in the line's field order, each written
-    `column:codec` (PLAIN when none is named; one that is not stored is an SQL expression);
-    and the SQL made from them."""
-
-    def __init__(
-        self,
-        name: str,
-        line: type[Record],
-        spec: str,
-        *,
-        key: tuple[str, ...] = ("id",),
-        joins: str = "",
-        refs: tuple[tuple[str, tables.Table, str], ...] = (),
-        extra: tuple[str, ...] = (),
-        rows: _Rows | None = None,
-    ) -> None:
-        columns = [(c, _CODECS[codec] if codec else PLAIN) for c, _, codec in _split(spec)]
-        assert len(columns) == len(line.__struct_fields__), name
-        described = _DESCRIBED[name]
-        for field, (column, codec) in zip(line.__struct_fields__, columns, strict=True):
-            # A stored field is its column, by name; the line's visibility_mode is `hidden`.
-            assert not codec.store or column in (field, "hidden"), f"{name}.{field}: {column}"
-        self.name = name
-        self.line = line
-        self.fields = line.__struct_fields__
-        self.codecs = tuple(codec for _, codec in columns)
-        self.stored = tuple(column for column, codec in columns if codec.store)
-        # (field index, codec.store) of the stored fields: import's inner loop
-        self.storing = tuple((at, c.store) for at, (_, c) in enumerate(columns) if c.store)
-        self.refs = refs  # (column, table, column there): never ids of another workspace
-        self.rows = rows or _rows_as_given
-        names = [column for column, _ in columns]
-        self.key_at = tuple(names.index(column) for column in key)
-        selected = ", ".join(f"t.{c}" if codec.store else c for c, codec in columns)
-        self.pages = {
-            False: _page(PAGE, name, selected, key, joins),
-            True: _page(PAGE_OF_EXPERIMENT, name, selected, key, joins),
-        }
-        # Every column as the file gives it, created_* included; never a row of another
-        # workspace.
-        written = (*self.stored, "workspace", *extra)
-        self.upsert = described.upsert(written, keep=(), positional=True)
-
-    def record(self, row: Row) -> Record:
-        fields = zip(self.fields, self.codecs, row, strict=True)
-        return self.line(**{field: codec.show(value) for field, codec, value in fields})
-
-
-def _split(spec: str) -> Iterator[tuple[str, str, str]]:
-    return (column.partition(":") for column in spec.split())
-
-
-def _page(template: str, table: str, columns: str, key: Sequence[str], joins: str) -> str:
-    return template.format(
-        table=table,
-        columns=columns,
-        joins=joins,
-        key=", ".join(f"t.{column}" for column in key),
-        x_key=", ".join(f"x.{column}" for column in key),
-        on=" AND ".join(f"t.{column} = x.{column}" for column in key),
-        marks=marks(len(key)),
-    )
-
-
 def incoming(kind: Kind, record: Record, line: int) -> Incoming:
     """The row that a line stores; ValueError saying which field breaks which rule."""
     table = _TABLES[kind]
@@ -279,14 +124,8 @@ def incoming(kind: Kind, record: Record, line: int) -> Incoming:
     return Incoming(kind, record, tuple(values), line)
 
 
-async def _rows_as_given(
-    w: Write, table: _Table, records: list[Incoming], refused: Refused
-) -> list[tuple[Any, ...]]:
-    return [(*r.values, w.workspace) for r in records]
-
-
 async def _named_rows(
-    w: Write, table: _Table, records: list[Incoming], refused: Refused
+    w: Write, table: LineTable, records: list[Incoming], refused: Refused
 ) -> list[tuple[Any, ...]]:
     """Projects or datasets, but none that takes a name another one holds: names are unique
     in a workspace (case-insensitively)."""
@@ -303,7 +142,7 @@ async def _named_rows(
 
 
 async def _experiment_rows(
-    w: Write, table: _Table, records: list[Incoming], refused: Refused
+    w: Write, table: LineTable, records: list[Incoming], refused: Refused
 ) -> list[tuple[Any, ...]]:
     """Experiments; the dataset of one is made from its `dataset_name` when the workspace
     has no dataset with its `dataset_id` (a file of experiments as GET shows them)."""
@@ -334,7 +173,7 @@ async def _experiment_rows(
 
 
 async def _item_rows(
-    w: Write, table: _Table, records: list[Incoming], refused: Refused
+    w: Write, table: LineTable, records: list[Incoming], refused: Refused
 ) -> list[tuple[Any, ...]]:
     """Items: their project by `project_name` when it is given, as POST finds it (created
     when missing); those without audit fields are written as POST writes them."""
@@ -358,22 +197,22 @@ def _project_name(record: Record) -> str | None:
     return name.strip() if isinstance(name, str) and name.strip() else None
 
 
-def _named_table(name: str) -> _Table:
+def _named_table(name: str) -> LineTable:
     """Projects or datasets: the same columns, and a name key derived from the name."""
-    spec = f"id:id name:name {_AUDIT}"
-    refs = (("id", _DESCRIBED[name], "id"),)
-    return _Table(name, NamedLine, spec, refs=refs, extra=("name_key",), rows=_named_rows)
+    spec = f"id:id name:name {AUDIT_SPEC}"
+    refs = (("id", DESCRIBED[name], "id"),)
+    return LineTable(name, NamedLine, spec, refs=refs, extra=("name_key",), rows=_named_rows)
 
 
-_TABLES: dict[Kind, _Table] = {
+_TABLES: dict[Kind, LineTable] = {
     "project": _named_table("projects"),
     "dataset": _named_table("datasets"),
-    "experiment": _Table(
+    "experiment": LineTable(
         "experiments",
         ExperimentLine,
         "id:id7 d.name:joined dataset_id:id project_id:id p.name:joined name:name "
         "metadata:json tags:json type evaluation_method optimization_id:id "
-        f"{_AUDIT} status experiment_scores:json prompt_version:json prompt_versions:json "
+        f"{AUDIT_SPEC} status experiment_scores:json prompt_version:json prompt_versions:json "
         "dataset_version_id:id",
         joins="JOIN datasets AS d ON d.id = t.dataset_id AND d.workspace = t.workspace "
         "LEFT JOIN projects AS p ON p.id = t.project_id AND p.workspace = t.workspace",
@@ -384,39 +223,39 @@ _TABLES: dict[Kind, _Table] = {
         ),
         rows=_experiment_rows,
     ),
-    "trace": _Table(
+    "trace": LineTable(
         "traces",
         TraceLine,
         "id:id7 project_id:id name start_time:instant end_time:instant input:json output:json "
         "metadata:json tags:json error_info:json thread_id ttft source environment "
-        f"hidden:hidden {_AUDIT}",
+        f"hidden:hidden {AUDIT_SPEC}",
         refs=(("id", tables.TRACES, "id"), ("project_id", tables.PROJECTS, "id")),
     ),
-    "span": _Table(
+    "span": LineTable(
         "spans",
         SpanLine,
         "id:id7 trace_id:id7 project_id:id parent_span_id:id7 name type start_time:instant "
         "end_time:instant input:json output:json metadata:json model provider tags:json "
         "usage:json error_info:json total_estimated_cost total_estimated_cost_version ttft "
-        f"source environment {_AUDIT}",
+        f"source environment {AUDIT_SPEC}",
         refs=(
             ("id", tables.SPANS, "id"),
             ("trace_id", tables.TRACES, "id"),
             ("project_id", tables.PROJECTS, "id"),
         ),
     ),
-    "feedback_score": _Table(
+    "feedback_score": LineTable(
         "feedback_scores",
         ScoreLine,
-        f"trace_id:id7 name:name category_name value reason source {_AUDIT}",
+        f"trace_id:id7 name:name category_name value reason source {AUDIT_SPEC}",
         key=("trace_id", "name"),
         refs=(("trace_id", tables.TRACES, "id"), ("trace_id", tables.FEEDBACK_SCORES, "trace_id")),
     ),
-    "experiment_item": _Table(
+    "experiment_item": LineTable(
         "experiment_items",
         ItemLine,
         "experiment_id:id7 dataset_item_id:id7 trace_id:id7 id:id7 project_id:id "
-        f"{_AUDIT} NULL:write_only",
+        f"{AUDIT_SPEC} NULL:write_only",
         refs=(
             ("id", tables.EXPERIMENT_ITEMS, "id"),
             ("experiment_id", tables.EXPERIMENTS, "id"),
@@ -426,13 +265,13 @@ _TABLES: dict[Kind, _Table] = {
     ),
 }
 _PUSH_ITEMS = {
-    scoped: _page(template, "experiment_items", PUSH_ITEM_COLUMNS, ("id",), PUSH_ITEM_JOINS)
+    scoped: page_sql(template, "experiment_items", PUSH_ITEM_COLUMNS, ("id",), PUSH_ITEM_JOINS)
     for scoped, template in ((False, PAGE), (True, PAGE_OF_EXPERIMENT))
 }
 
 
 async def _not_foreign(
-    w: Write, table: _Table, records: list[Incoming], refused: Refused
+    w: Write, table: LineTable, records: list[Incoming], refused: Refused
 ) -> list[Incoming]:
     """The records that touch no id of another workspace; the others are refused."""
     for column, other, other_column in table.refs:
