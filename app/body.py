@@ -151,6 +151,16 @@ async def decode(request: Request, kind: type[T]) -> T:
         raise ApiError(400, f"Unable to process JSON. {_why(exc)}") from None
 
 
+def decode_query(request: Request, kind: type[T]) -> T:
+    """The query string as a `kind` Struct, each parameter by its field's name and converted
+    to its type ("10" to 10): 422 naming the parameter that breaks a rule. A parameter given
+    twice counts with its last value; parameters the Struct does not name are ignored."""
+    try:
+        return msgspec.convert(dict(request.query_params), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise Invalid([violation(str(exc)).lstrip("$.")]) from None
+
+
 # Invalid UTF-8 inside a string surfaces as UnicodeDecodeError, and nesting deeper than the
 # interpreter's recursion limit as RecursionError (Jackson refuses such nesting with a 400 too).
 _MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)

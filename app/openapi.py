@@ -48,6 +48,7 @@ class Operation:
     identity: bool = True
     errors: Mapping[int, str] = field(default_factory=dict)
     path_parameters: Mapping[str, Schema] = field(default_factory=dict)
+    query: type[msgspec.Struct] | None = None  # its query parameters, one per field
     example: Any = None
 
 
@@ -183,7 +184,19 @@ def _describe(name: str, operation: Operation) -> Schema:
         {"name": parameter, "in": "path", "required": True, "schema": schema}
         for parameter, schema in operation.path_parameters.items()
     ]
+    if operation.query is not None:
+        parameters += [
+            {
+                "name": f.encode_name,
+                "in": "query",
+                "required": f.required,
+                "schema": _whole_numbers(msgspec.json.schema(f.type)),
+            }
+            for f in msgspec.structs.fields(operation.query)
+        ]
     shared = [500]
+    if operation.query is not None:
+        shared.append(422)
     if operation.identity:
         parameters += _WORKSPACE_PARAMETERS
         shared += _IDENTITY_ERRORS
