@@ -34,7 +34,8 @@ def create_app(
         if store is not None:
             yield
             return
-        opened = await open_store(settings.db, settings.readers)
+        # serve made the database before any worker started: a worker never makes one.
+        opened = await open_store(settings.db, settings.readers, create=False)
         app.state.services = Services(opened, api_keys, settings.body_timeout_seconds)
         # Everything made so far (modules, routes, connections) lives as long as the worker:
         # out of the collector's sight, a full collection no longer walks it all, which

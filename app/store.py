@@ -82,9 +82,10 @@ class Store(Protocol):
         why it refused the others; Conflict when the batch breaks a rule no check foresaw."""
 
 
-async def open_store(location: Path, readers: int = 2) -> Store:
-    """The store at `location`, created or upgraded to this release's schema."""
-    return await SqliteStore.open(location, readers)
+async def open_store(location: Path, readers: int = 2, create: bool = True) -> Store:
+    """The store at `location`, created (unless `create` is false) or upgraded to this
+    release's schema."""
+    return await SqliteStore.open(location, readers, create=create)
 
 
 def snapshot(

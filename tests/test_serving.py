@@ -92,3 +92,21 @@ def test_a_stopped_server_exits_zero(tmp_path: Path) -> None:
     process.terminate()
 
     assert process.wait(timeout=30) == 0
+
+
+def test_a_worker_restarted_after_the_file_moved_does_not_make_a_new_one(tmp_path: Path) -> None:
+    # The probe's D18: the replacement made an empty file beside the old WAL.
+    db = tmp_path / "items.db"
+    with server_process(db, "--workers", "2") as (_, process):
+        deadline = time.monotonic() + 20
+        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        db.rename(tmp_path / "moved.db")
+        os.kill(_workers(process.pid)[0], signal.SIGKILL)
+
+        code = process.wait(timeout=60)
+
+    log = db.with_suffix(".log").read_text()
+    assert code == 3, log
+    assert not db.exists()
+    assert "it was moved or removed after the server started" in log

@@ -242,10 +242,23 @@ class Database:
 
     @classmethod
     async def open(
-        cls, path: Path | str, readers: int = 2, migrations: Sequence[str] = MIGRATIONS
+        cls,
+        path: Path | str,
+        readers: int = 2,
+        migrations: Sequence[str] = MIGRATIONS,
+        create: bool = True,
     ) -> "Database":
-        """Opens `path`, creating it or upgrading it in place to the latest schema."""
+        """Opens `path`, creating it (unless `create` is false) or upgrading it in place to
+        the latest schema."""
         path = Path(path)
+        if not create and not path.exists():
+            # A worker started after the server: its database was made before any worker,
+            # so one missing now was moved or removed, and a new file beside the old WAL
+            # would split the data between workers.
+            raise SchemaError(
+                f"no database at {path}: it was moved or removed after the server started; "
+                "put it back, or restart the server to start a new one"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             raise SchemaError(f"{path} is a folder, not a database file")

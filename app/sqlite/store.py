@@ -17,10 +17,15 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: Path | str, readers: int = 2, migrations: Sequence[str] = MIGRATIONS
+        cls,
+        path: Path | str,
+        readers: int = 2,
+        migrations: Sequence[str] = MIGRATIONS,
+        create: bool = True,
     ) -> "SqliteStore":
-        """The database at `path`, created or upgraded in place to the latest schema."""
-        return cls(await Database.open(path, readers, migrations))
+        """The database at `path`, created (unless `create` is false) or upgraded in place
+        to the latest schema."""
+        return cls(await Database.open(path, readers, migrations, create))
 
     async def close(self) -> None:
         await self.db.close()
