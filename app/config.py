@@ -74,7 +74,10 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
     for f in fields(Settings):
         text = environ.get(env_name(f.name))
         if text is not None:
-            values[f.name] = f.metadata["parse"](text)
+            try:
+                values[f.name] = f.metadata["parse"](text)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(f.name)}={text!r}: {exc}") from None
     values.update({name: value for name, value in overrides.items() if value is not None})
     return Settings(**values)
 

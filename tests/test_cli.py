@@ -68,7 +68,8 @@ def test_a_bad_environment_variable_is_a_usage_error(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr == (
-        "experiment-items: error: invalid literal for int() with base 10: 'two'\n"
+        "experiment-items: error: EXPERIMENT_ITEMS_WORKERS='two': "
+        "invalid literal for int() with base 10: 'two'\n"
     )
 
 
