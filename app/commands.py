@@ -157,6 +157,9 @@ def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
         f"  database   {settings.db.resolve()}",
         f"  listening  {base}/  (Opik SDK: OPIK_URL_OVERRIDE={base}/api/)",
     ]
+    if settings.host in ("0.0.0.0", "", "::"):
+        # A wildcard address is not one to call, but the operator asked for it: say so.
+        lines.insert(2, f"  bound to   {settings.host}:{settings.port}, every address of this host")
     if loaded is not None:
         lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
         item_id = ids.to_str(loaded.first_item)

@@ -110,3 +110,13 @@ def test_a_worker_restarted_after_the_file_moved_does_not_make_a_new_one(tmp_pat
     assert code == 3, log
     assert not db.exists()
     assert "it was moved or removed after the server started" in log
+
+
+def test_the_banner_says_a_wildcard_host_is_bound(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    with server_process(db, "--host", "0.0.0.0") as (url, _):
+        port = url.rsplit(":", 1)[1]
+        banner = db.with_suffix(".log").read_text()
+
+    assert f"  bound to   0.0.0.0:{port}, every address of this host\n" in banner
+    assert f"  listening  http://127.0.0.1:{port}/" in banner
