@@ -61,18 +61,28 @@ def _workers(parent: int) -> list[int]:
     ]
 
 
+def _wait_for_two_workers(db: Path, process: "subprocess.Popen[bytes]") -> None:
+    """Until both workers have started serving: a worker still starting is not a replacement."""
+    log = db.with_suffix(".log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        started = log.read_text().count("Application startup complete")
+        if started >= 2 and len(_workers(process.pid)) >= 2:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"two workers did not start:\n{log.read_text()}")
+
+
 def test_a_server_whose_replacement_worker_cannot_start_exits_non_zero(tmp_path: Path) -> None:
     db = tmp_path / "items.db"
     with server_process(db, "--workers", "2") as (_, process):
-        deadline = time.monotonic() + 20
-        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_for_two_workers(db, process)
         # A newer release migrated the file: a new worker of this one refuses it.
         with sqlite3.connect(db) as conn:
             conn.execute("PRAGMA user_version = 99")
         os.kill(_workers(process.pid)[0], signal.SIGKILL)
 
-        code = process.wait(timeout=60)
+        code = process.wait(timeout=90)
 
     assert code == 3, db.with_suffix(".log").read_text()
 
@@ -98,13 +108,11 @@ def test_a_worker_restarted_after_the_file_moved_does_not_make_a_new_one(tmp_pat
     # The probe's D18: the replacement made an empty file beside the old WAL.
     db = tmp_path / "items.db"
     with server_process(db, "--workers", "2") as (_, process):
-        deadline = time.monotonic() + 20
-        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_for_two_workers(db, process)
         db.rename(tmp_path / "moved.db")
         os.kill(_workers(process.pid)[0], signal.SIGKILL)
 
-        code = process.wait(timeout=60)
+        code = process.wait(timeout=90)
 
     log = db.with_suffix(".log").read_text()
     assert code == 3, log
