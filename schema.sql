@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS projects (
 
 CREATE UNIQUE INDEX IF NOT EXISTS projects_by_name ON projects (workspace, name_key);
 
+-- Dataset names are unique in a workspace across projects, as in Opik (MySQL's
+-- UNIQUE (workspace_id, name)). Columns after last_updated_by came with version 2.
 CREATE TABLE IF NOT EXISTS datasets (
     id BLOB PRIMARY KEY,
     workspace TEXT NOT NULL,
@@ -32,7 +34,12 @@ CREATE TABLE IF NOT EXISTS datasets (
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL,
     last_updated_at INTEGER NOT NULL,
-    last_updated_by TEXT NOT NULL
+    last_updated_by TEXT NOT NULL,
+    project_id BLOB,
+    description TEXT,
+    tags TEXT,                       -- a JSON array, in the order given, without duplicates
+    type TEXT NOT NULL DEFAULT 'dataset',
+    visibility TEXT NOT NULL DEFAULT 'private'
 ) STRICT, WITHOUT ROWID;
 
 CREATE UNIQUE INDEX IF NOT EXISTS datasets_by_name ON datasets (workspace, name_key);
@@ -83,8 +90,14 @@ CREATE TABLE IF NOT EXISTS traces (
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL,
     last_updated_at INTEGER NOT NULL,
-    last_updated_by TEXT NOT NULL
+    last_updated_by TEXT NOT NULL,
+    -- 1 while only a PATCH has arrived for this id (the SDK can send it before the create):
+    -- the create, when it comes, fills what the PATCH did not set (version 2).
+    partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1))
 ) STRICT, WITHOUT ROWID;
+
+-- Trace search reads a project's traces newest id first (version 2).
+CREATE INDEX IF NOT EXISTS traces_by_project ON traces (workspace, project_id, id);
 
 CREATE TABLE IF NOT EXISTS spans (
     id BLOB PRIMARY KEY,
@@ -112,7 +125,8 @@ CREATE TABLE IF NOT EXISTS spans (
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL,
     last_updated_at INTEGER NOT NULL,
-    last_updated_by TEXT NOT NULL
+    last_updated_by TEXT NOT NULL,
+    partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1))  -- as traces.partial (version 2)
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (workspace, trace_id);
@@ -133,6 +147,84 @@ CREATE TABLE IF NOT EXISTS feedback_scores (
     PRIMARY KEY (trace_id, name)
 ) STRICT, WITHOUT ROWID;
 
+-- The same for spans (version 2). No check that the span exists: Opik has none, and the SDK
+-- can send a score before the span it names.
+CREATE TABLE IF NOT EXISTS span_feedback_scores (
+    span_id BLOB NOT NULL,
+    name TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    category_name TEXT,
+    value REAL NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL,
+    PRIMARY KEY (span_id, name)
+) STRICT, WITHOUT ROWID;
+
+-- A dataset's items (version 2). The id is the upsert key, global as every id here; `data`
+-- is the client's JSON object as sent. Items outlive their dataset, as in Opik: experiments
+-- may still refer to them.
+CREATE TABLE IF NOT EXISTS dataset_items (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    dataset_id BLOB NOT NULL,
+    source TEXT NOT NULL,
+    trace_id BLOB,
+    span_id BLOB,
+    data TEXT NOT NULL,
+    description TEXT,
+    tags TEXT,
+    evaluators TEXT,
+    execution_policy TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Streams and pages read a dataset's items newest id first.
+CREATE INDEX IF NOT EXISTS dataset_items_by_dataset ON dataset_items (workspace, dataset_id, id);
+
+-- Prompts and their versions, which experiments link to (version 2). A version's commit is
+-- the first 8 hex digits of its id, as in Opik; unique within its prompt.
+CREATE TABLE IF NOT EXISTS prompts (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    description TEXT,
+    tags TEXT,
+    template_structure TEXT NOT NULL DEFAULT 'text',
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS prompts_by_name ON prompts (workspace, name_key);
+
+CREATE TABLE IF NOT EXISTS prompt_versions (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    prompt_id BLOB NOT NULL,
+    commit_hash TEXT NOT NULL,
+    template TEXT NOT NULL,
+    metadata TEXT,
+    type TEXT NOT NULL DEFAULT 'mustache',
+    change_description TEXT,
+    tags TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS prompt_versions_by_commit
+    ON prompt_versions (workspace, prompt_id, commit_hash);
+
 CREATE TABLE IF NOT EXISTS experiment_items (
     id BLOB PRIMARY KEY,
     workspace TEXT NOT NULL,
@@ -150,4 +242,4 @@ CREATE TABLE IF NOT EXISTS experiment_items (
 CREATE INDEX IF NOT EXISTS experiment_items_by_experiment
     ON experiment_items (workspace, experiment_id, id);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

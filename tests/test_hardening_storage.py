@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.sqlite.connection import Database
+from app.sqlite.connection import SCHEMA_VERSION, Database
 from tests.factories import batch, item
 from tests.running import free_port, wait_until_up
 
@@ -202,14 +202,15 @@ async def test_health_reports_a_schema_version_changed_under_the_server(
 ) -> None:
     # A newer release migrated the file in place while this one serves it.
     with sqlite3.connect(db_path) as conn:
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
     answer = await client.get(PING)
 
     assert answer.status_code == 500
     assert answer.json() == {
-        "message": f"Database cannot be read: {db_path} has schema version 2, but this worker "
-        "serves version 1: restart the server with the release that wrote it",
+        "message": f"Database cannot be read: {db_path} has schema version {SCHEMA_VERSION + 1}, "
+        f"but this worker serves version {SCHEMA_VERSION}: restart the server with the release "
+        "that wrote it",
         "healthy": False,
     }
 

@@ -26,7 +26,8 @@ def fill(db: Path) -> bytes:
     with sqlite3.connect(db) as conn:
         conn.executescript(schema_path().read_text())
         conn.execute(
-            "INSERT INTO datasets VALUES (?, 'default', 'd', 'd', 0, 'admin', 0, 'admin')",
+            "INSERT INTO datasets (id, workspace, name, name_key, created_at, created_by,"
+            " last_updated_at, last_updated_by) VALUES (?, 'default', 'd', 'd', 0, 'admin', 0, 'admin')",
             (dataset,),
         )
         conn.execute(

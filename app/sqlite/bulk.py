@@ -45,13 +45,13 @@ async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord)
                 trace = msgspec.structs.asdict(run.trace)
                 del trace["project_name"]
                 trace["hidden"] = int(run.trace.hidden)
-            trace.update(project_id=project_id, **w.stamp)
+            trace.update(project_id=project_id, partial=0, **w.stamp)
             traces.append(trace)
             trace_id = trace["id"]
             for span in run.spans:
                 spans.append(
                     {**msgspec.structs.asdict(span), "trace_id": trace_id,
-                     "project_id": project_id, **w.stamp}
+                     "project_id": project_id, "partial": 0, **w.stamp}
                 )  # fmt: skip
             for score in run.scores:
                 scores.append({**msgspec.structs.asdict(score), "trace_id": trace_id, **w.stamp})

@@ -25,13 +25,9 @@ from app.sqlite.files import (
     unwritable,
 )
 from app.sqlite.lookup import Lookup, Row, _take
+from app.sqlite.migrations import FIRST_VERSION, MIGRATIONS
 
-# Migrations, oldest first: MIGRATIONS[n] is the SQL that takes a database of version
-# FIRST_VERSION + n to the next version. A release that changes schema.sql appends the SQL
-# that brings an existing file up to the new schema and bumps the user_version schema.sql
-# records: new files get schema.sql, older ones the migrations they lack.
-FIRST_VERSION = 1
-MIGRATIONS: tuple[str, ...] = ()
+# New files get schema.sql, older ones the migrations they lack (app/sqlite/migrations.py).
 SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 
 # The WAL file is cut back to this size whenever it is reset after a checkpoint. Without it

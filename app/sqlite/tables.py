@@ -68,9 +68,12 @@ class Table:
         )
 
 
+# What projects, datasets and prompts share, and what a write that finds or makes one by name
+# fills (write.Write.named); the other columns keep their defaults.
 _NAMED = "id workspace name name_key created_at created_by last_updated_at last_updated_by"
+NAMED_COLUMNS = tuple(_NAMED.split())
 PROJECTS = Table("projects", _NAMED)
-DATASETS = Table("datasets", _NAMED)
+DATASETS = Table("datasets", _NAMED + " project_id description tags type visibility")
 EXPERIMENTS = Table(
     "experiments",
     "id workspace name dataset_id project_id metadata tags type evaluation_method "
@@ -81,14 +84,14 @@ TRACES = Table(
     "traces",
     "id workspace project_id hidden name start_time end_time input output metadata tags "
     "error_info thread_id ttft source environment created_at created_by last_updated_at "
-    "last_updated_by",
+    "last_updated_by partial",
 )
 SPANS = Table(
     "spans",
     "id workspace trace_id project_id parent_span_id name type start_time end_time input "
     "output metadata model provider tags usage error_info total_estimated_cost "
     "total_estimated_cost_version ttft source environment created_at created_by "
-    "last_updated_at last_updated_by",
+    "last_updated_at last_updated_by partial",
 )
 FEEDBACK_SCORES = Table(
     "feedback_scores",
@@ -96,12 +99,45 @@ FEEDBACK_SCORES = Table(
     "last_updated_at last_updated_by",
     key=("trace_id", "name"),
 )
+SPAN_FEEDBACK_SCORES = Table(
+    "span_feedback_scores",
+    "span_id name workspace category_name value reason source created_at created_by "
+    "last_updated_at last_updated_by",
+    key=("span_id", "name"),
+)
+DATASET_ITEMS = Table(
+    "dataset_items",
+    "id workspace dataset_id source trace_id span_id data description tags evaluators "
+    "execution_policy created_at created_by last_updated_at last_updated_by",
+)
+PROMPTS = Table(
+    "prompts",
+    "id workspace name name_key description tags template_structure created_at created_by "
+    "last_updated_at last_updated_by",
+)
+PROMPT_VERSIONS = Table(
+    "prompt_versions",
+    "id workspace prompt_id commit_hash template metadata type change_description tags "
+    "created_at created_by last_updated_at last_updated_by",
+)
 EXPERIMENT_ITEMS = Table(
     "experiment_items",
     "id workspace experiment_id dataset_item_id trace_id project_id created_at created_by "
     "last_updated_at last_updated_by",
 )
-TABLES = (PROJECTS, DATASETS, EXPERIMENTS, TRACES, SPANS, FEEDBACK_SCORES, EXPERIMENT_ITEMS)
+TABLES = (
+    PROJECTS,
+    DATASETS,
+    EXPERIMENTS,
+    TRACES,
+    SPANS,
+    FEEDBACK_SCORES,
+    SPAN_FEEDBACK_SCORES,
+    EXPERIMENT_ITEMS,
+    DATASET_ITEMS,
+    PROMPTS,
+    PROMPT_VERSIONS,
+)
 NAMED_TABLES = {"projects": PROJECTS, "datasets": DATASETS}
 
 

@@ -7,13 +7,13 @@ import aiosqlite
 
 from app import clock, ids
 from app.records import Conflict, batched, first_spellings
-from app.sqlite.tables import AUDIT, NAMED_TABLES, Table, marks
+from app.sqlite.tables import AUDIT, NAMED_COLUMNS, NAMED_TABLES, Table, marks
 
 # {table} and {column} are fixed names of tables.py, never input.
 FIND_NAMED = "SELECT name_key, id FROM {table} WHERE workspace = ? AND name_key IN ({marks})"
 FIND_FOREIGN = "SELECT {column} FROM {table} WHERE workspace <> ? AND {column} IN ({marks})"
 _KEYS_PER_QUERY = 10_000  # under SQLite's 32,766 parameters of one statement
-_INSERT_NAMED = {name: table.insert() for name, table in NAMED_TABLES.items()}
+_INSERT_NAMED = {name: table.insert(NAMED_COLUMNS) for name, table in NAMED_TABLES.items()}
 
 
 class Write:

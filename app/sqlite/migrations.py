@@ -1,0 +1,95 @@
+"""The schema's history: the SQL that brings a file of each older version up to the next.
+
+MIGRATIONS[n] takes a database of version FIRST_VERSION + n to the next one, in one
+transaction (connection.upgrade). Each step is frozen once released: schema.sql is what a new
+file gets, and tests/test_migrations.py holds a migrated file equal to a new one, table by
+table and index by index.
+"""
+
+FIRST_VERSION = 1
+
+# Version 2: the evaluation loop (datasets with their items, trace and span updates that
+# arrive before their create, span feedback scores, prompts and their versions).
+TO_2 = """
+ALTER TABLE datasets ADD COLUMN project_id BLOB;
+ALTER TABLE datasets ADD COLUMN description TEXT;
+ALTER TABLE datasets ADD COLUMN tags TEXT;
+ALTER TABLE datasets ADD COLUMN type TEXT NOT NULL DEFAULT 'dataset';
+ALTER TABLE datasets ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private';
+ALTER TABLE traces ADD COLUMN partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1));
+ALTER TABLE spans ADD COLUMN partial INTEGER NOT NULL DEFAULT 0 CHECK (partial IN (0, 1));
+
+CREATE INDEX IF NOT EXISTS traces_by_project ON traces (workspace, project_id, id);
+
+CREATE TABLE IF NOT EXISTS span_feedback_scores (
+    span_id BLOB NOT NULL,
+    name TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    category_name TEXT,
+    value REAL NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL,
+    PRIMARY KEY (span_id, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS dataset_items (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    dataset_id BLOB NOT NULL,
+    source TEXT NOT NULL,
+    trace_id BLOB,
+    span_id BLOB,
+    data TEXT NOT NULL,
+    description TEXT,
+    tags TEXT,
+    evaluators TEXT,
+    execution_policy TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS dataset_items_by_dataset ON dataset_items (workspace, dataset_id, id);
+
+CREATE TABLE IF NOT EXISTS prompts (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    description TEXT,
+    tags TEXT,
+    template_structure TEXT NOT NULL DEFAULT 'text',
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS prompts_by_name ON prompts (workspace, name_key);
+
+CREATE TABLE IF NOT EXISTS prompt_versions (
+    id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    prompt_id BLOB NOT NULL,
+    commit_hash TEXT NOT NULL,
+    template TEXT NOT NULL,
+    metadata TEXT,
+    type TEXT NOT NULL DEFAULT 'mustache',
+    change_description TEXT,
+    tags TEXT,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX IF NOT EXISTS prompt_versions_by_commit
+    ON prompt_versions (workspace, prompt_id, commit_hash);
+"""
+
+MIGRATIONS: tuple[str, ...] = (TO_2,)
