@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.sqlite.connection import FIRST_VERSION, SCHEMA_VERSION, Database, SchemaError, schema_path
-from app.sqlite.migrations import MIGRATIONS
+from app.sqlite.connection import SCHEMA_VERSION, Database, SchemaError, schema_path
+from app.sqlite.migrations import FIRST_VERSION, MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 

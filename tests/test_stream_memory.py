@@ -27,7 +27,8 @@ def fill(db: Path) -> bytes:
         conn.executescript(schema_path().read_text())
         conn.execute(
             "INSERT INTO datasets (id, workspace, name, name_key, created_at, created_by,"
-            " last_updated_at, last_updated_by) VALUES (?, 'default', 'd', 'd', 0, 'admin', 0, 'admin')",
+            " last_updated_at, last_updated_by)"
+            " VALUES (?, 'default', 'd', 'd', 0, 'admin', 0, 'admin')",
             (dataset,),
         )
         conn.execute(

@@ -7,8 +7,9 @@ from pathlib import Path
 from app.payloads import Experiment, FullItem, Item
 from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
 from app.sqlite import bulk, experiments, items, stream, transfer
-from app.sqlite.connection import MIGRATIONS, Database
+from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
+from app.sqlite.migrations import MIGRATIONS
 
 
 class SqliteStore:
