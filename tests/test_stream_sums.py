@@ -56,7 +56,8 @@ async def test_a_usage_sum_beyond_64_bits_does_not_cut_the_stream(tmp_path: Path
         async with store.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO datasets (id, workspace, name, name_key, created_at, created_by,"
-                " last_updated_at, last_updated_by) VALUES (?, 'default', 'd', 'd', 0, 'a', 0, 'a')",
+                " last_updated_at, last_updated_by)"
+                " VALUES (?, 'default', 'd', 'd', 0, 'a', 0, 'a')",
                 (ids.parse(project),),
             )
             await conn.execute(
