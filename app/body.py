@@ -14,11 +14,18 @@ from app.errors import ApiError, Invalid
 from app.payloads import IdList
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # before and after inflating (contract, "Errors and limits")
+# Trace, span, score and dataset-item batches: the SDK sends up to ~50 MB (contract, "Datasets,
+# traces, spans, feedback scores").
+LARGE_BODY_BYTES = 64 * 1024 * 1024
 _INFLATE_CHUNK_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
-_TOO_LARGE = f"Request body is larger than {MAX_BODY_BYTES} bytes"
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than {limit} bytes")
+
+
 _AT = re.compile(r"^(?P<rule>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
 
@@ -33,10 +40,10 @@ def _check_content_type(request: Request) -> None:
         raise ApiError(415, "HTTP 415 Unsupported Media Type")
 
 
-async def _read_raw(request: Request) -> bytes:
+async def _read_raw(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, _TOO_LARGE)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     chunks = []
     size = 0
     # Only the wait for the body counts, not what is done with it afterwards. The server's
@@ -46,17 +53,17 @@ async def _read_raw(request: Request) -> bytes:
         async with asyncio.timeout(seconds):
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise ApiError(413, _TOO_LARGE)
+                if size > limit:
+                    raise _too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, f"Request body did not arrive within {seconds:g} s") from None
     return b"".join(chunks)
 
 
-def _inflate(data: bytes) -> bytes:
+def _inflate(data: bytes, limit: int) -> bytes:
     """gunzip with the size limit applied as it inflates, so a gzip bomb costs at most
-    MAX_BODY_BYTES of memory."""
+    `limit` bytes of memory."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     out = []
     size = 0
@@ -64,8 +71,8 @@ def _inflate(data: bytes) -> bytes:
         while data:
             piece = inflater.decompress(data, _INFLATE_CHUNK_BYTES)
             size += len(piece)
-            if size > MAX_BODY_BYTES:
-                raise ApiError(413, _TOO_LARGE)
+            if size > limit:
+                raise _too_large(limit)
             out.append(piece)
             data = inflater.unconsumed_tail
     except zlib.error as exc:
@@ -75,13 +82,13 @@ def _inflate(data: bytes) -> bytes:
     return b"".join(out)
 
 
-async def read_body(request: Request) -> bytes:
-    """The request's body, inflated if it came gzipped, at most MAX_BODY_BYTES either way."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, inflated if it came gzipped, at most `limit` bytes either way."""
     _check_content_type(request)
-    data = await _read_raw(request)
+    data = await _read_raw(request, limit)
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip"):
-        return _inflate(data)
+        return _inflate(data, limit)
     if encoding not in ("", "identity"):
         raise ApiError(415, f"Unsupported Content-Encoding '{encoding}'")
     return data
@@ -137,9 +144,10 @@ def violation(message: str) -> str:
     return f"{path or 'body'} {rule}"
 
 
-async def decode(request: Request, kind: type[T]) -> T:
-    """The body as a `kind` Struct: 400 when it is not JSON, 422 when it breaks a rule."""
-    data = await read_body(request)
+async def decode(request: Request, kind: type[T], limit: int = MAX_BODY_BYTES) -> T:
+    """The body as a `kind` Struct: 400 when it is not JSON, 422 when it breaks a rule, 413
+    when it is over `limit` bytes, before or after inflating."""
+    data = await read_body(request, limit)
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
