@@ -29,6 +29,10 @@ class ApiError(Exception):
         self.details = details
 
 
+class Listed(ApiError):
+    """A client error that Opik answers in its ErrorMessage shape, {"errors": [message]}."""
+
+
 class Invalid(Exception):
     """A body that breaks the payload's rules: 422 with one line per broken rule."""
 
@@ -57,6 +61,9 @@ def http_message(status: int) -> str:
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if isinstance(exc, Listed):
+        body = encoder.encode(ValidationErrors([exc.message]))
+        return Response(body, exc.status, media_type=JSON)
     return error_response(exc.status, exc.message, exc.details)
 
 
@@ -66,6 +73,9 @@ async def on_invalid(request: Request, exc: Exception) -> Response:
 
 
 async def on_conflict(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Conflict)
+    if exc.listed:
+        return Response(encoder.encode(ValidationErrors([str(exc)])), 409, media_type=JSON)
     return error_response(409, str(exc))
 
 

@@ -14,7 +14,11 @@ from app.payloads import Health, Version, encoder
 log = logging.getLogger("experiment_items")
 
 _HEALTHY = encoder.encode(Health("Healthy Server", True))
-_VERSION = encoder.encode(Version(__version__))
+# The oldest Opik release with everything the pinned SDK's flows need from a backend
+# (contract, "Health"); the SDK compares it with 2.2.8 before uploading dataset items in
+# parallel, which is safe here since every write is serialized.
+OPIK_API_VERSION = "2.2.8"
+_VERSION = encoder.encode(Version(OPIK_API_VERSION, __version__))
 
 # A ping answers within PING_TIMEOUT_SECONDS whatever the disk does; the store's check of the
 # file gives up on a lock well inside that (db.CHECK_BUSY_TIMEOUT_MS).

@@ -109,9 +109,11 @@ class Health(Struct):
 
 
 class Version(Struct):
-    """The running release."""
+    """The Opik release whose API this service follows (the SDK turns features on by it:
+    parallel dataset uploads from 2.2.8), and this service's own release."""
 
     version: str
+    experiment_items: str
 
 
 encoder = msgspec.json.Encoder()

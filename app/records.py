@@ -33,6 +33,15 @@ class Conflict(Exception):
     def dataset_mismatch(cls) -> "Conflict":
         return cls("Experiment dataset mismatch")
 
+    @classmethod
+    def dataset_exists(cls, name: str) -> "Conflict":
+        # Opik answers this one in its ErrorMessage shape, {"errors": [...]}.
+        conflict = cls(f"Dataset already exists with name '{name}'")
+        conflict.listed = True
+        return conflict
+
+    listed = False  # True: answered as {"errors": [message]}, else {"code", "message"}
+
 
 class NotFound(Exception):
     """What a transfer was asked to read is not in the database."""
@@ -208,3 +217,41 @@ class StreamQuery(msgspec.Struct, frozen=True, gc=False):
     before: bytes | None
     project_name: str | None
     truncate: bool
+
+
+class DatasetRecord(msgspec.Struct, frozen=True, gc=False):
+    """A dataset to create; its project by id, else by name (created when missing)."""
+
+    id: bytes
+    name: str
+    project_id: bytes | None
+    project_name: str | None
+    type: str
+    visibility: str
+    tags: str | None
+    description: str | None
+
+
+class DatasetItemRecord(msgspec.Struct, frozen=True, gc=False):
+    """A dataset item as stored: `data` and the other JSON fields as the client's text."""
+
+    id: bytes
+    source: str
+    data: str
+    trace_id: bytes | None = None
+    span_id: bytes | None = None
+    description: str | None = None
+    tags: str | None = None
+    evaluators: str | None = None
+    execution_policy: str | None = None
+
+
+class DatasetItemsRecord(msgspec.Struct, frozen=True, gc=False):
+    """Items of one dataset: by id (which must exist), else by name (created when missing,
+    in the project named)."""
+
+    dataset_id: bytes | None
+    dataset_name: str | None
+    project_id: bytes | None
+    project_name: str | None
+    items: tuple[DatasetItemRecord, ...]

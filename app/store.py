@@ -12,8 +12,16 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.payloads import Experiment, FullItem, Item
-from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
+from app.records import (
+    BulkRecord,
+    DatasetItemsRecord,
+    DatasetRecord,
+    ExperimentRecord,
+    ItemRecord,
+    StreamQuery,
+)
 from app.sqlite import SqliteStore, failures, transfer
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.transfer import Snapshot, incoming
@@ -72,6 +80,52 @@ class Store(Protocol):
 
     async def record_bulk(self, workspace: str, user: str, record: BulkRecord) -> None:
         """An evaluation run, all of it or none: experiment, traces, spans, scores, items."""
+
+    # Datasets and their items
+
+    async def create_dataset(self, workspace: str, user: str, record: DatasetRecord) -> None:
+        """Conflict when the workspace has a dataset of that name (names match
+        case-insensitively) or another workspace holds the id."""
+
+    async def find_dataset(self, workspace: str, name: str) -> Dataset | None: ...
+
+    async def get_dataset(self, workspace: str, key: bytes) -> Dataset | None: ...
+
+    async def delete_dataset(self, workspace: str, key: bytes) -> None:
+        """The dataset; its items stay, as in Opik. An unknown id is no error."""
+
+    async def upsert_dataset_items(
+        self, workspace: str, user: str, record: DatasetItemsRecord
+    ) -> None:
+        """Every item or none, replacing those whose id exists; the dataset named is made
+        when missing; records.NotFound when `dataset_id` names no dataset here."""
+
+    async def stream_dataset_items(
+        self, workspace: str, name: str, before: bytes | None, limit: int
+    ) -> list[DatasetItem]:
+        """At most `limit` items of the dataset of that name, newest id first, older than
+        `before`; none when there is no such dataset."""
+
+    async def page_dataset_items(
+        self, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+    ) -> tuple[list[DatasetItem], int]:
+        """A page of the items, newest id first, and their number in all."""
+
+    async def delete_dataset_items(
+        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+    ) -> None:
+        """The items of these ids, or every item of `dataset_id`."""
+
+    async def compare_dataset_items(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        page: int,
+        size: int,
+        truncate: bool,
+    ) -> tuple[list[CompareRow], int]:
+        """A page of the dataset items the experiments have items for, each with them."""
 
     # Import
 

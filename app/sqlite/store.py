@@ -4,9 +4,17 @@ transaction on the writer or a few statements on a reader (app/sqlite/connection
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.payloads import Experiment, FullItem, Item
-from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
-from app.sqlite import bulk, experiments, items, stream, transfer
+from app.records import (
+    BulkRecord,
+    DatasetItemsRecord,
+    DatasetRecord,
+    ExperimentRecord,
+    ItemRecord,
+    StreamQuery,
+)
+from app.sqlite import bulk, compare, datasets, experiments, items, stream, transfer
 from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
@@ -59,6 +67,53 @@ class SqliteStore:
 
     async def record_bulk(self, workspace: str, user: str, record: BulkRecord) -> None:
         await bulk.record_bulk(self.db, workspace, user, record)
+
+    async def create_dataset(self, workspace: str, user: str, record: DatasetRecord) -> None:
+        await datasets.create_dataset(self.db, workspace, user, record)
+
+    async def find_dataset(self, workspace: str, name: str) -> Dataset | None:
+        return await datasets.find_dataset(self.db, workspace, name)
+
+    async def get_dataset(self, workspace: str, key: bytes) -> Dataset | None:
+        return await datasets.get_dataset(self.db, workspace, key)
+
+    async def delete_dataset(self, workspace: str, key: bytes) -> None:
+        await datasets.delete_dataset(self.db, workspace, key)
+
+    async def upsert_dataset_items(
+        self, workspace: str, user: str, record: DatasetItemsRecord
+    ) -> None:
+        await datasets.upsert_dataset_items(self.db, workspace, user, record)
+
+    async def stream_dataset_items(
+        self, workspace: str, name: str, before: bytes | None, limit: int
+    ) -> list[DatasetItem]:
+        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit)
+
+    async def page_dataset_items(
+        self, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+    ) -> tuple[list[DatasetItem], int]:
+        return await datasets.page_dataset_items(
+            self.db, workspace, dataset_id, page, size, truncate
+        )
+
+    async def delete_dataset_items(
+        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+    ) -> None:
+        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id)
+
+    async def compare_dataset_items(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        page: int,
+        size: int,
+        truncate: bool,
+    ) -> tuple[list[CompareRow], int]:
+        return await compare.compare_page(
+            self.db, workspace, dataset_id, experiments, page, size, truncate
+        )
 
     async def import_records(
         self, workspace: str, user: str, records: Sequence[Incoming]

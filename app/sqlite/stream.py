@@ -157,7 +157,7 @@ async def stream_items(
 ) -> AsyncIterator[list[FullItem]]:
     page = await _page(db, workspace, query)
     for chunk in batched(page, _STREAM_CHUNK_ITEMS):
-        yield await _full_items(db, workspace, chunk, query.truncate)
+        yield await full_items(db, workspace, chunk, query.truncate)
 
 
 async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]:
@@ -182,7 +182,7 @@ async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]
     return page[: query.limit]
 
 
-async def _full_items(
+async def full_items(
     db: Database, workspace: str, keys: Sequence[bytes], truncate: bool
 ) -> list[FullItem]:
     found = await db.fetch_all(STREAM_ITEMS.format(marks=marks(len(keys))), (workspace, *keys))

@@ -1,0 +1,102 @@
+"""The compare view: a page of the dataset items that some experiments have items for, each
+with those items and what their traces tell (Opik's findDatasetItemsWithExperimentItems)."""
+
+from collections.abc import Sequence
+
+from msgspec import UNSET, Raw
+
+from app import ids
+from app.dataset_payloads import CompareRow
+from app.records import batched
+from app.sqlite.connection import Database
+from app.sqlite.datasets import dataset_item, items_by_id
+from app.sqlite.stream import full_items
+from app.sqlite.tables import marks
+
+_IDS_PER_QUERY = 500
+
+# Opik's SELECT_DATASET_ITEMS_WITH_EXPERIMENT_ITEMS: one row per dataset item that has an item
+# in the experiments, newest dataset item id first. The experiments are the workspace's only.
+PAGE = """
+SELECT dataset_item_id FROM experiment_items
+WHERE workspace = ? AND experiment_id IN ({marks})
+GROUP BY dataset_item_id ORDER BY dataset_item_id DESC LIMIT ? OFFSET ?
+"""
+COUNT = """
+SELECT count(DISTINCT dataset_item_id) FROM experiment_items
+WHERE workspace = ? AND experiment_id IN ({marks})
+"""
+ITEMS_OF = """
+SELECT id, dataset_item_id FROM experiment_items
+WHERE workspace = ? AND experiment_id IN ({marks}) AND dataset_item_id IN ({items})
+ORDER BY id
+"""
+
+
+async def compare_page(
+    db: Database,
+    workspace: str,
+    dataset_id: bytes,
+    experiments: Sequence[bytes],
+    page: int,
+    size: int,
+    truncate: bool,
+) -> tuple[list[CompareRow], int]:
+    """One page of rows and the number of rows in all."""
+    scope = (workspace, *experiments)
+    experiment_marks = marks(len(experiments))
+    total = (await db.fetch_all(COUNT.format(marks=experiment_marks), scope))[0][0]
+    offset = (page - 1) * size
+    if offset >= total:
+        return [], total
+    rows = await db.fetch_all(PAGE.format(marks=experiment_marks), (*scope, size, offset))
+    dataset_items = [row[0] for row in rows]
+    stored = await items_by_id(db, workspace, dataset_items)
+    by_dataset_item: dict[bytes, list[bytes]] = {key: [] for key in dataset_items}
+    for chunk in batched(dataset_items, _IDS_PER_QUERY):
+        sql = ITEMS_OF.format(marks=experiment_marks, items=marks(len(chunk)))
+        for key, dataset_item_id in await db.fetch_all(sql, (*scope, *chunk)):
+            by_dataset_item[dataset_item_id].append(key)
+    found: list[CompareRow] = []
+    for dataset_item_id, keys in by_dataset_item.items():
+        experiment_items = []
+        for chunk in batched(keys, _IDS_PER_QUERY):
+            experiment_items += await full_items(db, workspace, chunk, truncate)
+        row = stored.get(dataset_item_id)
+        key = ids.to_str(dataset_item_id)
+        if row is None:  # deleted, or never stored here: Opik's LEFT JOIN gives data {}
+            found.append(
+                CompareRow(
+                    id=key,
+                    dataset_item_id=key,
+                    source=UNSET,
+                    data=Raw(b"{}"),
+                    description=UNSET,
+                    tags=[],
+                    experiment_items=experiment_items,
+                    dataset_id=ids.to_str(dataset_id),
+                    created_at=UNSET,
+                    last_updated_at=UNSET,
+                    created_by=UNSET,
+                    last_updated_by=UNSET,
+                )
+            )
+            continue
+        item = dataset_item(row, truncate)
+        found.append(
+            CompareRow(
+                id=key,
+                dataset_item_id=key,
+                source=item.source,
+                data=item.data,
+                description=item.description,
+                tags=item.tags,
+                experiment_items=experiment_items,
+                dataset_id=ids.to_str(dataset_id),
+                created_at=item.created_at,
+                last_updated_at=item.last_updated_at,
+                created_by=item.created_by,
+                last_updated_by=item.last_updated_by,
+            )
+        )
+    return found, total
