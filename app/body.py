@@ -144,10 +144,27 @@ def violation(message: str) -> str:
     return f"{path or 'body'} {rule}"
 
 
+# The SDK serializes with Python's json.dumps(allow_nan=True), so a metric's NaN or Infinity can
+# arrive as a bare token, which no JSON parser takes. Outside strings such a token becomes null
+# (contract, "Datasets, traces, ..."): free-form JSON keeps the rest, and a score's value is
+# then a 422 that names it. Strings are matched whole first, so text inside them stays as sent.
+_NON_FINITE = re.compile(rb'("(?:[^"\\]|\\.)*")|-?(?:NaN|Infinity)(?![A-Za-z0-9_])')
+
+
+def _null_for_non_finite(match: re.Match[bytes]) -> bytes:
+    return match.group(1) or b"null"
+
+
+def non_finite_as_null(data: bytes) -> bytes:
+    if b"NaN" not in data and b"Infinity" not in data:
+        return data
+    return _NON_FINITE.sub(_null_for_non_finite, data)
+
+
 async def decode(request: Request, kind: type[T], limit: int = MAX_BODY_BYTES) -> T:
     """The body as a `kind` Struct: 400 when it is not JSON, 422 when it breaks a rule, 413
     when it is over `limit` bytes, before or after inflating."""
-    data = await read_body(request, limit)
+    data = non_finite_as_null(await read_body(request, limit))
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:

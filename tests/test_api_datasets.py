@@ -327,3 +327,24 @@ async def test_nothing_of_a_dataset_crosses_workspaces(client: httpx.AsyncClient
     assert steal.status_code == 409
     assert delete.status_code == 204
     assert [i["data"]["input"] for i in mine["content"]] == [{"q": "q"}]
+
+
+async def test_non_finite_numbers_in_item_data_are_stored_as_null(
+    client: httpx.AsyncClient,
+) -> None:
+    # What json.dumps(allow_nan=True), the SDK's serializer, writes for a float('nan').
+    body = (
+        b'{"dataset_name": "qa", "items": [{"source": "sdk", "data": {"score": NaN, '
+        b'"range": [-Infinity, Infinity], "text": "NaN stays text"}}]}'
+    )
+
+    put = await client.put(
+        f"{API}/datasets/items", content=body, headers={"Content-Type": "application/json"}
+    )
+    found = await client.post(f"{API}/datasets/retrieve", json={"dataset_name": "qa"})
+    page = await client.get(f"{API}/datasets/{found.json()['id']}/items")
+
+    assert put.status_code == 204
+    assert page.json()["content"][0]["data"] == {
+        "score": None, "range": [None, None], "text": "NaN stays text"
+    }  # fmt: skip
