@@ -47,6 +47,9 @@ class Operation:
     body: type | None = None
     identity: bool = True
     errors: Mapping[int, str] = field(default_factory=dict)
+    # Statuses answered in Opik's ErrorMessage shape, {"errors": [...]} (errors.Listed); a
+    # status in both maps is either shape.
+    listed_errors: Mapping[int, str] = field(default_factory=dict)
     path_parameters: Mapping[str, Schema] = field(default_factory=dict)
     query: type[msgspec.Struct] | None = None  # its query parameters, one per field
     example: Any = None
@@ -217,6 +220,12 @@ def _describe(name: str, operation: Operation) -> Schema:
         responses.setdefault(str(status), {"$ref": f"#/components/responses/{status}"})
     for status, description in operation.errors.items():
         responses[str(status)] = _response(description, _ref(Error))
+    for status, description in operation.listed_errors.items():
+        schema = _ref(ValidationErrors)
+        if status in operation.errors:
+            schema = {"oneOf": [_ref(Error), schema]}
+            description = f"{operation.errors[status]}; or {description}"
+        responses[str(status)] = _response(description, schema)
     responses = dict(sorted(responses.items()))
 
     described: Schema = {"operationId": name, "summary": operation.summary}

@@ -169,10 +169,8 @@ ENDPOINTS = (
             "Create a dataset; its name is unique in the workspace, its project found or made",
             {201: Answer("Created", headers={"Location": "The new dataset's URL"})},
             body=dataset_payloads.DatasetWrite,
-            errors={
-                409: 'A dataset of that name exists (`{"errors": [...]}`), or the id '
-                "belongs to another workspace"
-            },
+            errors={409: "The id belongs to another workspace"},
+            listed_errors={409: "a dataset of that name exists"},
             example={"name": "questions", "project_name": "Demo", "description": None},
         ),
     ),
@@ -185,7 +183,7 @@ ENDPOINTS = (
             "Find a dataset by name, with its counts",
             {200: Answer("The dataset", dataset_payloads.Dataset)},
             body=dataset_payloads.DatasetIdentifier,
-            errors={404: 'No dataset of that name in this workspace (`{"errors": [...]}`)'},
+            listed_errors={404: "No dataset of that name in this workspace"},
             example={"dataset_name": "questions", "project_name": None},
         ),
     ),
@@ -198,7 +196,7 @@ ENDPOINTS = (
             "Delete a dataset by name; its items stay, as in Opik",
             {204: Answer("Deleted")},
             body=dataset_payloads.DatasetIdentifier,
-            errors={404: 'No dataset of that name in this workspace (`{"errors": [...]}`)'},
+            listed_errors={404: "No dataset of that name in this workspace"},
             example={"dataset_name": "questions"},
         ),
     ),
@@ -212,10 +210,8 @@ ENDPOINTS = (
             "dataset named is made when missing",
             {204: Answer("Stored, durably")},
             body=dataset_payloads.DatasetItemBatch,
-            errors={
-                404: "`dataset_id` names no dataset of this workspace",
-                409: "An id belongs to another workspace: nothing is stored",
-            },
+            errors={409: "An id belongs to another workspace: nothing is stored"},
+            listed_errors={404: "`dataset_id` names no dataset of this workspace"},
             example={
                 "dataset_name": "questions",
                 "items": [{"id": _EXAMPLE_IDS[2], "source": "sdk", "data": {"input": "2+2"}}],
@@ -262,7 +258,8 @@ ENDPOINTS = (
         Operation(
             "Read one dataset, with its counts",
             {200: Answer("The dataset", dataset_payloads.Dataset)},
-            errors={404: "No such dataset in this workspace, or the id is not a UUID"},
+            errors={404: "The id is not a UUID"},
+            listed_errors={404: "No such dataset in this workspace"},
             path_parameters={"id": ANY_ID},
         ),
     ),
