@@ -7,7 +7,7 @@ from app import ids
 from app.body import require_text, require_uuid, require_v7
 from app.dataset_payloads import DatasetItemBatch, DatasetItemWrite, DatasetWrite
 from app.errors import Invalid
-from app.records import DatasetItemRecord, DatasetItemsRecord, DatasetRecord
+from app.records import DatasetItemRecord, DatasetItemsRecord, DatasetRecord, json_text
 
 # @SourceValidation (Opik's DatasetItem): which of trace_id and span_id each source needs.
 _NEEDS = {"sdk": (False, False), "manual": (False, False), "trace": (True, False)}
@@ -71,7 +71,7 @@ def _item(item: DatasetItemWrite, at: str) -> DatasetItemRecord:
         span_id=span_id,
         description=item.description,
         tags=tags_text(item.tags),
-        evaluators=None if item.evaluators is None else bytes(item.evaluators).decode(),
+        evaluators=json_text(item.evaluators),
         execution_policy=None if policy is None else msgspec.json.encode(policy).decode(),
     )
 

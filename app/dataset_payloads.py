@@ -1,13 +1,15 @@
 """The Structs of datasets and their items, as Opik's Dataset and DatasetItem views show them
 (opik-reference/datasets-traces.md §3.3-3.5); no I/O here."""
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from msgspec import Meta, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from app.payloads import (
     MAX_STREAM_LIMIT,
     MAX_TAGS,
+    MAX_USAGE,
+    UUID_PATTERN,
     AnyId,
     BatchSize,
     FullItem,
@@ -17,6 +19,7 @@ from app.payloads import (
     NotBlank,
     OutId,
     V7Id,
+    whole,
 )
 
 MAX_DESCRIPTION_CHARS = 255
@@ -29,6 +32,25 @@ RequiredName = Annotated[NotBlank, Meta(min_length=1, max_length=255)]
 Description = Annotated[NotBlank, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
 Tags = Annotated[list[Name], Meta(max_length=MAX_TAGS)]
 Page = Annotated[int, Meta(ge=1)]
+if TYPE_CHECKING:
+    PolicyCount = int
+else:
+    PolicyCount = whole(ge=1, le=MAX_USAGE)
+# An object with at least one field: Opik's @NotEmpty Map (dataset_checks says so with a 422).
+JsonObject = Annotated[Json, Meta(extra_json_schema={"type": "object", "minProperties": 1})]
+_NULL = {"type": "null"}
+_ID = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+# A JSON array of 1 or more UUIDs, as a query parameter's text.
+_UUID_BODY = UUID_PATTERN.strip("^$")
+ExperimentIds = Annotated[
+    str,
+    Meta(
+        extra_json_schema={
+            "contentMediaType": "application/json",
+            "pattern": f'^\\["{_UUID_BODY}"(,"{_UUID_BODY}")*\\]$',
+        }
+    ),
+]
 
 
 class DatasetWrite(Struct):
@@ -77,8 +99,14 @@ class Dataset(Struct):
 class ExecutionPolicy(Struct):
     """How many times an item runs, and how many runs must pass."""
 
-    runs_per_item: Annotated[int, Meta(ge=1)] | None = None
-    pass_threshold: Annotated[int, Meta(ge=1)] | None = None
+    runs_per_item: PolicyCount | None = None
+    pass_threshold: PolicyCount | None = None
+
+    def __post_init__(self) -> None:  # 3.0 is 3 (see payloads.WholeNumber)
+        if self.runs_per_item is not None:
+            self.runs_per_item = int(self.runs_per_item)
+        if self.pass_threshold is not None:
+            self.pass_threshold = int(self.pass_threshold)
 
 
 class DatasetItemWrite(Struct):
@@ -86,14 +114,25 @@ class DatasetItemWrite(Struct):
     match `source` as in Opik: none for sdk and manual, a trace for trace, both for span."""
 
     source: ItemSource
-    data: Json
+    data: JsonObject
     id: V7Id | None = None
     trace_id: AnyId | None = None
     span_id: AnyId | None = None
     description: Description | None = None
     tags: Tags | None = None
-    evaluators: Json | None = None
+    evaluators: Json | UnsetType = UNSET  # msgspec takes Raw in no union but with UNSET
     execution_policy: ExecutionPolicy | None = None
+
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {"properties": {"source": {"enum": ["sdk", "manual"]},
+                            "trace_id": _NULL, "span_id": _NULL}},
+            {"properties": {"source": {"const": "trace"}, "trace_id": _ID, "span_id": _NULL},
+             "required": ["trace_id"]},
+            {"properties": {"source": {"const": "span"}, "trace_id": _ID, "span_id": _ID},
+             "required": ["trace_id", "span_id"]},
+        ]
+    }  # fmt: skip
 
 
 class DatasetItemBatch(Struct):
@@ -106,6 +145,13 @@ class DatasetItemBatch(Struct):
     project_name: Annotated[NotBlank, Meta(max_length=255)] | None = None
     project_id: AnyId | None = None
     batch_group_id: AnyId | None = None
+
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"properties": {"dataset_name": {"type": "string"}}, "required": ["dataset_name"]},
+            {"properties": {"dataset_id": _ID}, "required": ["dataset_id"]},
+        ]
+    }
 
 
 class DatasetItem(Struct):
@@ -168,14 +214,24 @@ class DatasetItemsDelete(Struct):
 
     item_ids: Annotated[list[AnyId], BatchSize] | None = None
     dataset_id: AnyId | None = None
-    filters: Json | None = None
+    filters: Json | UnsetType = UNSET
     batch_group_id: AnyId | None = None
+
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {"properties": {"item_ids": {"type": "array"}, "dataset_id": _NULL, "filters": _NULL},
+             "required": ["item_ids"]},
+            {"properties": {"item_ids": _NULL, "dataset_id": _ID,
+                            "filters": {"type": ["null", "array"], "maxItems": 0}},
+             "required": ["dataset_id"]},
+        ]
+    }  # fmt: skip
 
 
 class CompareQuery(Struct):
     """A page of the dataset items that the experiments have items for, newest first."""
 
-    experiment_ids: str
+    experiment_ids: ExperimentIds
     page: Page = 1
     size: Page = DEFAULT_PAGE_SIZE
     filters: str | None = None

@@ -21,7 +21,7 @@ from app.dataset_payloads import (
 )
 from app.errors import JSON, ApiError, Invalid, Listed, http_message
 from app.payloads import encoder
-from app.records import NotFound
+from app.records import NotFound, json_text
 
 NDJSON_LINE_END = b"\r\n"
 NOT_FOUND = "Dataset not found"
@@ -124,7 +124,8 @@ async def get_dataset_items(request: Request) -> Response:
 async def delete_dataset_items(request: Request) -> Response:
     identity, store = acting(request)
     wanted = await decode(request, DatasetItemsDelete)
-    if wanted.item_ids is not None and (wanted.dataset_id is not None or wanted.filters):
+    filters = json_text(wanted.filters)
+    if wanted.item_ids is not None and (wanted.dataset_id is not None or filters is not None):
         raise Invalid(
             [
                 "Cannot provide 'dataset_id' or 'filters' when using 'item_ids'. Use 'item_ids' "
@@ -138,10 +139,8 @@ async def delete_dataset_items(request: Request) -> Response:
                 "filters) must be provided."
             ]
         )
-    if wanted.dataset_id is not None and wanted.filters is not None:
-        filters = bytes(wanted.filters).strip()
-        if filters not in (b"[]", b"null"):
-            raise Invalid(["filters are not supported: send 'item_ids', or no filters"])
+    if wanted.dataset_id is not None and filters is not None and filters.strip() != "[]":
+        raise Invalid(["filters are not supported: send 'item_ids', or no filters"])
     keys = [require_uuid(v, f"item_ids[{n}]") for n, v in enumerate(wanted.item_ids or ())]
     dataset_id = (
         None if wanted.dataset_id is None else require_uuid(wanted.dataset_id, "dataset_id")

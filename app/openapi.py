@@ -55,6 +55,21 @@ class Operation:
     example: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One route as app/routes.py declares it: served under each prefix."""
+
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    name: str  # Opik's operationId
+    operation: Operation
+
+
+# Ids the examples use: UUID version 7, fixed so that the document is the same every time.
+EXAMPLE_IDS = [f"0190f5b4-7c1a-7000-8000-00000000000{digit}" for digit in "abcd"]
+
+
 class ApiRoute(Route):
     """A route of the API: one method of one path under one prefix, its name Opik's
     operationId, and the Operation that describes it."""
@@ -158,6 +173,8 @@ def _components(kinds: Iterable[type[msgspec.Struct]]) -> dict[str, Schema]:
             continue
         # A field typed `... | UnsetType` is left out of the JSON when unset, which msgspec's
         # schema does not say: it lists every field without a default as required.
+        # Rules across fields, which msgspec's types cannot state (payloads' SCHEMA_RULES).
+        schema.update(getattr(kind, "SCHEMA_RULES", {}))
         fields = msgspec.structs.fields(kind)
         unset = {f.encode_name for f in fields if msgspec.UnsetType in typing.get_args(f.type)}
         required = [field for field in schema.get("required", ()) if field not in unset]

@@ -205,7 +205,7 @@ class Experiment(Struct):
 # 1.5 is still a 422 naming the field. openapi.py describes the pair as one "integer".
 
 
-def _whole(ge: int | None = None, le: int | None = None) -> Any:
+def whole(ge: int | None = None, le: int | None = None) -> Any:
     return Annotated[int, Meta(ge=ge, le=le)] | Annotated[float, Meta(ge=ge, le=le, multiple_of=1)]
 
 
@@ -228,9 +228,9 @@ if TYPE_CHECKING:
     StreamLimit = int
     Usage = int
 else:
-    WholeNumber = _whole()
-    StreamLimit = _whole(ge=1, le=MAX_STREAM_LIMIT)
-    Usage = _whole(ge=MIN_USAGE, le=MAX_USAGE)
+    WholeNumber = whole()
+    StreamLimit = whole(ge=1, le=MAX_STREAM_LIMIT)
+    Usage = whole(ge=MIN_USAGE, le=MAX_USAGE)
 
 
 # --- Streaming ---------------------------------------------------------------------------

@@ -40,6 +40,12 @@ class Conflict(Exception):
         conflict.listed = True
         return conflict
 
+    @classmethod
+    def prompt_exists(cls, name: str) -> "Conflict":
+        conflict = cls(f"Prompt with name '{name}' already exists")
+        conflict.listed = True
+        return conflict
+
     listed = False  # True: answered as {"errors": [message]}, else {"code", "message"}
 
 
@@ -255,3 +261,19 @@ class DatasetItemsRecord(msgspec.Struct, frozen=True, gc=False):
     project_id: bytes | None
     project_name: str | None
     items: tuple[DatasetItemRecord, ...]
+
+
+class PromptVersionRecord(msgspec.Struct, frozen=True, gc=False):
+    """A version to add to the prompt of `name`, which is made (with `prompt_id`, else a new
+    id) when the workspace has none of that name."""
+
+    name: str
+    template: str
+    metadata: str | None
+    type: str
+    change_description: str | None
+    tags: str | None
+    template_structure: str
+    prompt_id: bytes | None = None
+    description: str | None = None
+    prompt_tags: str | None = None

@@ -14,12 +14,14 @@ from typing import Protocol
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.payloads import Experiment, FullItem, Item
+from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
     DatasetItemsRecord,
     DatasetRecord,
     ExperimentRecord,
     ItemRecord,
+    PromptVersionRecord,
     StreamQuery,
 )
 from app.sqlite import SqliteStore, failures, transfer
@@ -126,6 +128,21 @@ class Store(Protocol):
         truncate: bool,
     ) -> tuple[list[CompareRow], int]:
         """A page of the dataset items the experiments have items for, each with them."""
+
+    # Prompt versions
+
+    async def create_prompt_version(
+        self, workspace: str, user: str, record: PromptVersionRecord, new_prompt: bool
+    ) -> PromptVersion:
+        """A version added to the prompt of that name, made when missing; with `new_prompt`,
+        Conflict when the workspace has a prompt of that name."""
+
+    async def find_prompt_version(
+        self, workspace: str, name: str, commit: str | None
+    ) -> PromptVersion | None:
+        """The version of `commit` of the prompt of that name, else its latest."""
+
+    async def get_prompt_version(self, workspace: str, key: bytes) -> PromptVersion | None: ...
 
     # Import
 

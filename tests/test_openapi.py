@@ -166,7 +166,10 @@ def test_every_error_status_has_the_contract_body(routes: list[BaseRoute]) -> No
                 if int(status) < 400:
                     continue
                 schema = resolve(doc, response)["content"]["application/json"]["schema"]
-                assert schema == {"$ref": invalid if status == "422" else error}, status
+                own = {"$ref": invalid if status == "422" else error}
+                # Opik answers some 404s and 409s in its ErrorMessage shape (errors.Listed).
+                listed = [{"$ref": invalid}, {"oneOf": [{"$ref": error}, {"$ref": invalid}]}]
+                assert schema in [own, *(listed if status in ("404", "409") else [])], status
 
 
 def test_identity_routes_take_the_workspace_and_an_optional_key(routes: list[BaseRoute]) -> None:

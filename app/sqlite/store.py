@@ -6,15 +6,17 @@ from pathlib import Path
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.payloads import Experiment, FullItem, Item
+from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
     DatasetItemsRecord,
     DatasetRecord,
     ExperimentRecord,
     ItemRecord,
+    PromptVersionRecord,
     StreamQuery,
 )
-from app.sqlite import bulk, compare, datasets, experiments, items, stream, transfer
+from app.sqlite import bulk, compare, datasets, experiments, items, prompts, stream, transfer
 from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
@@ -114,6 +116,19 @@ class SqliteStore:
         return await compare.compare_page(
             self.db, workspace, dataset_id, experiments, page, size, truncate
         )
+
+    async def create_prompt_version(
+        self, workspace: str, user: str, record: PromptVersionRecord, new_prompt: bool
+    ) -> PromptVersion:
+        return await prompts.create_version(self.db, workspace, user, record, new_prompt)
+
+    async def find_prompt_version(
+        self, workspace: str, name: str, commit: str | None
+    ) -> PromptVersion | None:
+        return await prompts.find_version(self.db, workspace, name, commit)
+
+    async def get_prompt_version(self, workspace: str, key: bytes) -> PromptVersion | None:
+        return await prompts.get_version(self.db, workspace, key)
 
     async def import_records(
         self, workspace: str, user: str, records: Sequence[Incoming]

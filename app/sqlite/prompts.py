@@ -1,0 +1,106 @@
+"""Prompts and their versions: a version added to a prompt made on first use, the latest or
+one by commit read back by the prompt's name, any by id."""
+
+import re
+
+import msgspec
+from msgspec import UNSET, Raw
+
+from app import clock, ids
+from app.prompt_payloads import PromptVersion
+from app.records import Conflict, PromptVersionRecord, name_key
+from app.sqlite.connection import Database
+from app.sqlite.lookup import Row
+from app.sqlite.tables import PROMPT_VERSIONS, PROMPTS
+from app.sqlite.write import Write
+
+FIND_PROMPT = "SELECT id, template_structure FROM prompts WHERE workspace = ? AND name_key = ?"
+INSERT_PROMPT = PROMPTS.insert()
+INSERT_VERSION = PROMPT_VERSIONS.insert()
+COMMIT_TAKEN = (
+    "SELECT 1 FROM prompt_versions WHERE workspace = ? AND prompt_id = ? AND commit_hash = ?"
+)
+_VERSION = """
+SELECT v.id, v.prompt_id, v.commit_hash, v.template, v.metadata, v.type, v.change_description,
+       v.tags, p.template_structure, v.created_at, v.created_by
+FROM prompt_versions AS v
+JOIN prompts AS p ON p.id = v.prompt_id AND p.workspace = v.workspace
+"""
+VERSION_BY_ID = _VERSION + "WHERE v.workspace = ? AND v.id = ?"
+LATEST_VERSION = _VERSION + "WHERE v.workspace = ? AND p.name_key = ? ORDER BY v.id DESC LIMIT 1"
+VERSION_BY_COMMIT = _VERSION + "WHERE v.workspace = ? AND p.name_key = ? AND v.commit_hash = ?"
+
+# Mustache's {{name}}, without sections ({{#x}}, {{/x}}, {{^x}}), comments and partials.
+_VARIABLE = re.compile(r"{{\s*([^{}#/^!>&\s][^{}]*?)\s*}}")
+_tags = msgspec.json.Decoder(list[str])
+
+
+def commit_of(key: bytes) -> str:
+    """Opik's commit of a version: the last 8 hex digits of its id (CommitUtils)."""
+    return ids.to_str(key)[-8:]
+
+
+def _version(row: Row) -> PromptVersion:
+    key, prompt_id, commit, template, metadata, type_, change, tags, structure = row[:9]
+    created_at, created_by = row[9:]
+    variables = list(dict.fromkeys(_VARIABLE.findall(template))) if type_ == "mustache" else []
+    return PromptVersion(
+        id=ids.to_str(key),
+        prompt_id=ids.to_str(prompt_id),
+        commit=commit,
+        template=template,
+        metadata=UNSET if metadata is None else Raw(metadata.encode()),
+        type=type_,
+        change_description=UNSET if change is None else change,
+        tags=UNSET if tags is None else _tags.decode(tags),
+        variables=variables,
+        template_structure=structure,
+        created_at=clock.format_instant(created_at),
+        created_by=created_by,
+    )
+
+
+async def create_version(
+    db: Database, workspace: str, user: str, record: PromptVersionRecord, new_prompt: bool
+) -> PromptVersion:
+    """The version added; with `new_prompt`, Conflict when the name is taken."""
+    async with db.transaction() as conn:
+        w = Write(conn, workspace, user)
+        found = list(await conn.execute_fetchall(FIND_PROMPT, (workspace, name_key(record.name))))
+        if found and new_prompt:
+            raise Conflict.prompt_exists(record.name)
+        if found:
+            prompt_id = found[0][0]
+        else:
+            prompt_id = record.prompt_id or ids.uuid7()
+            await w.refuse_foreign(PROMPTS, [prompt_id], "Prompt")
+            await conn.execute(INSERT_PROMPT, {
+                "id": prompt_id, "name": record.name, "name_key": name_key(record.name),
+                "description": record.description, "tags": record.prompt_tags,
+                "template_structure": record.template_structure, **w.stamp,
+            })  # fmt: skip
+        key = ids.uuid7()
+        while await conn.execute_fetchall(COMMIT_TAKEN, (workspace, prompt_id, commit_of(key))):
+            key = ids.uuid7()
+        await conn.execute(INSERT_VERSION, {
+            "id": key, "prompt_id": prompt_id, "commit_hash": commit_of(key),
+            "template": record.template, "metadata": record.metadata, "type": record.type,
+            "change_description": record.change_description, "tags": record.tags, **w.stamp,
+        })  # fmt: skip
+        (row,) = await conn.execute_fetchall(VERSION_BY_ID, (workspace, key))
+        return _version(tuple(row))
+
+
+async def find_version(
+    db: Database, workspace: str, name: str, commit: str | None
+) -> PromptVersion | None:
+    if commit is None:
+        rows = await db.fetch_all(LATEST_VERSION, (workspace, name_key(name)))
+    else:
+        rows = await db.fetch_all(VERSION_BY_COMMIT, (workspace, name_key(name), commit))
+    return _version(rows[0]) if rows else None
+
+
+async def get_version(db: Database, workspace: str, key: bytes) -> PromptVersion | None:
+    rows = await db.fetch_all(VERSION_BY_ID, (workspace, key))
+    return _version(rows[0]) if rows else None
