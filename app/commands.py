@@ -243,7 +243,7 @@ def run_demo(args: argparse.Namespace) -> int:
         loaded = asyncio.run(demo.load(settings.db))
     print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
     for name, experiment_id in loaded.experiments.items():
-        print(f"  experiment {ids.to_str(experiment_id)}  {name}")
+        print(f"  experiment {ids.to_str(experiment_id)}  {name}  (dataset {demo.DATASET})")
     item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
     print(f"with `experiment-items serve` running: curl {item}")
     return 0
