@@ -49,6 +49,12 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 # Exit code of a server that stopped because it could not serve (as uvicorn's own).
 CANNOT_SERVE = 3
 
+# Descriptors a worker keeps besides its connections: the listening socket, the event loop's,
+# stdio, logs, a stream's spooled file, and the database, -wal and -shm of the writer and of
+# each reader (RESERVED_FDS_PER_CONNECTION each).
+RESERVED_FDS = 64
+RESERVED_FDS_PER_CONNECTION = 3
+
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -66,9 +72,12 @@ def run_serve(args: argparse.Namespace) -> int:
         loaded = asyncio.run(demo.load(settings.db)) if args.demo else None
         if loaded is None:
             _open(settings.db)
-    # Workers are new processes: they rebuild the settings from the environment.
+    # Workers are new processes: they rebuild the settings from the environment, and inherit
+    # the limit on open files.
     os.environ.update(config.to_env(settings))
-    print(_banner(settings, loaded), file=sys.stderr, flush=True)
+    open_files = _raise_open_files_limit()
+    cap = _connection_cap(open_files, settings.readers)
+    print(_banner(settings, loaded, open_files, cap), file=sys.stderr, flush=True)
     serving = uvicorn.Config(
         "app.main:app_from_env",
         factory=True,
@@ -82,6 +91,10 @@ def run_serve(args: argparse.Namespace) -> int:
         # httpx (the Opik SDK's client) reuses an idle connection for up to 5 s, uvicorn's own
         # keep-alive: at equal timers a request can meet a connection the server just closed.
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # Per worker, as the limit on open files is per process. Past it a request is answered
+        # 503 and its connection closed, while a descriptor is still free to accept the next:
+        # idle keep-alive connections cannot make a silent outage (probe D6).
+        limit_concurrency=cap,
         timeout_graceful_shutdown=int(settings.body_timeout_seconds + SHUTDOWN_GRACE_SECONDS),
         # uvicorn's httptools protocol with deadlines for a request's head and body. A class,
         # not an import string: spawned workers unpickle it, and PyInstaller sees the import.
@@ -125,6 +138,31 @@ def _ignore_hangup(signum: int, frame: object) -> None:
     print("SIGHUP ignored: one worker has nothing to reload (SIGTERM stops it)", file=sys.stderr)
 
 
+def _raise_open_files_limit() -> int | None:
+    """Raises the soft limit on open files to the hard one, as nginx and Go do (systemd's
+    default soft limit, 1024, is 1,000 idle connections: probe D6); returns the limit now in
+    force, None when there is none (or, on Windows, no such limit)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        # macOS refuses an unlimited soft limit (above OPEN_MAX): the old one stays.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _connection_cap(open_files: int | None, readers: int) -> int | None:
+    """Connections one worker serves at once; None (no cap) when open files are unlimited."""
+    if open_files is None:
+        return None
+    reserved = RESERVED_FDS + RESERVED_FDS_PER_CONNECTION * (readers + 1)
+    return max(open_files - reserved, 1)
+
+
 def _check_port(host: str, port: int) -> None:
     """UsageError, before anything is printed or opened, when the address is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -148,8 +186,14 @@ def _open(path: Path) -> None:
     asyncio.run(open_and_close())
 
 
-def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
-    """What `serve` prints on start: where it listens and stores, and a first request."""
+def _banner(
+    settings: config.Settings,
+    loaded: demo.Loaded | None,
+    open_files: int | None,
+    cap: int | None,
+) -> str:
+    """What `serve` prints on start: where it listens and stores, how many connections it
+    takes, and a first request."""
     base = _local_url(settings)
     auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
     lines = [
@@ -160,6 +204,11 @@ def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
     if settings.host in ("0.0.0.0", "", "::"):
         # A wildcard address is not one to call, but the operator asked for it: say so.
         lines.insert(2, f"  bound to   {settings.host}:{settings.port}, every address of this host")
+    if cap is not None:
+        lines.append(
+            f"  capacity   {cap:,} connections per worker, then 503 (open files limit "
+            f"{open_files:,})"
+        )
     if loaded is not None:
         lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
         item_id = ids.to_str(loaded.first_item)

@@ -4,10 +4,15 @@ request's head and body, which it lacks, and one write for each GET's head and b
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from app.config import current as current_settings
@@ -15,6 +20,9 @@ from app.errors import was_logged
 from app.payloads import Error, encoder
 
 Phase = Literal["head", "body"]
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 
 
 _BODILESS = frozenset(("GET", "HEAD"))
@@ -31,6 +39,31 @@ def _not_logged_yet(record: logging.LogRecord) -> bool:
 # child of uvicorn's logger, so its records go where uvicorn's go.
 _CYCLE_LOG = logging.getLogger("uvicorn.error.cycle")
 _CYCLE_LOG.addFilter(_not_logged_yet)
+
+
+_OVER_CAPACITY = encoder.encode(
+    Error(503, "The server is at its connection limit: try again in a moment")
+)
+
+
+async def over_capacity(
+    scope: "Scope", receive: "ASGIReceiveCallable", send: "ASGISendCallable"
+) -> None:
+    """uvicorn's answer past `limit_concurrency` (probe D6), in the contract's error shape."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(_OVER_CAPACITY)),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+            "trailers": False,
+        }
+    )
+    await send({"type": "http.response.body", "body": _OVER_CAPACITY, "more_body": False})
 
 
 class HeadWithBody:
@@ -150,6 +183,11 @@ class HttpProtocol(HttpToolsProtocol):
             self._cancel()
         self.phase = None
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: "ASGI3Application") -> None:
+        # uvicorn chooses its plain-text 503 when over the cap, here and for a pipelined
+        # request alike: the contract's body instead.
+        super()._start_asgi_task(cycle, over_capacity if app is service_unavailable else app)
 
     def _cancel(self) -> None:
         if self.deadline is not None:
