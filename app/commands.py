@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app import __version__, config, demo, export, ids, importer, push
+from app import __version__, capacity, config, demo, export, ids, importer, push
 from app.auth import KeyFileError, load_keys
 from app.lines import KINDS
 from app.progress import Progress
@@ -49,12 +49,6 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 # Exit code of a server that stopped because it could not serve (as uvicorn's own).
 CANNOT_SERVE = 3
 
-# Descriptors a worker keeps besides its connections: the listening socket, the event loop's,
-# stdio, logs, a stream's spooled file, and the database, -wal and -shm of the writer and of
-# each reader (RESERVED_FDS_PER_CONNECTION each).
-RESERVED_FDS = 64
-RESERVED_FDS_PER_CONNECTION = 3
-
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -75,8 +69,8 @@ def run_serve(args: argparse.Namespace) -> int:
     # Workers are new processes: they rebuild the settings from the environment, and inherit
     # the limit on open files.
     os.environ.update(config.to_env(settings))
-    open_files = _raise_open_files_limit()
-    cap = _connection_cap(open_files, settings.readers)
+    open_files = capacity.raise_open_files_limit()
+    cap = capacity.connection_cap(open_files, settings.readers)
     print(_banner(settings, loaded, open_files, cap), file=sys.stderr, flush=True)
     serving = uvicorn.Config(
         "app.main:app_from_env",
@@ -136,31 +130,6 @@ def _serve(serving: "uvicorn.Config") -> int:
 
 def _ignore_hangup(signum: int, frame: object) -> None:
     print("SIGHUP ignored: one worker has nothing to reload (SIGTERM stops it)", file=sys.stderr)
-
-
-def _raise_open_files_limit() -> int | None:
-    """Raises the soft limit on open files to the hard one, as nginx and Go do (systemd's
-    default soft limit, 1024, is 1,000 idle connections: probe D6); returns the limit now in
-    force, None when there is none (or, on Windows, no such limit)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        # macOS refuses an unlimited soft limit (above OPEN_MAX): the old one stays.
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
-def _connection_cap(open_files: int | None, readers: int) -> int | None:
-    """Connections one worker serves at once; None (no cap) when open files are unlimited."""
-    if open_files is None:
-        return None
-    reserved = RESERVED_FDS + RESERVED_FDS_PER_CONNECTION * (readers + 1)
-    return max(open_files - reserved, 1)
 
 
 def _check_port(host: str, port: int) -> None:
