@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 _BODILESS = frozenset(("GET", "HEAD"))
 
+# A reader that takes no byte of an answer for this long, its write buffer full, is cut off:
+# uvicorn would wait on it for ever, holding the socket and the chunk being sent (up to 8 MiB
+# of a stream's trace text) while it stays connected (reliability probe D2).
+SEND_TIMEOUT_SECONDS = 30.0
+
 
 def _not_logged_yet(record: logging.LogRecord) -> bool:
     exc = record.exc_info[1] if record.exc_info else None
@@ -144,6 +149,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.body_timeout = settings.body_timeout_seconds
         self.phase: Phase | None = None  # of the request partly received, if one is
         self.deadline: asyncio.TimerHandle | None = None
+        self.send_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -153,7 +159,29 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self._writable()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The transport's buffer is over its high-water mark: the reader has SEND_TIMEOUT_SECONDS
+        # to take enough of it for writing to resume.
+        super().pause_writing()
+        if self.send_deadline is None:
+            self.send_deadline = self.loop.call_later(SEND_TIMEOUT_SECONDS, self._stalled)
+
+    def resume_writing(self) -> None:
+        self._writable()
+        super().resume_writing()
+
+    def _writable(self) -> None:
+        if self.send_deadline is not None:
+            self.send_deadline.cancel()
+            self.send_deadline = None
+
+    def _stalled(self) -> None:
+        # abort(), not close(): close() waits to write the buffer the reader does not take.
+        self.send_deadline = None
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
