@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app import __version__, config, demo, export, ids, importer, push
+from app import __version__, capacity, config, demo, export, ids, importer, push
 from app.auth import KeyFileError, load_keys
 from app.lines import KINDS
 from app.progress import Progress
@@ -66,9 +66,12 @@ def run_serve(args: argparse.Namespace) -> int:
         loaded = asyncio.run(demo.load(settings.db)) if args.demo else None
         if loaded is None:
             _open(settings.db)
-    # Workers are new processes: they rebuild the settings from the environment.
+    # Workers are new processes: they rebuild the settings from the environment, and inherit
+    # the limit on open files.
     os.environ.update(config.to_env(settings))
-    print(_banner(settings, loaded), file=sys.stderr, flush=True)
+    open_files = capacity.raise_open_files_limit()
+    cap = capacity.connection_cap(open_files, settings.readers)
+    print(_banner(settings, loaded, open_files, cap), file=sys.stderr, flush=True)
     serving = uvicorn.Config(
         "app.main:app_from_env",
         factory=True,
@@ -82,6 +85,10 @@ def run_serve(args: argparse.Namespace) -> int:
         # httpx (the Opik SDK's client) reuses an idle connection for up to 5 s, uvicorn's own
         # keep-alive: at equal timers a request can meet a connection the server just closed.
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # Per worker, as the limit on open files is per process. Past it a request is answered
+        # 503 and its connection closed, while a descriptor is still free to accept the next:
+        # idle keep-alive connections cannot make a silent outage (probe D6).
+        limit_concurrency=cap,
         timeout_graceful_shutdown=int(settings.body_timeout_seconds + SHUTDOWN_GRACE_SECONDS),
         # uvicorn's httptools protocol with deadlines for a request's head and body. A class,
         # not an import string: spawned workers unpickle it, and PyInstaller sees the import.
@@ -148,8 +155,14 @@ def _open(path: Path) -> None:
     asyncio.run(open_and_close())
 
 
-def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
-    """What `serve` prints on start: where it listens and stores, and a first request."""
+def _banner(
+    settings: config.Settings,
+    loaded: demo.Loaded | None,
+    open_files: int | None,
+    cap: int | None,
+) -> str:
+    """What `serve` prints on start: where it listens and stores, how many connections it
+    takes, and a first request."""
     base = _local_url(settings)
     auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
     lines = [
@@ -160,6 +173,11 @@ def _banner(settings: config.Settings, loaded: demo.Loaded | None) -> str:
     if settings.host in ("0.0.0.0", "", "::"):
         # A wildcard address is not one to call, but the operator asked for it: say so.
         lines.insert(2, f"  bound to   {settings.host}:{settings.port}, every address of this host")
+    if cap is not None:
+        lines.append(
+            f"  capacity   {cap:,} connections per worker, then 503 (open files limit "
+            f"{open_files:,})"
+        )
     if loaded is not None:
         lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
         item_id = ids.to_str(loaded.first_item)
@@ -243,7 +261,7 @@ def run_demo(args: argparse.Namespace) -> int:
         loaded = asyncio.run(demo.load(settings.db))
     print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
     for name, experiment_id in loaded.experiments.items():
-        print(f"  experiment {ids.to_str(experiment_id)}  {name}")
+        print(f"  experiment {ids.to_str(experiment_id)}  {name}  (dataset {demo.DATASET})")
     item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
     print(f"with `experiment-items serve` running: curl {item}")
     return 0

@@ -1,13 +1,15 @@
 """The demo data set: three experiments over one small dataset, as an Opik evaluation writes."""
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.auth import DEFAULT_USER, DEFAULT_WORKSPACE
-from app.records import ItemRecord
+from app.records import Conflict, ExperimentRecord, ItemRecord
 from app.store import open_store
 
 PROJECT = "support-bot"
+DATASET = "support-questions"
 EXPERIMENTS = ("gpt-4o-mini baseline", "gpt-4o-mini + retrieval", "claude-haiku + retrieval")
 DATASET_ITEMS = 20
 
@@ -52,10 +54,29 @@ def records() -> list[list[ItemRecord]]:
     return batches
 
 
+def experiments() -> list[ExperimentRecord]:
+    """The experiments the items belong to, each over the demo's dataset (made by its name)."""
+    return [
+        ExperimentRecord(
+            id=demo_id("experiment", e),
+            name=name,
+            dataset_name=DATASET,
+            project_id=None,
+            project_name=PROJECT,
+        )
+        for e, name in enumerate(EXPERIMENTS)
+    ]
+
+
 async def load(path: Path) -> Loaded:
-    """Writes the demo items into the database at `path` through the store, as the API does."""
+    """Writes the demo experiments, their dataset and their items into the database at `path`
+    through the store, as the API does: every id the demo prints can be read back."""
     store = await open_store(path, readers=1)
     try:
+        for record in experiments():
+            # Loading twice keeps the experiment made the first time (its ids are fixed).
+            with contextlib.suppress(Conflict):
+                await store.create_experiment(DEFAULT_WORKSPACE, DEFAULT_USER, record)
         for batch in records():
             await store.upsert_items(DEFAULT_WORKSPACE, DEFAULT_USER, batch)
     finally:

@@ -39,13 +39,16 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class Operation:
     """What one route does with one method. `identity`: the request acts in a workspace
-    (Comet-Workspace, workspace_name, the API key: 401 and 403). `body`: the Struct the
-    JSON body decodes into (400, 408, 413, 415, 422). `errors`: its own other error statuses."""
+    (Comet-Workspace, workspace_name, the API key: 401 and 403) and so in the database (503).
+    `writes`: it writes there too (507); unless set, a method other than GET writes. `body`:
+    the Struct the JSON body decodes into (400, 408, 413, 415, 422). `errors`: its own other
+    error statuses."""
 
     summary: str
     answers: Mapping[int, Answer]
     body: type | None = None
     identity: bool = True
+    writes: bool | None = None
     errors: Mapping[int, str] = field(default_factory=dict)
     # Statuses answered in Opik's ErrorMessage shape, {"errors": [...]} (errors.Listed); a
     # status in both maps is either shape.
@@ -100,6 +103,16 @@ _ERRORS = {
     415: "The body's Content-Type is not JSON, or its Content-Encoding is not gzip",
     422: "The body breaks a rule: one `<json path> <rule>` line per broken rule",
     500: "Unexpected; the message names the request id of the server's log line",
+    # app/sqlite/failures.py: the storage failures a client or an operator can act on.
+    503: "The database is read-only to the server, or another process held its write lock "
+    "past the busy timeout (then with Retry-After): nothing was stored",
+    507: "The disk that holds the database is full: nothing was stored",
+}
+# Sent with a 503 of a busy lock (RFC 9110, section 10.2.3).
+_RETRY_AFTER: Schema = {
+    "description": "Seconds to wait before sending the request again; set when the write "
+    "lock was busy",
+    "schema": {"type": "integer", "minimum": 0},
 }
 _BODY_ERRORS = [400, 408, 413, 415, 422]
 _IDENTITY_ERRORS = [401, 403]
@@ -199,7 +212,7 @@ def _response(description: str, schema: Schema | None, media_type: str = JSON) -
     return response
 
 
-def _describe(name: str, operation: Operation) -> Schema:
+def _describe(name: str, method: str, operation: Operation) -> Schema:
     parameters = [
         {"name": parameter, "in": "path", "required": True, "schema": schema}
         for parameter, schema in operation.path_parameters.items()
@@ -220,6 +233,10 @@ def _describe(name: str, operation: Operation) -> Schema:
     if operation.identity:
         parameters += _WORKSPACE_PARAMETERS
         shared += _IDENTITY_ERRORS
+        shared.append(503)
+        writes = operation.writes if operation.writes is not None else method != "GET"
+        if writes:
+            shared.append(507)
     if operation.body is not None:
         shared += _BODY_ERRORS
 
@@ -259,6 +276,15 @@ def _describe(name: str, operation: Operation) -> Schema:
     return described
 
 
+def _error_responses() -> Schema:
+    responses = {
+        str(status): _response(text, _ref(ValidationErrors if status == 422 else Error))
+        for status, text in _ERRORS.items()
+    }
+    responses["503"]["headers"]["Retry-After"] = _RETRY_AFTER
+    return responses
+
+
 def _operation_id(route: ApiRoute) -> str:
     # Opik's operationId, after the prefix the route is served under, if any: an operationId
     # is unique in a document.
@@ -277,7 +303,7 @@ def document(routes: Iterable[BaseRoute]) -> Schema:
         operation = route.operation
         name = _operation_id(route)
         for method in sorted(route.methods - {"HEAD"}):
-            paths.setdefault(route.path, {})[method.lower()] = _describe(name, operation)
+            paths.setdefault(route.path, {})[method.lower()] = _describe(name, method, operation)
             kinds.update(
                 kind
                 for kind in [
@@ -301,10 +327,7 @@ def document(routes: Iterable[BaseRoute]) -> Schema:
         "paths": paths,
         "components": {
             "schemas": _components(kinds),
-            "responses": {
-                str(status): _response(text, _ref(ValidationErrors if status == 422 else Error))
-                for status, text in _ERRORS.items()
-            },
+            "responses": _error_responses(),
             "headers": {
                 "RequestId": {
                     "description": "The request's id, as in the server's log line",

@@ -4,10 +4,15 @@ request's head and body, which it lacks, and one write for each GET's head and b
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from app.config import current as current_settings
@@ -16,8 +21,16 @@ from app.payloads import Error, encoder
 
 Phase = Literal["head", "body"]
 
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+
 
 _BODILESS = frozenset(("GET", "HEAD"))
+
+# A reader that takes no byte of an answer for this long, its write buffer full, is cut off:
+# uvicorn would wait on it for ever, holding the socket and the chunk being sent (up to 8 MiB
+# of a stream's trace text) while it stays connected (reliability probe D2).
+SEND_TIMEOUT_SECONDS = 30.0
 
 
 def _not_logged_yet(record: logging.LogRecord) -> bool:
@@ -31,6 +44,31 @@ def _not_logged_yet(record: logging.LogRecord) -> bool:
 # child of uvicorn's logger, so its records go where uvicorn's go.
 _CYCLE_LOG = logging.getLogger("uvicorn.error.cycle")
 _CYCLE_LOG.addFilter(_not_logged_yet)
+
+
+_OVER_CAPACITY = encoder.encode(
+    Error(503, "The server is at its connection limit: try again in a moment")
+)
+
+
+async def over_capacity(
+    scope: "Scope", receive: "ASGIReceiveCallable", send: "ASGISendCallable"
+) -> None:
+    """uvicorn's answer past `limit_concurrency` (probe D6), in the contract's error shape."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(_OVER_CAPACITY)),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+            "trailers": False,
+        }
+    )
+    await send({"type": "http.response.body", "body": _OVER_CAPACITY, "more_body": False})
 
 
 class HeadWithBody:
@@ -111,6 +149,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.body_timeout = settings.body_timeout_seconds
         self.phase: Phase | None = None  # of the request partly received, if one is
         self.deadline: asyncio.TimerHandle | None = None
+        self.send_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -120,7 +159,29 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self._writable()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The transport's buffer is over its high-water mark: the reader has SEND_TIMEOUT_SECONDS
+        # to take enough of it for writing to resume.
+        super().pause_writing()
+        if self.send_deadline is None:
+            self.send_deadline = self.loop.call_later(SEND_TIMEOUT_SECONDS, self._stalled)
+
+    def resume_writing(self) -> None:
+        self._writable()
+        super().resume_writing()
+
+    def _writable(self) -> None:
+        if self.send_deadline is not None:
+            self.send_deadline.cancel()
+            self.send_deadline = None
+
+    def _stalled(self) -> None:
+        # abort(), not close(): close() waits to write the buffer the reader does not take.
+        self.send_deadline = None
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -150,6 +211,11 @@ class HttpProtocol(HttpToolsProtocol):
             self._cancel()
         self.phase = None
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: "ASGI3Application") -> None:
+        # uvicorn chooses its plain-text 503 when over the cap, here and for a pipelined
+        # request alike: the contract's body instead.
+        super()._start_asgi_task(cycle, over_capacity if app is service_unavailable else app)
 
     def _cancel(self) -> None:
         if self.deadline is not None:

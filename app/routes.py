@@ -87,6 +87,7 @@ ENDPOINTS = (
                 )
             },
             body=payloads.StreamRequest,
+            writes=False,
             example={"experiment_name": "nightly", "limit": 100},
         ),
     ),

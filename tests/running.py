@@ -29,15 +29,19 @@ def running_server(db: Path, *args: str, log: Path | None = None) -> Iterator[st
 
 @contextmanager
 def server_process(
-    db: Path, *args: str, log: Path | None = None
+    db: Path, *args: str, log: Path | None = None, shell_first: str | None = None
 ) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
-    """As running_server, with the process too (with one worker, the one serving)."""
+    """As running_server, with the process too (with one worker, the one serving).
+    `shell_first`: a sh command run before the server replaces the shell (`ulimit -n 100`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
     log = log or db.with_suffix(".log")
+    command = [sys.executable, "-m", "app", "serve", "--db", str(db), "--port", str(port), *args]
+    if shell_first is not None:
+        command = ["sh", "-c", f'{shell_first} && exec "$@"', "sh", *command]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--db", str(db), "--port", str(port), *args],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -121,6 +122,26 @@ def test_serve_with_the_demo_serves_its_items(tmp_path: Path) -> None:
 
     assert banner["demo"] == "60 items in workspace default"
     assert read.status_code == 200
+
+
+def test_every_id_the_demo_prints_reads_back_over_http(tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    printed = run("demo", "--db", str(db))
+    experiment_ids = [
+        line.split()[1] for line in printed.stdout.splitlines() if "experiment " in line
+    ]
+    item_url = printed.stdout.splitlines()[-1].split("curl ")[1]
+
+    with running_server(db) as url:
+        experiments = [httpx.get(f"{url}/v1/private/experiments/{key}") for key in experiment_ids]
+        item = httpx.get(f"{url}{urlsplit(item_url).path}")
+
+    assert printed.returncode == 0
+    assert len(experiment_ids) == 3
+    assert [answer.status_code for answer in experiments] == [200, 200, 200]
+    assert {answer.json()["dataset_name"] for answer in experiments} == {"support-questions"}
+    assert item.status_code == 200
+    assert item.json()["experiment_id"] == experiment_ids[0]
 
 
 def test_demo_then_stats(tmp_path: Path) -> None:

@@ -172,6 +172,34 @@ def test_every_error_status_has_the_contract_body(routes: list[BaseRoute]) -> No
                 assert schema in [own, *(listed if status in ("404", "409") else [])], status
 
 
+def test_storage_failures_are_documented_where_the_database_is_used(
+    routes: list[BaseRoute],
+) -> None:
+    doc = document(routes)
+    writes: set[str] = set()
+    reads: set[str] = set()
+
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            statuses = operation["responses"]
+            if operation["security"] == []:  # health, version, this document: no workspace
+                assert "507" not in statuses, f"{method} {path}"
+                continue
+            assert "503" in statuses, f"{method} {path}"
+            (writes if "507" in statuses else reads).add(f"{method.upper()} {path}")
+    unavailable = doc["components"]["responses"]["503"]
+
+    assert {key.removeprefix("/api") for key in reads} >= {
+        "GET /v1/private/experiments/items/{id}",
+        "GET /v1/private/experiments/{id}",
+        "POST /v1/private/experiments/items/stream",
+    }
+    assert not any(key.startswith("GET ") for key in writes)
+    assert "PUT /v1/private/experiments/items/bulk" in writes
+    assert "POST /v1/private/experiments/delete" in writes
+    assert unavailable["headers"]["Retry-After"]["schema"]["type"] == "integer"
+
+
 def test_identity_routes_take_the_workspace_and_an_optional_key(routes: list[BaseRoute]) -> None:
     doc = document(routes)
     read = doc["paths"]["/v1/private/experiments/items/{id}"]["get"]

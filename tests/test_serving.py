@@ -1,5 +1,6 @@
 """`serve` as an operator meets it: a busy port, signals, and a server that stops because it
-cannot serve (the probe's D8, D12, D13) and an import batch too long for other writers (D10)."""
+cannot serve (the probe's D8, D12, D13), an import batch too long for other writers (D10) and
+idle connections past the limit on open files (D6)."""
 
 import os
 import signal
@@ -128,3 +129,54 @@ def test_the_banner_says_a_wildcard_host_is_bound(tmp_path: Path) -> None:
 
     assert f"  bound to   0.0.0.0:{port}, every address of this host\n" in banner
     assert f"  listening  http://127.0.0.1:{port}/" in banner
+
+
+def _capacity(log: Path) -> str:
+    return next(line for line in log.read_text().splitlines() if "capacity" in line).strip()
+
+
+def test_idle_connections_past_the_open_files_limit_leave_the_health_check_an_answer(
+    tmp_path: Path,
+) -> None:
+    db, log, open_files = tmp_path / "items.db", tmp_path / "server.log", 160
+    statuses: list[bytes] = []
+    idle: list[socket.socket] = []
+    # Soft and hard limit alike: the server cannot raise it. Each connection makes one
+    # request and stays open, as a keep-alive client's does (the probe's D6 repro).
+    with server_process(db, log=log, shell_first=f"ulimit -n {open_files}") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            for _ in range(open_files):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                idle.append(sock)
+                sock.sendall(b"GET /is-alive/ver HTTP/1.1\r\nHost: test\r\n\r\n")
+                statuses.append(sock.recv(65536).split(b" ", 2)[1])
+            ping = httpx.get(f"{url}/is-alive/ping", timeout=5)
+        finally:
+            for sock in idle:
+                sock.close()
+
+    # 64 + 3 for the writer and each of the 2 readers kept apart.
+    assert _capacity(log) == "capacity   87 connections per worker, then 503 (open files limit 160)"
+    # At most the cap; one fewer when the server has yet to see the start-up check's close.
+    assert statuses.count(b"200") in (86, 87)
+    assert set(statuses) == {b"200", b"503"}
+    assert ping.status_code == 503
+    assert ping.json() == {
+        "code": 503,
+        "message": "The server is at its connection limit: try again in a moment",
+    }
+    assert ping.headers["retry-after"] == "1"
+
+
+def test_serve_raises_the_soft_limit_on_open_files_to_the_hard_one(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+
+    with server_process(
+        tmp_path / "items.db", log=log, shell_first="ulimit -Sn 150 && ulimit -Hn 300"
+    ):
+        pass
+
+    assert (
+        _capacity(log) == "capacity   227 connections per worker, then 503 (open files limit 300)"
+    )

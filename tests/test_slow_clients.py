@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 from app.config import current
-from app.protocol import HttpProtocol
+from app.protocol import SEND_TIMEOUT_SECONDS, HttpProtocol
 from tests.protocol_harness import RecordingTransport, connect
 
 pytestmark = pytest.mark.anyio
@@ -111,3 +113,45 @@ async def test_a_silent_connection_past_its_deadline_is_closed_without_an_answer
 
     assert transport.written == b""
     assert transport.closed
+
+
+class AbortableTransport(RecordingTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+
+
+async def stalled_reader() -> tuple[HttpProtocol, AbortableTransport]:
+    config = Config(app=answer, http=HttpProtocol, log_level="warning")
+    protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = AbortableTransport()
+    protocol.connection_made(transport)
+    protocol.pause_writing()  # as the transport does when its buffer is full
+    return protocol, transport
+
+
+async def test_a_reader_that_takes_nothing_past_the_send_deadline_is_cut_off(
+    timers: list[float],
+) -> None:
+    protocol, transport = await stalled_reader()
+
+    assert timers[-1] == SEND_TIMEOUT_SECONDS
+    assert protocol.send_deadline is not None
+    protocol.send_deadline._run()  # as the loop does at the deadline
+
+    assert transport.aborted
+
+
+async def test_a_reader_that_takes_its_bytes_in_time_keeps_its_connection() -> None:
+    protocol, transport = await stalled_reader()
+    deadline = protocol.send_deadline
+
+    protocol.resume_writing()
+
+    assert deadline is not None
+    assert deadline.cancelled()
+    assert protocol.send_deadline is None
+    assert not transport.aborted

@@ -2,7 +2,7 @@
 trace's input and output, cost, duration, usage and feedback scores."""
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -16,7 +16,11 @@ from app.sqlite.lookup import Row
 from app.sqlite.tables import marks, select
 
 _LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
-_STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming
+_STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming, at most
+# A chunk also ends once its traces' input and output pass this many characters (bytes for
+# ASCII JSON): a chunk is read, encoded and written whole, so 100 traces near the 4 MiB body
+# limit would hold ~400 MB several times over (reliability probe D2).
+_STREAM_CHUNK_CHARS = 8 * 1024 * 1024
 _EXPERIMENTS_PER_QUERY = 200  # under SQLite's 500 terms of one compound SELECT
 
 FIND_EXPERIMENTS_BY_NAME = "SELECT id FROM experiments WHERE workspace = ? AND name = ?"
@@ -89,6 +93,14 @@ FROM experiment_items AS i
 LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
 WHERE +i.workspace = ? AND i.id IN ({{marks}})
 """
+# What each item's trace weighs, read before the items: SQLite's length() reads the text in
+# C and keeps none of it (3.40 has no octet_length()).
+STREAM_SIZES = """
+SELECT i.id, coalesce(length(t.input), 0) + coalesce(length(t.output), 0)
+FROM experiment_items AS i
+LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+WHERE +i.workspace = ? AND i.id IN ({marks})
+"""
 STREAM_COSTS = """
 SELECT trace_id, sum(total_estimated_cost) FROM spans
 WHERE workspace = ? AND trace_id IN ({marks}) AND total_estimated_cost IS NOT NULL
@@ -156,8 +168,31 @@ async def stream_items(
     db: Database, workspace: str, query: StreamQuery
 ) -> AsyncIterator[list[FullItem]]:
     page = await _page(db, workspace, query)
-    for chunk in batched(page, _STREAM_CHUNK_ITEMS):
+    sizes: dict[bytes, int] = {}
+    for keys in batched(page, _SIZES_PER_QUERY):
+        sql = STREAM_SIZES.format(marks=marks(len(keys)))
+        sizes.update(await db.fetch_all(sql, (workspace, *keys)))
+    for chunk in chunks(page, sizes):
         yield await full_items(db, workspace, chunk, query.truncate)
+
+
+_SIZES_PER_QUERY = 2000  # a whole page of the largest limit
+
+
+def chunks(keys: Sequence[bytes], sizes: dict[bytes, int]) -> Iterator[list[bytes]]:
+    """`keys` in order, cut into chunks of at most _STREAM_CHUNK_ITEMS items and, unless one
+    item alone is larger, _STREAM_CHUNK_CHARS characters of trace text."""
+    chunk: list[bytes] = []
+    chars = 0
+    for key in keys:
+        size = sizes.get(key, 0)
+        if chunk and (len(chunk) == _STREAM_CHUNK_ITEMS or chars + size > _STREAM_CHUNK_CHARS):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(key)
+        chars += size
+    if chunk:
+        yield chunk
 
 
 async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]:
