@@ -1,6 +1,7 @@
 """Request bodies: size limit, gzip, content type, and decoding into a payload Struct."""
 
 import asyncio
+import json
 import re
 import zlib
 from typing import TypeVar
@@ -144,10 +145,15 @@ def violation(message: str) -> str:
     return f"{path or 'body'} {rule}"
 
 
-async def decode(request: Request, kind: type[T], limit: int = MAX_BODY_BYTES) -> T:
+async def decode(
+    request: Request, kind: type[T], limit: int = MAX_BODY_BYTES, nonfinite: bool = False
+) -> T:
     """The body as a `kind` Struct: 400 when it is not JSON, 422 when it breaks a rule, 413
-    when it is over `limit` bytes, before or after inflating."""
+    when it is over `limit` bytes, before or after inflating. `nonfinite`: NaN and Infinity,
+    which the SDK's json.dumps writes, are read as null (CONTRACT.md, "Non-finite numbers")."""
     data = await read_body(request, limit)
+    if nonfinite:
+        data = _nonfinite_as_null(data)
     try:
         return msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
@@ -180,6 +186,21 @@ def _why(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "JSON is nested too deeply"
     return str(exc)
+
+
+_NONFINITE = re.compile(rb"NaN|Infinity")
+
+
+def _nonfinite_as_null(data: bytes) -> bytes:
+    """The body with NaN and [-]Infinity made null; only when it has such a word anywhere,
+    and unchanged when it is not JSON even so (the decoding then says why)."""
+    if _NONFINITE.search(data) is None:
+        return data
+    try:
+        value = json.loads(data, parse_constant=lambda _: None)
+    except (ValueError, RecursionError):
+        return data
+    return msgspec.json.encode(value)
 
 
 def _check_well_formed(data: bytes) -> None:
