@@ -5,7 +5,7 @@ import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import ids
-from app.body import require_uuid, require_v7
+from app.body import require_text, require_uuid, require_v7
 from app.checks import encoded, given_name, instant, span_record, trace_record
 from app.errors import ApiError
 from app.payloads import DEFAULT_STREAM_LIMIT
@@ -108,6 +108,7 @@ def score_upserts(scores: list[ScoreItem], resource: str) -> list[ScoreUpsert]:
     upserts = []
     for n, s in enumerate(scores):
         key = require_v7(s.id, "id", resource, f"scores[{n}].id")
+        require_text(s.name, f"scores[{n}].name")
         if s.project_id is not None:
             require_uuid(s.project_id, f"scores[{n}].project_id")
         record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason)
