@@ -86,7 +86,8 @@ def owned(server: Server, doc: dict[str, Any]) -> dict[str, str]:
 
 
 def url(path: str, owned: dict[str, str]) -> str:
-    return path.replace("{id}", owned["item" if "/items/" in path else "experiment"])
+    kind = "item" if "/items/" in path else "trace" if "/traces/" in path else "experiment"
+    return path.replace("{id}", owned[kind])
 
 
 def test_without_a_key_or_with_a_wrong_one_every_route_is_401_and_changes_nothing(
@@ -148,7 +149,9 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 continue
             response = ben.request(method, url(path, owned), json=example(path, operation))
             assert response.status_code < 500, f"{method} {path}: {response.text}"
-            if method == "GET":
+            if path.endswith("/auth/workspace"):  # his own workspace's name, not Ann's
+                assert response.json() == {"workspace_name": "two"}
+            elif method == "GET":
                 assert response.status_code == 404, f"{method} {path}"
             if path.endswith("/stream"):
                 assert response.content == b"", path
@@ -171,13 +174,15 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 f"{ITEMS}/bulk",
                 json={**run, "items": [{"dataset_item_id": new_id(), "trace": trace}]},
             ),
+            ben.post("/v1/private/traces/batch", json={"traces": [trace]}),
+            ben.patch(f"/v1/private/traces/{owned['trace']}", json={"name": "ben's"}),
         ]
         deleted = [
             ben.post("/v1/private/experiments/items/delete", json={"ids": [owned["item"]]}),
             ben.post("/v1/private/experiments/delete", json={"ids": [owned["experiment"]]}),
         ]
 
-    assert [c.status_code for c in collisions] == [409, 409, 409, 409]
+    assert [c.status_code for c in collisions] == [409] * 6
     assert [d.status_code for d in deleted] == [204, 204]
     assert fingerprint(server.db, "one") == anns
     with httpx.Client(base_url=server.url, headers=ANN) as ann:
