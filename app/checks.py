@@ -35,11 +35,11 @@ from app.records import (
 )
 
 
-def _encoded(value: object) -> str | None:
+def encoded(value: object) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
 
-def _name(value: str | None) -> str | None:
+def given_name(value: str | None) -> str | None:
     """A name given, stripped; None when it is missing or blank (blank names no project)."""
     return value.strip() or None if value else None
 
@@ -106,7 +106,7 @@ def _project(item: ItemWrite) -> tuple[str | None, bytes | None]:
         project_id = ids.parse(item.project_id)
         if project_id is None:
             raise ApiError(400, "Invalid UUID for project_id", "project_id must be a UUID")
-    return _name(item.project_name), project_id
+    return given_name(item.project_name), project_id
 
 
 def stream_query(query: StreamRequest) -> StreamQuery:
@@ -151,19 +151,19 @@ def experiment_record(write: ExperimentWrite) -> ExperimentRecord:
     key = ids.uuid7() if write.id is None else require_v7(write.id, "id", "Experiment")
     return ExperimentRecord(
         id=key,
-        name=_name(write.name) or _generated_name(),
+        name=given_name(write.name) or _generated_name(),
         dataset_name=write.dataset_name.strip(),
         project_id=project_id,
-        project_name=_name(write.project_name),
+        project_name=given_name(write.project_name),
         metadata=json_text(write.metadata),
-        tags=_encoded(write.tags),
+        tags=encoded(write.tags),
         type=write.type,
         evaluation_method=write.evaluation_method,
         optimization_id=optimization_id,
         status=write.status,
-        experiment_scores=_encoded(write.experiment_scores),
-        prompt_version=_encoded(write.prompt_version),
-        prompt_versions=_encoded(write.prompt_versions),
+        experiment_scores=encoded(write.experiment_scores),
+        prompt_version=encoded(write.prompt_version),
+        prompt_versions=encoded(write.prompt_versions),
         dataset_version_id=dataset_version_id,
     )
 
@@ -171,32 +171,32 @@ def experiment_record(write: ExperimentWrite) -> ExperimentRecord:
 # --- Bulk recording ------------------------------------------------------------------------
 
 
-def _instant(value: datetime, path: str) -> int:
+def instant(value: datetime, path: str) -> int:
     if not clock.storable(value):
         raise Invalid([f"{path} must be between the years 1677 and 2262"])
     return clock.to_ns(value)
 
 
 def _times(record: TraceWrite | SpanWrite, at: str) -> tuple[int, int | None]:
-    start = _instant(record.start_time, f"{at}.start_time")
-    end = None if record.end_time is None else _instant(record.end_time, f"{at}.end_time")
+    start = instant(record.start_time, f"{at}.start_time")
+    end = None if record.end_time is None else instant(record.end_time, f"{at}.end_time")
     return start, end
 
 
-def _trace(trace: TraceWrite, at: str) -> TraceRecord:
+def trace_record(trace: TraceWrite, at: str) -> TraceRecord:
     key = ids.uuid7() if trace.id is None else require_v7(trace.id, "id", "Trace", f"{at}.id")
     start, end = _times(trace, at)
     return TraceRecord(
         id=key,
-        project_name=_name(trace.project_name),
+        project_name=given_name(trace.project_name),
         start_time=start,
         name=trace.name,
         end_time=end,
         input=json_text(trace.input),
         output=json_text(trace.output),
         metadata=json_text(trace.metadata),
-        tags=_encoded(trace.tags),
-        error_info=_encoded(trace.error_info),
+        tags=encoded(trace.tags),
+        error_info=encoded(trace.error_info),
         thread_id=trace.thread_id,
         ttft=trace.ttft,
         source=trace.source,
@@ -205,7 +205,7 @@ def _trace(trace: TraceWrite, at: str) -> TraceRecord:
     )
 
 
-def _span(span: SpanWrite, at: str) -> SpanRecord:
+def span_record(span: SpanWrite, at: str) -> SpanRecord:
     start, end = _times(span, at)
     key = ids.uuid7() if span.id is None else require_v7(span.id, "id", "Span", f"{at}.id")
     parent = None
@@ -224,9 +224,9 @@ def _span(span: SpanWrite, at: str) -> SpanRecord:
         metadata=json_text(span.metadata),
         model=span.model,
         provider=span.provider,
-        tags=_encoded(span.tags),
-        usage=_encoded(span.usage),
-        error_info=_encoded(span.error_info),
+        tags=encoded(span.tags),
+        usage=encoded(span.usage),
+        error_info=encoded(span.error_info),
         total_estimated_cost=span.total_estimated_cost,
         total_estimated_cost_version=span.total_estimated_cost_version,
         ttft=span.ttft,
@@ -250,9 +250,11 @@ def bulk_record(upload: BulkUpload) -> BulkRecord:
         if record.trace is not UNSET and record.evaluate_task_result is not UNSET:
             raise Invalid([f"{at} must have either trace or evaluate_task_result, not both"])
         trace = (
-            _trace(record.trace, f"{at}.trace") if isinstance(record.trace, TraceWrite) else None
+            trace_record(record.trace, f"{at}.trace")
+            if isinstance(record.trace, TraceWrite)
+            else None
         )
-        spans = tuple(_span(s, f"{at}.spans[{m}]") for m, s in enumerate(record.spans or ()))
+        spans = tuple(span_record(s, f"{at}.spans[{m}]") for m, s in enumerate(record.spans or ()))
         scores = tuple(
             ScoreRecord(s.name, s.value, s.source, s.category_name, s.reason)
             for s in record.feedback_scores or ()
@@ -263,6 +265,6 @@ def bulk_record(upload: BulkUpload) -> BulkRecord:
         experiment_id=experiment_id,
         experiment_name=upload.experiment_name,
         dataset_name=upload.dataset_name,
-        project_name=_name(upload.project_name),
+        project_name=given_name(upload.project_name),
         runs=tuple(runs),
     )

@@ -277,3 +277,62 @@ class PromptVersionRecord(msgspec.Struct, frozen=True, gc=False):
     prompt_id: bytes | None = None
     description: str | None = None
     prompt_tags: str | None = None
+
+
+# --- Traces, spans, feedback scores (issue 11) ---------------------------------------------
+
+
+class TraceUpsert(msgspec.Struct, frozen=True, gc=False):
+    """A trace to create or replace: newest `last_updated_at` wins (None: the moment of the
+    write), and a row a PATCH made first is completed rather than replaced."""
+
+    trace: TraceRecord
+    last_updated_at: int | None = None
+
+
+class SpanUpsert(msgspec.Struct, frozen=True, gc=False):
+    """A span to create or replace, as TraceUpsert; its trace by id, its project by name."""
+
+    span: SpanRecord
+    trace_id: bytes
+    project_name: str | None
+    last_updated_at: int | None = None
+
+
+class Patch(msgspec.Struct, frozen=True, gc=False):
+    """The fields of one trace or span to replace, by column name; when the record is not
+    stored yet, a partial one holding them. Tags to add and remove apply after `tags`."""
+
+    id: bytes
+    project_name: str | None
+    fields: dict[str, object]
+    tags_to_add: tuple[str, ...] = ()
+    tags_to_remove: tuple[str, ...] = ()
+
+
+class ScoreUpsert(msgspec.Struct, frozen=True, gc=False):
+    """A feedback score of the trace or span `id`, stored or not; its project made if named."""
+
+    id: bytes
+    project_name: str | None
+    score: ScoreRecord
+
+
+class TraceCondition(msgspec.Struct, frozen=True, gc=False):
+    """One filter of a trace search the store applies (app/trace_checks.py keeps only those)."""
+
+    field: str
+    operator: str
+    key: str | None
+    value: str | float
+
+
+class TraceQuery(msgspec.Struct, frozen=True, gc=False):
+    """Which traces a search reads: one project's, newest id first, older than `before` when
+    it is set, at most `limit`, each meeting every condition."""
+
+    project_id: bytes
+    limit: int
+    before: bytes | None
+    truncate: bool
+    conditions: tuple[TraceCondition, ...] = ()

@@ -1,7 +1,6 @@
 """Every route of the API, declared once: its method, its path (served under each prefix),
 its endpoint, Opik's operationId and the Operation the OpenAPI document describes it with."""
 
-
 from app import (
     dataset_routes,
     experiments,
@@ -9,7 +8,10 @@ from app import (
     items,
     openapi,
     payloads,
+    projects,
+    traces,
 )
+from app import trace_operations as ops
 from app.openapi import ANY_ID, EXAMPLE_IDS, Answer, ApiRoute, Endpoint, Operation
 
 # Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
@@ -156,6 +158,62 @@ ENDPOINTS = (
         ),
     ),
     *dataset_routes.ENDPOINTS,
+    # Traces, spans, feedback scores, projects, auth (issue 11)
+    Endpoint(
+        "POST", "/v1/private/traces/batch", traces.create_traces, "createTraces", ops.CREATE_TRACES
+    ),
+    Endpoint(
+        "POST", "/v1/private/traces/search", traces.search_traces, "searchTraces", ops.SEARCH_TRACES
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/private/traces/feedback-scores",
+        traces.score_traces,
+        "scoreBatchOfTraces",
+        ops.SCORE_BATCH_OF_TRACES,
+    ),
+    Endpoint("POST", "/v1/private/traces", traces.create_trace, "createTrace", ops.CREATE_TRACE),
+    Endpoint(
+        "GET", "/v1/private/traces/{id}", traces.get_trace, "getTraceById", ops.GET_TRACE_BY_ID
+    ),
+    Endpoint(
+        "PATCH", "/v1/private/traces/{id}", traces.update_trace, "updateTrace", ops.UPDATE_TRACE
+    ),
+    Endpoint(
+        "POST", "/v1/private/spans/batch", traces.create_spans, "createSpans", ops.CREATE_SPANS
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/private/spans/feedback-scores",
+        traces.score_spans,
+        "scoreBatchOfSpans",
+        ops.SCORE_BATCH_OF_SPANS,
+    ),
+    Endpoint("POST", "/v1/private/spans", traces.create_span, "createSpan", ops.CREATE_SPAN),
+    Endpoint("GET", "/v1/private/spans/{id}", traces.get_span, "getSpanById", ops.GET_SPAN_BY_ID),
+    Endpoint("PATCH", "/v1/private/spans/{id}", traces.update_span, "updateSpan", ops.UPDATE_SPAN),
+    Endpoint(
+        "POST",
+        "/v1/private/projects/retrieve",
+        projects.retrieve_project,
+        "retrieveProject",
+        ops.RETRIEVE_PROJECT,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/private/projects/{id}",
+        projects.get_project,
+        "getProjectById",
+        ops.GET_PROJECT_BY_ID,
+    ),
+    Endpoint("POST", "/v1/private/auth", projects.check_access, "checkAccess", ops.CHECK_ACCESS),
+    Endpoint(
+        "GET",
+        "/v1/private/auth/workspace",
+        projects.get_workspace_name,
+        "getWorkspaceName",
+        ops.GET_WORKSPACE_NAME,
+    ),
     Endpoint(
         "GET",
         "/is-alive/ping",

@@ -21,12 +21,18 @@ from app.records import (
     DatasetRecord,
     ExperimentRecord,
     ItemRecord,
+    Patch,
     PromptVersionRecord,
+    ScoreUpsert,
+    SpanUpsert,
     StreamQuery,
+    TraceQuery,
+    TraceUpsert,
 )
 from app.sqlite import SqliteStore, failures, transfer
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.transfer import Snapshot, incoming
+from app.trace_payloads import Project, Span, Trace
 
 __all__ = [
     "STORAGE_ERROR",
@@ -143,6 +149,44 @@ class Store(Protocol):
         """The version of `commit` of the prompt of that name, else its latest."""
 
     async def get_prompt_version(self, workspace: str, key: bytes) -> PromptVersion | None: ...
+
+    # Traces, spans, feedback scores, projects
+
+    async def upsert_traces(
+        self, workspace: str, user: str, records: Sequence[TraceUpsert]
+    ) -> None:
+        """Stores every trace or none; each replaces a stored one of its id only when its
+        last_updated_at is not older, and completes one a PATCH made first. Conflict when an
+        id belongs to another workspace."""
+
+    async def upsert_spans(self, workspace: str, user: str, records: Sequence[SpanUpsert]) -> None:
+        """As upsert_traces, for spans."""
+
+    async def patch_trace(self, workspace: str, user: str, patch: Patch) -> None:
+        """Replaces the given fields, or keeps them as a partial trace until its create."""
+
+    async def patch_span(self, workspace: str, user: str, patch: Patch) -> None:
+        """As patch_trace, for a span."""
+
+    async def score_traces(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
+        """Stores every score or none, each replacing the one of its trace and name."""
+
+    async def score_spans(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
+        """As score_traces, for spans."""
+
+    async def get_trace(self, workspace: str, key: bytes) -> Trace | None:
+        """The trace with its span counts, sums and scores; None while only a PATCH is in."""
+
+    async def get_span(self, workspace: str, key: bytes) -> Span | None: ...
+
+    def search_traces(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Trace]]:
+        """The project's traces the query names, in chunks read one at a time."""
+        ...
+
+    async def get_project(self, workspace: str, key: bytes) -> Project | None: ...
+
+    async def find_project(self, workspace: str, name: str) -> Project | None:
+        """The project of this name, matched case-insensitively."""
 
     # Import
 

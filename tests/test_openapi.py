@@ -165,6 +165,8 @@ def test_every_error_status_has_the_contract_body(routes: list[BaseRoute]) -> No
             for status, response in statuses.items():
                 if int(status) < 400:
                     continue
+                if status == "404" and "/projects/" in path:
+                    continue  # Opik's {"errors":["Project not found"]} (datasets-traces.md 3.2)
                 schema = resolve(doc, response)["content"]["application/json"]["schema"]
                 own = {"$ref": invalid if status == "422" else error}
                 # Opik answers some 404s and 409s in its ErrorMessage shape (errors.Listed).

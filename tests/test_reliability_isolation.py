@@ -90,7 +90,8 @@ def owned(server: Server, doc: dict[str, Any]) -> dict[str, str]:
 
 
 def url(path: str, owned: dict[str, str]) -> str:
-    return path.replace("{id}", owned["item" if "/items/" in path else "experiment"])
+    kind = "item" if "/items/" in path else "trace" if "/traces/" in path else "experiment"
+    return path.replace("{id}", owned[kind])
 
 
 def test_without_a_key_or_with_a_wrong_one_every_route_is_401_and_changes_nothing(
@@ -159,6 +160,10 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 if response.status_code == 200:
                     assert response.json()["total"] == 0, f"{method} {path}"
                     assert not any(key in response.text for key in owned.values()), path
+            if path.endswith("/auth/workspace"):  # his own workspace's name, not Ann's
+                assert response.json() == {"workspace_name": "two"}
+            elif method == "GET":
+                assert response.status_code == 404, f"{method} {path}"
             if path.endswith("/stream"):
                 assert response.content == b"", path
         # Ids are global: one of another workspace is a conflict, never an overwrite.
@@ -180,13 +185,15 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 f"{ITEMS}/bulk",
                 json={**run, "items": [{"dataset_item_id": new_id(), "trace": trace}]},
             ),
+            ben.post("/v1/private/traces/batch", json={"traces": [trace]}),
+            ben.patch(f"/v1/private/traces/{owned['trace']}", json={"name": "ben's"}),
         ]
         deleted = [
             ben.post("/v1/private/experiments/items/delete", json={"ids": [owned["item"]]}),
             ben.post("/v1/private/experiments/delete", json={"ids": [owned["experiment"]]}),
         ]
 
-    assert [c.status_code for c in collisions] == [409, 409, 409, 409]
+    assert [c.status_code for c in collisions] == [409] * 6
     assert [d.status_code for d in deleted] == [204, 204]
     assert fingerprint(server.db, "one") == anns
     with httpx.Client(base_url=server.url, headers=ANN) as ann:

@@ -13,13 +13,30 @@ from app.records import (
     DatasetRecord,
     ExperimentRecord,
     ItemRecord,
+    Patch,
     PromptVersionRecord,
+    ScoreUpsert,
+    SpanUpsert,
     StreamQuery,
+    TraceQuery,
+    TraceUpsert,
 )
-from app.sqlite import bulk, compare, datasets, experiments, items, prompts, stream, transfer
+from app.sqlite import (
+    bulk,
+    compare,
+    datasets,
+    experiments,
+    items,
+    prompts,
+    stream,
+    trace_reads,
+    traces,
+    transfer,
+)
 from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
+from app.trace_payloads import Project, Span, Trace
 
 
 class SqliteStore:
@@ -134,3 +151,40 @@ class SqliteStore:
         self, workspace: str, user: str, records: Sequence[Incoming]
     ) -> Refused:
         return await transfer.import_records(self.db, workspace, user, records)
+
+    # Traces, spans, feedback scores, projects
+
+    async def upsert_traces(
+        self, workspace: str, user: str, records: Sequence[TraceUpsert]
+    ) -> None:
+        await traces.upsert_traces(self.db, workspace, user, records)
+
+    async def upsert_spans(self, workspace: str, user: str, records: Sequence[SpanUpsert]) -> None:
+        await traces.upsert_spans(self.db, workspace, user, records)
+
+    async def patch_trace(self, workspace: str, user: str, patch: Patch) -> None:
+        await traces.patch_trace(self.db, workspace, user, patch)
+
+    async def patch_span(self, workspace: str, user: str, patch: Patch) -> None:
+        await traces.patch_span(self.db, workspace, user, patch)
+
+    async def score_traces(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
+        await traces.score_traces(self.db, workspace, user, scores)
+
+    async def score_spans(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
+        await traces.score_spans(self.db, workspace, user, scores)
+
+    async def get_trace(self, workspace: str, key: bytes) -> Trace | None:
+        return await trace_reads.get_trace(self.db, workspace, key)
+
+    async def get_span(self, workspace: str, key: bytes) -> Span | None:
+        return await trace_reads.get_span(self.db, workspace, key)
+
+    def search_traces(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Trace]]:
+        return trace_reads.search_traces(self.db, workspace, query)
+
+    async def get_project(self, workspace: str, key: bytes) -> Project | None:
+        return await trace_reads.get_project(self.db, workspace, key)
+
+    async def find_project(self, workspace: str, name: str) -> Project | None:
+        return await trace_reads.find_project(self.db, workspace, name)

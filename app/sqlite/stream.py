@@ -115,7 +115,7 @@ GROUP BY s.trace_id, u.key
 """
 
 
-class _ScoreRow(msgspec.Struct, array_like=True, gc=False):
+class ScoreRow(msgspec.Struct, array_like=True, gc=False):
     trace_id: bytes
     name: str
     category_name: str | None
@@ -131,7 +131,7 @@ class _ScoreRow(msgspec.Struct, array_like=True, gc=False):
 STREAM_SCORES = f"""
 SELECT {
     select(
-        _ScoreRow,
+        ScoreRow,
         trace_id="trace_id",
         name="name",
         category_name="category_name",
@@ -150,7 +150,7 @@ ORDER BY trace_id, name
 _rows = msgspec.convert
 
 
-def _score(s: _ScoreRow) -> FeedbackScore:
+def feedback_score(s: ScoreRow) -> FeedbackScore:
     return FeedbackScore(
         name=s.name,
         category_name=UNSET if s.category_name is None else s.category_name,
@@ -236,8 +236,8 @@ async def full_items(
             if math.isfinite(total):
                 usage.setdefault(trace_id, {})[name] = int(total)
         score_rows: list[Row] = await db.fetch_all(STREAM_SCORES.format(marks=trace_marks), params)
-        for s in _rows(score_rows, list[_ScoreRow]):
-            scores.setdefault(s.trace_id, []).append(_score(s))
+        for s in _rows(score_rows, list[ScoreRow]):
+            scores.setdefault(s.trace_id, []).append(feedback_score(s))
     items = []
     for key in keys:
         r = rows.get(key)

@@ -1,0 +1,256 @@
+"""Trace, span and project reads: a trace with what its spans and scores sum to, a span, the
+trace search (one project's traces newest id first), and projects by id or name. A row only a
+PATCH made (partial) is not read: it has no start time yet, which every answer carries."""
+
+import json
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from msgspec import UNSET
+
+from app import clock, ids
+from app.payloads import FeedbackScore
+from app.records import TraceQuery, batched, duration_ms, name_key, truncate_images
+from app.sqlite.connection import Database
+from app.sqlite.experiments import id_or_unset, raw_or_unset
+from app.sqlite.stream import STREAM_SCORES, STREAM_USAGE, ScoreRow, feedback_score
+from app.sqlite.tables import marks
+from app.trace_payloads import Project, Span, Trace
+
+_LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
+_SEARCH_CHUNK_TRACES = 100
+
+_TRACE_COLUMNS = (
+    "id project_id name start_time end_time input output metadata tags error_info created_at "
+    "last_updated_at created_by last_updated_by ttft thread_id hidden source environment"
+)
+TRACES_BY_ID = (
+    f"SELECT {', '.join(_TRACE_COLUMNS.split())} FROM traces"
+    " WHERE workspace = ? AND partial = 0 AND id IN ({marks})"
+)
+SPAN_COUNTS = """
+SELECT trace_id, count(*), total(type = 'llm'), max(type = 'tool'), sum(total_estimated_cost)
+FROM spans WHERE workspace = ? AND partial = 0 AND trace_id IN ({marks}) GROUP BY trace_id
+"""
+SPAN_PROVIDERS = """
+SELECT DISTINCT trace_id, provider FROM spans
+WHERE workspace = ? AND partial = 0 AND trace_id IN ({marks}) AND provider IS NOT NULL
+ORDER BY trace_id, provider
+"""
+_SPAN_COLUMNS = (
+    "id project_id trace_id parent_span_id name type start_time end_time input output metadata "
+    "model provider tags usage error_info created_at last_updated_at created_by last_updated_by "
+    "total_estimated_cost total_estimated_cost_version ttft source environment"
+)
+SPAN_BY_ID = (
+    f"SELECT {', '.join(_SPAN_COLUMNS.split())} FROM spans"
+    " WHERE workspace = ? AND partial = 0 AND id = ?"
+)
+SPAN_SCORES = STREAM_SCORES.replace("trace_id", "span_id").replace(
+    "feedback_scores", "span_feedback_scores"
+)
+SEARCH_PAGE = """
+SELECT t.id FROM traces AS t
+WHERE t.workspace = ? AND t.project_id = ? AND t.id < ? AND t.partial = 0{conditions}
+ORDER BY t.id DESC LIMIT ?
+"""
+_NAME_CONDITIONS = {
+    "=": "t.name = ?",
+    "!=": "coalesce(t.name, '') <> ?",
+    "contains": "instr(lower(t.name), lower(?)) > 0",
+    "not_contains": "instr(lower(coalesce(t.name, '')), lower(?)) = 0",
+    "starts_with": "substr(t.name, 1, length(:v)) = :v",
+    "ends_with": "substr(t.name, -length(:v)) = :v",
+}
+_SCORE_CONDITION = (
+    "EXISTS (SELECT 1 FROM feedback_scores AS f WHERE f.trace_id = t.id"
+    " AND f.workspace = t.workspace AND f.name = ? AND f.value {operator} ?)"
+)
+PROJECT_COLUMNS = "id, name, created_at, created_by, last_updated_at, last_updated_by"
+PROJECT_BY_ID = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND id = ?"
+PROJECT_BY_NAME = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND name_key = ?"
+
+
+def _project(row: Sequence[Any]) -> Project:
+    key, name, created_at, created_by, updated_at, updated_by = row
+    return Project(
+        ids.to_str(key), name, "private", clock.format_instant(created_at), created_by,
+        clock.format_instant(updated_at), updated_by,
+    )  # fmt: skip
+
+
+async def get_project(db: Database, workspace: str, key: bytes) -> Project | None:
+    rows = await db.fetch_all(PROJECT_BY_ID, (workspace, key))
+    return _project(rows[0]) if rows else None
+
+
+async def find_project(db: Database, workspace: str, name: str) -> Project | None:
+    rows = await db.fetch_all(PROJECT_BY_NAME, (workspace, name_key(name)))
+    return _project(rows[0]) if rows else None
+
+
+def _or_unset(value: Any) -> Any:
+    return UNSET if value is None else value
+
+
+def _instant_or_unset(ns: int | None) -> str | Any:
+    return UNSET if ns is None else clock.format_instant(ns)
+
+
+async def _scores(
+    db: Database, sql: str, workspace: str, keys: Sequence[bytes]
+) -> dict[bytes, list[FeedbackScore]]:
+    rows = await db.fetch_all(sql.format(marks=marks(len(keys))), (workspace, *keys))
+    scores: dict[bytes, list[FeedbackScore]] = {}
+    for row in rows:
+        s = ScoreRow(*row)
+        scores.setdefault(s.trace_id, []).append(feedback_score(s))
+    return scores
+
+
+async def _usage(
+    db: Database, workspace: str, keys: Sequence[bytes]
+) -> dict[bytes, dict[str, int]]:
+    usage: dict[bytes, dict[str, int]] = {}
+    sql = STREAM_USAGE.format(marks=marks(len(keys)))
+    for trace_id, name, total in await db.fetch_all(sql, (workspace, *keys)):
+        if math.isfinite(total):
+            usage.setdefault(trace_id, {})[name] = int(total)
+    return usage
+
+
+async def traces(
+    db: Database, workspace: str, keys: Sequence[bytes], truncate: bool = False
+) -> list[Trace]:
+    """The traces of these ids that are stored whole, in the order of `keys`."""
+    params = (workspace, *keys)
+    rows = await db.fetch_all(TRACES_BY_ID.format(marks=marks(len(keys))), params)
+    if not rows:
+        return []
+    found = [row[0] for row in rows]
+    found_params = (workspace, *found)
+    counts = {
+        row[0]: row[1:]
+        for row in await db.fetch_all(SPAN_COUNTS.format(marks=marks(len(found))), found_params)
+    }
+    providers: dict[bytes, list[str]] = {}
+    for trace_id, provider in await db.fetch_all(
+        SPAN_PROVIDERS.format(marks=marks(len(found))), found_params
+    ):
+        providers.setdefault(trace_id, []).append(provider)
+    usage = await _usage(db, workspace, found)
+    scores = await _scores(db, STREAM_SCORES, workspace, found)
+    by_id = {}
+    for row in rows:
+        (key, project_id, name, start, end, input_, output, metadata, tags, error_info,
+         created_at, updated_at, created_by, updated_by, ttft, thread_id, hidden, source,
+         environment) = row  # fmt: skip
+        if truncate:
+            input_, output = input_ and truncate_images(input_), output and truncate_images(output)
+            metadata = metadata and truncate_images(metadata)
+        span_count, llm_count, has_tool, cost = counts.get(key, (0, 0, 0, None))
+        by_id[key] = Trace(
+            id=ids.to_str(key),
+            project_id=ids.to_str(project_id),
+            name=_or_unset(name),
+            start_time=clock.format_instant(start),
+            end_time=_instant_or_unset(end),
+            input=raw_or_unset(input_),
+            output=raw_or_unset(output),
+            metadata=raw_or_unset(metadata),
+            tags=raw_or_unset(tags),
+            error_info=raw_or_unset(error_info),
+            usage=usage.get(key, UNSET),
+            created_at=clock.format_instant(created_at),
+            last_updated_at=clock.format_instant(updated_at),
+            created_by=created_by,
+            last_updated_by=updated_by,
+            feedback_scores=scores.get(key, UNSET),
+            total_estimated_cost=_or_unset(cost),
+            span_count=span_count,
+            duration=duration_ms(start, end),
+            ttft=_or_unset(ttft),
+            thread_id=_or_unset(thread_id),
+            visibility_mode="hidden" if hidden else "default",
+            llm_span_count=int(llm_count),
+            has_tool_spans=bool(has_tool),
+            providers=providers.get(key, UNSET),
+            source=_or_unset(source),
+            environment=_or_unset(environment),
+        )
+    return [by_id[key] for key in keys if key in by_id]
+
+
+async def get_trace(db: Database, workspace: str, key: bytes) -> Trace | None:
+    found = await traces(db, workspace, [key])
+    return found[0] if found else None
+
+
+async def get_span(db: Database, workspace: str, key: bytes) -> Span | None:
+    rows = await db.fetch_all(SPAN_BY_ID, (workspace, key))
+    if not rows:
+        return None
+    (key, project_id, trace_id, parent, name, kind, start, end, input_, output, metadata, model,
+     provider, tags, usage, error_info, created_at, updated_at, created_by, updated_by, cost,
+     cost_version, ttft, source, environment) = rows[0]  # fmt: skip
+    scores = await _scores(db, SPAN_SCORES, workspace, [key])
+    return Span(
+        id=ids.to_str(key),
+        project_id=ids.to_str(project_id),
+        trace_id=ids.to_str(trace_id),
+        parent_span_id=id_or_unset(parent),
+        name=_or_unset(name),
+        type=kind or "general",
+        start_time=clock.format_instant(start),
+        end_time=_instant_or_unset(end),
+        input=raw_or_unset(input_),
+        output=raw_or_unset(output),
+        metadata=raw_or_unset(metadata),
+        model=_or_unset(model),
+        provider=_or_unset(provider),
+        tags=raw_or_unset(tags),
+        usage=UNSET if usage is None else _int_usage(usage),
+        error_info=raw_or_unset(error_info),
+        created_at=clock.format_instant(created_at),
+        last_updated_at=clock.format_instant(updated_at),
+        created_by=created_by,
+        last_updated_by=updated_by,
+        feedback_scores=scores.get(key, UNSET),
+        total_estimated_cost=_or_unset(cost),
+        total_estimated_cost_version=_or_unset(cost_version),
+        duration=duration_ms(start, end),
+        ttft=_or_unset(ttft),
+        source=_or_unset(source),
+        environment=_or_unset(environment),
+    )
+
+
+def _int_usage(text: str) -> dict[str, int]:
+    loaded = json.loads(text)
+    return {str(k): int(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def _search_sql(query: TraceQuery) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for c in query.conditions:
+        if c.field == "name":
+            clause = _NAME_CONDITIONS[c.operator]
+            clauses.append(clause.replace(":v", "?"))
+            params += [c.value] * max(1, clause.count(":v"))
+        else:
+            operator = "<>" if c.operator == "!=" else c.operator
+            clauses.append(_SCORE_CONDITION.format(operator=operator))
+            params += [c.key, c.value]
+    return SEARCH_PAGE.format(conditions="".join(f" AND {c}" for c in clauses)), params
+
+
+async def search_traces(
+    db: Database, workspace: str, query: TraceQuery
+) -> AsyncIterator[list[Trace]]:
+    sql, params = _search_sql(query)
+    head = [workspace, query.project_id, query.before or _LAST_KEY]
+    page = [row[0] for row in await db.fetch_all(sql, [*head, *params, query.limit])]
+    for chunk in batched(page, _SEARCH_CHUNK_TRACES):
+        yield await traces(db, workspace, chunk, query.truncate)

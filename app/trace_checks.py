@@ -1,0 +1,155 @@
+"""From trace, span, score and search payloads to records: what the Structs' types cannot say
+(ids that must be version 7, instants the store can hold), as app/checks.py does for items."""
+
+import msgspec
+from msgspec import UNSET, Raw, UnsetType
+
+from app import ids
+from app.body import require_text, require_uuid, require_v7
+from app.checks import encoded, given_name, instant, span_record, trace_record
+from app.errors import ApiError
+from app.payloads import DEFAULT_STREAM_LIMIT
+from app.records import (
+    Patch,
+    ScoreRecord,
+    ScoreUpsert,
+    SpanUpsert,
+    TraceCondition,
+    TraceQuery,
+    TraceUpsert,
+    json_text,
+)
+from app.trace_payloads import (
+    ScoreItem,
+    SpanCreate,
+    SpanUpdate,
+    TraceCreate,
+    TraceFilter,
+    TraceSearch,
+    TraceUpdate,
+)
+
+
+def trace_upserts(traces: list[TraceCreate], at: str = "traces") -> list[TraceUpsert]:
+    return [
+        TraceUpsert(
+            trace_record(trace, f"{at}[{n}]"),
+            None
+            if trace.last_updated_at is None
+            else instant(trace.last_updated_at, f"{at}[{n}].last_updated_at"),
+        )
+        for n, trace in enumerate(traces)
+    ]
+
+
+def span_upserts(spans: list[SpanCreate], at: str = "spans") -> list[SpanUpsert]:
+    upserts = []
+    for n, span in enumerate(spans):
+        path = f"{at}[{n}]"
+        record = span_record(span, path)
+        trace_id = require_v7(span.trace_id, "trace_id", "Span", f"{path}.trace_id")
+        updated = None
+        if span.last_updated_at is not None:
+            updated = instant(span.last_updated_at, f"{path}.last_updated_at")
+        upserts.append(SpanUpsert(record, trace_id, given_name(span.project_name), updated))
+    return upserts
+
+
+def path_id(text: str, resource: str) -> bytes:
+    """The key of a path's id: a bare 404 when it is no UUID (Jersey cannot convert it), 400
+    when it is not version 7."""
+    key = ids.parse(text)
+    if key is None:
+        raise ApiError(404, "HTTP 404 Not Found")
+    return require_v7(text, "id", resource)
+
+
+# The fields of a PATCH that are columns as they are, and those stored as JSON text.
+_PLAIN = (
+    "name", "thread_id", "ttft", "source", "environment", "model", "provider", "type",
+    "total_estimated_cost", "total_estimated_cost_version",
+)  # fmt: skip
+_ENCODED = ("tags", "error_info", "usage")
+
+
+def patch(key: bytes, update: TraceUpdate | SpanUpdate) -> Patch:
+    """The fields the update gives (an explicit null is none), by column."""
+    fields: dict[str, object] = {}
+    values = msgspec.structs.asdict(update)
+    for name in _PLAIN:
+        if values.get(name) is not None:
+            fields[name] = values[name]
+    for name in _ENCODED:
+        if values.get(name) is not None:
+            fields[name] = encoded(values[name])
+    for name in ("input", "output", "metadata"):
+        raw: Raw | UnsetType = values[name]
+        text = json_text(raw) if raw is not UNSET else None
+        if text is not None:
+            fields[name] = text
+    if update.end_time is not None:
+        fields["end_time"] = instant(update.end_time, "end_time")
+    if isinstance(update, SpanUpdate):
+        fields["trace_id"] = require_v7(update.trace_id, "trace_id", "Span")
+        if update.parent_span_id is not None:
+            fields["parent_span_id"] = require_v7(update.parent_span_id, "parent_span_id", "Span")
+    if update.project_id is not None:
+        require_uuid(update.project_id, "project_id")
+    return Patch(
+        id=key,
+        project_name=given_name(update.project_name),
+        fields=fields,
+        tags_to_add=tuple(update.tags_to_add or ()),
+        tags_to_remove=tuple(update.tags_to_remove or ()),
+    )
+
+
+def score_upserts(scores: list[ScoreItem], resource: str) -> list[ScoreUpsert]:
+    upserts = []
+    for n, s in enumerate(scores):
+        key = require_v7(s.id, "id", resource, f"scores[{n}].id")
+        require_text(s.name, f"scores[{n}].name")
+        if s.project_id is not None:
+            require_uuid(s.project_id, f"scores[{n}].project_id")
+        record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason)
+        upserts.append(ScoreUpsert(key, given_name(s.project_name), record))
+    return upserts
+
+
+def project_of_search(search: TraceSearch) -> tuple[str | None, bytes | None]:
+    """The searched project's name or id key: 400 when neither is given."""
+    name = given_name(search.project_name)
+    key = None if search.project_id is None else require_uuid(search.project_id, "project_id")
+    if name is None and key is None:
+        raise ApiError(400, "Either 'project_name' or 'project_id' query params must be provided")
+    return name, key
+
+
+_NAME_OPERATORS = {"=", "!=", "contains", "not_contains", "starts_with", "ends_with"}
+_NUMBER_OPERATORS = {"=", "!=", ">", ">=", "<", "<="}
+
+
+def _condition(f: TraceFilter) -> TraceCondition | None:
+    if f.field == "name" and f.operator in _NAME_OPERATORS and f.value is not None:
+        return TraceCondition("name", f.operator, None, f.value)
+    if f.field == "feedback_scores" and f.operator in _NUMBER_OPERATORS and f.key:
+        try:
+            number = float(f.value or "")
+        except ValueError:
+            return None
+        return TraceCondition("feedback_scores", f.operator, f.key, number)
+    return None
+
+
+def trace_query(search: TraceSearch, project_id: bytes) -> TraceQuery:
+    before = None
+    if search.last_retrieved_id is not None:
+        before = require_uuid(search.last_retrieved_id, "last_retrieved_id")
+    conditions = [_condition(f) for f in search.filters or ()]
+    return TraceQuery(
+        project_id=project_id,
+        limit=DEFAULT_STREAM_LIMIT if search.limit is None else search.limit,
+        before=before,
+        truncate=search.truncate is True,
+        conditions=tuple(c for c in conditions if c is not None),
+    )

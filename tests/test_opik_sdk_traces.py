@@ -1,0 +1,112 @@
+"""The official Opik SDK's high-level API against a real server: traces and spans made with
+client.trace() and @opik.track, scores, flush, then read back; nothing may be dropped."""
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.running import running_server
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import opik
+    from opik.api_objects import opik_client
+
+PROJECT = "SDK Traces"
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # No analytics or error reports leave the machine; the SDK reads these when a client starts.
+    monkeypatch.setenv("OPIK_ANALYTICS_ENABLE", "false")
+    monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
+    monkeypatch.setenv("OPIK_CHECK_TLS_CERTIFICATE", "false")
+    with running_server(tmp_path / "sdk.db") as url:
+        monkeypatch.setenv("OPIK_URL_OVERRIDE", f"{url}/api")
+        monkeypatch.setenv("OPIK_WORKSPACE", "default")
+        monkeypatch.setenv("OPIK_PROJECT_NAME", PROJECT)
+        opik_client.reset_global_client()
+        yield url
+        opik_client.reset_global_client()  # ends the @track client and its threads
+
+
+def test_the_sdk_records_traces_spans_and_scores_and_reads_them_all_back(server: str) -> None:
+    client = opik.Opik(host=f"{server}/api", workspace="default", project_name=PROJECT)
+    try:
+        made = []
+        for n in range(3):
+            trace = client.trace(
+                name=f"manual-{n}", input={"q": n}, metadata={"n": n}, tags=["manual"]
+            )
+            span = trace.span(
+                name="llm",
+                type="llm",
+                input={"prompt": n},
+                usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            )
+            span.end(output={"text": f"a{n}"})
+            trace.end(output={"answer": n})
+            made.append((trace.id, span.id))
+
+        @opik.track(name="tracked", project_name=PROJECT)  # type: ignore[untyped-decorator]
+        def tracked(x: int) -> int:
+            return int(inner(x)) + 1
+
+        @opik.track(name="inner", type="tool", project_name=PROJECT)  # type: ignore[untyped-decorator]
+        def inner(x: int) -> int:
+            return x * 2
+
+        assert tracked(3) == 7
+        opik.flush_tracker()
+
+        ids = [trace_id for trace_id, _ in made]
+        client.log_traces_feedback_scores(
+            [{"id": trace_id, "name": "accuracy", "value": 0.5 + n / 10, "reason": "ok"}
+             for n, trace_id in enumerate(ids)],
+            project_name=PROJECT,
+        )  # fmt: skip
+        assert client.flush()
+
+        found = client.search_traces(project_name=PROJECT, max_results=100)
+        by_name = {t.name or "": t for t in found}
+        assert sorted(by_name) == ["manual-0", "manual-1", "manual-2", "tracked"]
+        for n, (trace_id, span_id) in enumerate(made):
+            content = client.get_trace_content(trace_id)
+            assert content.name == f"manual-{n}"
+            assert content.input == {"q": n}
+            assert content.output == {"answer": n}
+            assert content.metadata == {"n": n}
+            assert content.tags == ["manual"]
+            assert content.end_time is not None
+            assert content.project_id is not None
+            assert (content.span_count, content.llm_span_count) == (1, 1)
+            assert content.usage is not None
+            assert content.usage["total_tokens"] == 7
+            scores = [(s.name, round(s.value, 6), s.reason) for s in content.feedback_scores or []]
+            assert scores == [("accuracy", round(0.5 + n / 10, 6), "ok")]
+            stored = read_span(server, span_id)
+            assert (stored["name"], stored["type"], stored["trace_id"]) == ("llm", "llm", trace_id)
+            assert stored["output"] == {"text": f"a{n}"}
+            assert stored["input"] == {"prompt": n}
+            assert "end_time" in stored
+        tracked_trace = client.get_trace_content(by_name["tracked"].id or "")
+        assert tracked_trace.input == {"x": 3}
+        assert tracked_trace.output == {"output": 7}
+        assert tracked_trace.end_time is not None
+        assert tracked_trace.span_count == 2  # the function's own span and inner's
+        assert tracked_trace.has_tool_spans is True
+        project = client.rest_client.projects.get_project_by_id(tracked_trace.project_id or "")
+        assert project.name == PROJECT
+    finally:
+        client.end()
+
+
+def read_span(url: str, span_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{url}/api/v1/private/spans/{span_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
