@@ -208,3 +208,59 @@ class StreamQuery(msgspec.Struct, frozen=True, gc=False):
     before: bytes | None
     project_name: str | None
     truncate: bool
+
+
+class TooManyTags(Exception):
+    """An update would leave an experiment with more tags than Opik allows: 422."""
+
+    MESSAGE = "Tag limit exceeded: maximum 50 tags per item"
+
+
+class ExperimentChange(msgspec.Struct, frozen=True, gc=False):
+    """What an update changes in each experiment it names; None (and `metadata_given` or
+    `scores_given` false) leaves a field as it is. `tags` replace, or are added when
+    `merge_tags`; `tags_to_add`/`tags_to_remove`, when either is given, win over `tags`."""
+
+    name: str | None = None
+    metadata: str | None = None
+    tags: tuple[str, ...] | None = None
+    tags_to_add: tuple[str, ...] | None = None
+    tags_to_remove: tuple[str, ...] | None = None
+    merge_tags: bool = False
+    type: str | None = None
+    status: str | None = None
+    experiment_scores: str | None = None
+    scores_given: bool = False
+
+    def tags_of(self, stored: list[str]) -> list[str] | None:
+        """The experiment's tags after the change, in order without duplicates; None when
+        the change leaves them."""
+        if self.tags_to_add is not None or self.tags_to_remove is not None:
+            removed = set(self.tags_to_remove or ())
+            kept = [t for t in [*stored, *(self.tags_to_add or ())] if t not in removed]
+        elif self.tags is not None:
+            kept = [*stored, *self.tags] if self.merge_tags else list(self.tags)
+        else:
+            return None
+        return list(dict.fromkeys(kept))
+
+
+class ExperimentQuery(msgspec.Struct, frozen=True, gc=False):
+    """Which experiments find or stream reads: every condition given (not None) holds, in
+    the order of `sort` (a sortable field, `feedback_scores.<name>` and the like) when set,
+    newest id first after it; `offset` skipped, `limit` at most."""
+
+    limit: int
+    offset: int = 0
+    name: str | None = None  # a part of the name, case-insensitive
+    before: bytes | None = None  # only ids below it
+    project_id: bytes | None = None  # its own project, or that of an item's trace
+    project_name: str | None = None  # the same, by name; none has that name: nothing
+    dataset_id: bytes | None = None
+    optimization_id: bytes | None = None
+    prompt_id: bytes | None = None
+    types: tuple[str, ...] | None = None
+    ids: tuple[bytes, ...] | None = None
+    dataset_deleted: bool = False
+    sort: str | None = None
+    descending: bool = False

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import experiments, health, items, openapi, payloads
+from app import experiment_payloads, experiments, health, items, openapi, payloads
 from app.openapi import ANY_ID, Answer, ApiRoute, Operation
 
 # Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
@@ -137,12 +137,26 @@ ENDPOINTS = (
     ),
     Endpoint(
         "GET",
+        "/v1/private/experiments",
+        experiments.find_experiments,
+        "findExperiments",
+        Operation(
+            "Find experiments, newest first, a page at a time, with their aggregates",
+            {200: Answer("The page", experiment_payloads.ExperimentPage)},
+            errors={
+                400: "`types`, `experiment_ids` or `sorting` is not the JSON it must be",
+            },
+            query=experiment_payloads.FindQuery,
+        ),
+    ),
+    Endpoint(
+        "GET",
         "/v1/private/experiments/{id}",
         experiments.get_experiment,
         "getExperimentById",
         Operation(
             "Read one experiment",
-            {200: Answer("The experiment", payloads.Experiment)},
+            {200: Answer("The experiment", experiment_payloads.Experiment)},
             errors={404: "No such experiment in this workspace, or the id is not a UUID"},
             path_parameters={"id": ANY_ID},
         ),
@@ -157,6 +171,81 @@ ENDPOINTS = (
             {204: Answer("Deleted")},
             body=payloads.IdList,
             example={"ids": _EXAMPLE_IDS[1:2]},
+        ),
+    ),
+    # Experiments resource (issue 12)
+    Endpoint(
+        "POST",
+        "/v1/private/experiments/stream",
+        experiments.stream_experiments,
+        "streamExperiments",
+        Operation(
+            "The experiments whose name holds a text (case-insensitive), newest id first, one "
+            "JSON object a line, with their aggregates",
+            {
+                200: Answer(
+                    "One Experiment JSON object per line, each line ending with CR LF; empty "
+                    "when none matches",
+                    media_type="application/octet-stream",
+                    schema={"type": "string"},
+                    lines=experiment_payloads.Experiment,
+                )
+            },
+            body=experiment_payloads.ExperimentStreamRequest,
+            example={"name": "nightly", "limit": 100},
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/private/experiments/finish",
+        experiments.finish_experiments,
+        "finishExperiments",
+        Operation(
+            "Mark experiments finished: the running ones become completed; unknown ids are ignored",
+            {204: Answer("Finished")},
+            body=payloads.IdList,
+            example={"ids": _EXAMPLE_IDS[1:2]},
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/private/experiments/execute",
+        experiments.execute_experiment,
+        "executeExperiment",
+        Operation(
+            "Run an experiment on the server: not offered, it needs an LLM provider",
+            {
+                501: Answer(
+                    "Not offered; record experiments with the SDK's evaluate()", payloads.Error
+                )
+            },
+        ),
+    ),
+    Endpoint(
+        "PATCH",
+        "/v1/private/experiments/batch",
+        experiments.update_experiments,
+        "batchUpdateExperiments",
+        Operation(
+            "Apply one update to 1 to 1000 experiments; ids this workspace does not hold are "
+            "skipped",
+            {204: Answer("Updated")},
+            body=experiment_payloads.ExperimentBatchUpdate,
+            example={"ids": _EXAMPLE_IDS[1:2], "update": {"tags_to_add": ["reviewed"]}},
+        ),
+    ),
+    Endpoint(
+        "PATCH",
+        "/v1/private/experiments/{id}",
+        experiments.update_experiment,
+        "updateExperiment",
+        Operation(
+            "Update an experiment: name, metadata, tags, type, status, experiment scores",
+            {204: Answer("Updated")},
+            body=experiment_payloads.ExperimentUpdate,
+            errors={404: "No such experiment in this workspace, or the id is not a UUID"},
+            path_parameters={"id": ANY_ID},
+            example={"name": "nightly-2", "metadata": {"model": "gpt-4o"}},
         ),
     ),
     Endpoint(

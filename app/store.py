@@ -12,8 +12,16 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from app.payloads import Experiment, FullItem, Item
-from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
+from app.experiment_payloads import Experiment
+from app.payloads import FullItem, Item
+from app.records import (
+    BulkRecord,
+    ExperimentChange,
+    ExperimentQuery,
+    ExperimentRecord,
+    ItemRecord,
+    StreamQuery,
+)
 from app.sqlite import SqliteStore, failures, transfer
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.transfer import Snapshot, incoming
@@ -63,7 +71,24 @@ class Store(Protocol):
     async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
         """A new experiment; Conflict when its id exists already, in any workspace."""
 
-    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None: ...
+    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
+        """The experiment with its aggregates, computed now."""
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        """The experiments the query names, in its order, with their aggregates; and how many
+        match in all when `count`."""
+        ...
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        """Changes those of `keys` the workspace holds, all or none (records.TooManyTags);
+        how many it changed."""
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        """Marks the running ones of `keys` completed; unknown ids are ignored."""
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         """The experiments and their items; traces stay, as in Opik."""

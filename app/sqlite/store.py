@@ -4,9 +4,17 @@ transaction on the writer or a few statements on a reader (app/sqlite/connection
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from app.payloads import Experiment, FullItem, Item
-from app.records import BulkRecord, ExperimentRecord, ItemRecord, StreamQuery
-from app.sqlite import bulk, experiments, items, stream, transfer
+from app.experiment_payloads import Experiment
+from app.payloads import FullItem, Item
+from app.records import (
+    BulkRecord,
+    ExperimentChange,
+    ExperimentQuery,
+    ExperimentRecord,
+    ItemRecord,
+    StreamQuery,
+)
+from app.sqlite import aggregates, bulk, experiments, items, stream, transfer
 from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
@@ -52,7 +60,22 @@ class SqliteStore:
         await experiments.create_experiment(self.db, workspace, user, record)
 
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
-        return await experiments.get_experiment(self.db, workspace, key)
+        found = await aggregates.experiments(self.db, workspace, [key])
+        return found[0] if found else None
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        keys, total = await experiments.find_ids(self.db, workspace, query, count)
+        return await aggregates.experiments(self.db, workspace, keys), total
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        return await experiments.update_experiments(self.db, workspace, user, keys, change)
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        await experiments.finish_experiments(self.db, workspace, user, keys)
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         await experiments.delete_experiments(self.db, workspace, keys)
