@@ -332,17 +332,24 @@ def _sort(raw: str | None) -> tuple[str | None, bool]:
     return None, False
 
 
+def experiment_ids(raw: str | None, blank_is_none: bool = True) -> tuple[bytes, ...] | None:
+    """The keys of an `experiment_ids` query parameter (a JSON array of UUIDs): 400 otherwise;
+    None when it is absent (or blank, where Opik skips a blank one)."""
+    if raw is not None and not raw.strip() and not blank_is_none:
+        raise ApiError(400, f"Invalid query param ids '{raw}'")
+    keys = _json_list(raw, "Invalid query param ids")
+    if keys is None:
+        return None
+    parsed = [ids.parse(k) if isinstance(k, str) else None for k in keys]
+    if None in parsed:
+        raise ApiError(400, f"Invalid query param ids '{raw}'")
+    return tuple(cast(list[bytes], parsed))
+
+
 def find_query(query: FindQuery) -> ExperimentQuery:
     types = _json_list(query.types, "Invalid query param types")
     if types is not None and not all(t in _TYPES for t in types):
         raise ApiError(400, f"Invalid query param types '{query.types}'")
-    keys = _json_list(query.experiment_ids, "Invalid query param ids")
-    experiment_ids = None
-    if keys is not None:
-        parsed = [ids.parse(k) if isinstance(k, str) else None for k in keys]
-        if None in parsed:
-            raise ApiError(400, f"Invalid query param ids '{query.experiment_ids}'")
-        experiment_ids = tuple(cast(list[bytes], parsed))
     sort, descending = _sort(query.sorting)
     return ExperimentQuery(
         limit=query.size,
@@ -353,7 +360,7 @@ def find_query(query: FindQuery) -> ExperimentQuery:
         optimization_id=_optional_uuid(query.optimization_id, "optimization_id"),
         prompt_id=_optional_uuid(query.prompt_id, "prompt_id"),
         types=None if types is None else tuple(types),
-        ids=experiment_ids,
+        ids=experiment_ids(query.experiment_ids),
         dataset_deleted=query.dataset_deleted,
         sort=sort,
         descending=descending,

@@ -1,7 +1,7 @@
 """The experiments resource's payloads: an experiment with its aggregates, the page that find
 answers, and the requests of stream, update, batch update and finish; no I/O here."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -182,3 +182,24 @@ class FindQuery(Struct):
     dataset_deleted: bool = False
     sorting: Annotated[str, _json_param(_SORTING)] | None = None
     force_sorting: bool = False
+
+
+class ScoreNamesQuery(Struct):
+    """Whose score names: the trace scores of the workspace (of one project), or of the
+    experiments `experiment_ids` names, with those experiments' own scores."""
+
+    experiment_ids: Annotated[str, _json_param(_UUIDS)] | None = None
+    project_id: AnyId | None = None
+
+
+class ScoreName(Struct):
+    """A score's name, and whether traces (`feedback_scores`) or experiments carry it."""
+
+    name: str
+    type: Literal["feedback_scores", "experiment_scores"]
+
+
+class ScoreNames(Struct):
+    """The distinct score names, by type, then name."""
+
+    scores: list[ScoreName]

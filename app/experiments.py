@@ -18,6 +18,8 @@ from app.experiment_payloads import (
     ExperimentStreamRequest,
     ExperimentUpdate,
     FindQuery,
+    ScoreNames,
+    ScoreNamesQuery,
 )
 from app.payloads import ExperimentWrite, encoder
 from app.records import ExperimentChange, TooManyTags
@@ -115,6 +117,15 @@ async def finish_experiments(request: Request) -> Response:
 async def execute_experiment(request: Request) -> Response:
     acting(request)
     return error_response(501, EXECUTE_MESSAGE)
+
+
+async def find_score_names(request: Request) -> Response:
+    identity, store = acting(request)
+    query = decode_query(request, ScoreNamesQuery)
+    keys = checks.experiment_ids(query.experiment_ids, blank_is_none=False)
+    project = None if query.project_id is None else require_uuid(query.project_id, "project_id")
+    names = await store.score_names(identity.workspace, keys, project)
+    return Response(encoder.encode(ScoreNames(names)), media_type=JSON)
 
 
 async def delete_experiments(request: Request) -> Response:

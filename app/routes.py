@@ -151,6 +151,19 @@ ENDPOINTS = (
     ),
     Endpoint(
         "GET",
+        "/v1/private/experiments/feedback-scores/names",
+        experiments.find_score_names,
+        "findFeedbackScoreNames",
+        Operation(
+            "The names of the trace scores of the workspace, or of some experiments with their "
+            "own scores",
+            {200: Answer("The names", experiment_payloads.ScoreNames)},
+            errors={400: "`experiment_ids` is not a JSON array of UUIDs"},
+            query=experiment_payloads.ScoreNamesQuery,
+        ),
+    ),
+    Endpoint(
+        "GET",
         "/v1/private/experiments/{id}",
         experiments.get_experiment,
         "getExperimentById",

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from app.experiment_payloads import Experiment
+from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
 from app.records import (
     BulkRecord,
@@ -89,6 +89,13 @@ class Store(Protocol):
 
     async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
         """Marks the running ones of `keys` completed; unknown ids are ignored."""
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        """The distinct names of trace scores (of the experiments `keys`, in `project`),
+        then those of the experiments' own scores."""
+        ...
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         """The experiments and their items; traces stay, as in Opik."""

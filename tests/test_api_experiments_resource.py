@@ -403,3 +403,48 @@ async def test_an_experiment_without_items_leaves_the_aggregates_out(
     assert "total_estimated_cost_avg" not in got
     assert (got["trace_count"], got["dataset_item_count"]) == (0, 0)
     assert (got["status"], got["type"]) == ("completed", "regular")
+
+
+# --- Score names ---------------------------------------------------------------------------
+
+
+async def test_score_names_list_trace_scores_and_with_ids_the_experiments_own(
+    client: httpx.AsyncClient,
+) -> None:
+    key = new_id()
+    upload = {"experiment_name": "named", "dataset_name": "qa", "experiment_id": key}
+    items = [run(1000, {"accuracy": 1, "f1": 0.5}, [])]
+    await client.put(f"{EXPERIMENTS}/items/bulk", json={**upload, "items": items})
+    other = new_id()
+    items = [run(1000, {"recall": 1}, [])]
+    await client.put(
+        f"{EXPERIMENTS}/items/bulk",
+        json={"experiment_name": "o", "dataset_name": "qa", "experiment_id": other, "items": items},
+    )
+    await client.patch(
+        f"{EXPERIMENTS}/{key}", json={"experiment_scores": [{"name": "f1", "value": 1}]}
+    )
+    names = f"{EXPERIMENTS}/feedback-scores/names"
+
+    everything = (await client.get(names)).json()
+    of_one = (await client.get(names, params={"experiment_ids": json.dumps([key])})).json()
+    blank = await client.get(names, params={"experiment_ids": ""})
+    elsewhere = (await client.get(names, headers=OTHER)).json()
+
+    assert everything == {
+        "scores": [
+            {"name": "accuracy", "type": "feedback_scores"},
+            {"name": "f1", "type": "feedback_scores"},
+            {"name": "recall", "type": "feedback_scores"},
+        ]
+    }
+    assert of_one == {
+        "scores": [
+            {"name": "accuracy", "type": "feedback_scores"},
+            {"name": "f1", "type": "feedback_scores"},
+            {"name": "f1", "type": "experiment_scores"},
+        ]
+    }
+    assert blank.status_code == 400
+    assert blank.json() == {"code": 400, "message": "Invalid query param ids ''"}
+    assert elsewhere == {"scores": []}

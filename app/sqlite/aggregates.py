@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import UNSET
 
 from app import clock, ids
-from app.experiment_payloads import Duration, Experiment, ScoreAverage
+from app.experiment_payloads import Duration, Experiment, ScoreAverage, ScoreName
 from app.records import batched
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
@@ -227,3 +227,42 @@ async def _experiments(db: Database, workspace: str, keys: Sequence[bytes]) -> l
 
 async def _all(db: Database, sql: str, m: str, params: Sequence[Any]) -> list[Any]:
     return await db.fetch_all(sql.format(marks=m), params)
+
+
+# --- Score names ---------------------------------------------------------------------------
+
+TRACE_SCORE_NAMES = """
+SELECT DISTINCT f.name FROM feedback_scores AS f
+JOIN traces AS t ON t.id = f.trace_id AND t.workspace = f.workspace
+WHERE f.workspace = ? {project} {experiments}
+ORDER BY f.name
+"""
+_OF_EXPERIMENTS = """AND f.trace_id IN (
+    SELECT trace_id FROM experiment_items WHERE workspace = ? AND experiment_id IN ({marks}))"""
+EXPERIMENT_SCORE_NAMES = """
+SELECT DISTINCT json_extract(j.value, '$.name') AS name FROM experiments AS e,
+    json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores ELSE '[]' END)
+    AS j
+WHERE e.workspace = ? AND e.id IN ({marks}) AND json_extract(j.value, '$.name') IS NOT NULL
+ORDER BY 1
+"""
+
+
+async def score_names(
+    db: Database, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+) -> list[ScoreName]:
+    params: list[Any] = [workspace]
+    project_sql = experiments_sql = ""
+    if project is not None:
+        project_sql = "AND t.project_id = ?"
+        params.append(project)
+    if keys is not None:
+        experiments_sql = _OF_EXPERIMENTS.format(marks=marks(len(keys)))
+        params += [workspace, *keys]
+    sql = TRACE_SCORE_NAMES.format(project=project_sql, experiments=experiments_sql)
+    names = [ScoreName(row[0], "feedback_scores") for row in await db.fetch_all(sql, params)]
+    if keys:
+        sql = EXPERIMENT_SCORE_NAMES.format(marks=marks(len(keys)))
+        rows = await db.fetch_all(sql, (workspace, *keys))
+        names += [ScoreName(str(row[0]), "experiment_scores") for row in rows]
+    return names

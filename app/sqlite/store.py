@@ -4,7 +4,7 @@ transaction on the writer or a few statements on a reader (app/sqlite/connection
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from app.experiment_payloads import Experiment
+from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
 from app.records import (
     BulkRecord,
@@ -76,6 +76,11 @@ class SqliteStore:
 
     async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
         await experiments.finish_experiments(self.db, workspace, user, keys)
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        return await aggregates.score_names(self.db, workspace, keys, project)
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         await experiments.delete_experiments(self.db, workspace, keys)
