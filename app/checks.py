@@ -19,6 +19,7 @@ from app.experiment_payloads import (
     ExperimentUpdate,
     FindQuery,
 )
+from app.filters import parse_filters
 from app.payloads import (
     DEFAULT_STREAM_LIMIT,
     BulkUpload,
@@ -361,6 +362,7 @@ def find_query(query: FindQuery) -> ExperimentQuery:
         prompt_id=_optional_uuid(query.prompt_id, "prompt_id"),
         types=None if types is None else tuple(types),
         ids=experiment_ids(query.experiment_ids),
+        filters=parse_filters(query.filters),
         dataset_deleted=query.dataset_deleted,
         sort=sort,
         descending=descending,

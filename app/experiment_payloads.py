@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.filters import SCHEMA as FILTERS_SCHEMA
 from app.payloads import (
     MAX_NAME_CHARS,
     MAX_STREAM_LIMIT,
@@ -180,6 +181,7 @@ class FindQuery(Struct):
     types: Annotated[str, _json_param(_TYPES)] | None = None
     experiment_ids: Annotated[str, _json_param(_UUIDS)] | None = None
     dataset_deleted: bool = False
+    filters: Annotated[str, _json_param(FILTERS_SCHEMA)] | None = None
     sorting: Annotated[str, _json_param(_SORTING)] | None = None
     force_sorting: bool = False
 

@@ -264,3 +264,15 @@ class ExperimentQuery(msgspec.Struct, frozen=True, gc=False):
     dataset_deleted: bool = False
     sort: str | None = None
     descending: bool = False
+    filters: tuple["Filter", ...] = ()
+
+
+class Filter(msgspec.Struct, frozen=True, gc=False):
+    """One condition of find's `filters`: a field (with a key: a metadata path, a score's
+    name), an operator of app/filters.py and the value, as a number for scores."""
+
+    field: str
+    operator: str
+    key: str
+    value: str
+    number: float | None = None

@@ -448,3 +448,57 @@ async def test_score_names_list_trace_scores_and_with_ids_the_experiments_own(
     assert blank.status_code == 400
     assert blank.json() == {"code": 400, "message": "Invalid query param ids ''"}
     assert elsewhere == {"scores": []}
+
+
+async def test_find_filters_on_metadata_tags_and_score_averages(
+    client: httpx.AsyncClient,
+) -> None:
+    gpt = await create(client, "g", metadata={"model": "GPT-4o", "t": 0.7}, tags=["prod"])
+    claude = await create(client, "c", metadata={"model": "claude"}, tags=["dev", "prod-2"])
+    scored = new_id()
+    items = [run(1000, {"accuracy": 1}, []), run(1000, {"accuracy": 0.5}, [])]
+    await client.put(
+        f"{EXPERIMENTS}/items/bulk",
+        json={
+            "experiment_name": "s",
+            "dataset_name": "qa",
+            "experiment_id": scored,
+            "items": items,
+        },
+    )
+
+    async def found(*filters: dict[str, str]) -> list[str]:
+        params = {"filters": json.dumps(list(filters))}
+        response = await client.get(EXPERIMENTS, params=params)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["content"]]
+
+    assert await found(
+        {"field": "metadata", "key": "model", "operator": "=", "value": "gpt-4o"}
+    ) == [gpt]
+    assert await found(
+        {"field": "metadata", "key": "model", "operator": "contains", "value": "LAU"}
+    ) == [claude]
+    assert await found({"field": "metadata", "key": "t", "operator": ">", "value": "0.5"}) == [gpt]
+    assert await found(
+        {"field": "metadata", "key": "model", "operator": "is_empty", "value": ""}
+    ) == [scored]
+    assert await found({"field": "tags", "operator": "=", "value": "prod"}) == [gpt]
+    assert await found({"field": "tags", "operator": "contains", "value": "PROD"}) == [claude, gpt]
+    assert await found(
+        {"field": "feedback_scores", "key": "accuracy", "operator": ">=", "value": "0.75"}
+    ) == [scored]
+    assert (
+        await found(
+            {"field": "feedback_scores", "key": "accuracy", "operator": ">", "value": "0.75"}
+        )
+        == []
+    )
+    assert await found(
+        {"field": "feedback_scores", "key": "Accuracy", "operator": "is_not_empty", "value": ""}
+    ) == [scored]
+    bad = await client.get(
+        EXPERIMENTS, params={"filters": '[{"field":"tags","operator":">","value":"a"}]'}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'TAGS'"

@@ -17,6 +17,7 @@ from app.records import (
     TooManyTags,
     name_key,
 )
+from app.sqlite import filters
 from app.sqlite.connection import Database
 from app.sqlite.tables import EXPERIMENTS, PROJECTS, marks
 from app.sqlite.write import Write
@@ -162,6 +163,10 @@ def _where(workspace: str, q: ExperimentQuery, project: bytes | None) -> tuple[s
     if q.ids is not None:
         conditions.append(f"e.id IN ({marks(len(q.ids))})")
         params += q.ids
+    for f in q.filters:
+        sql, values = filters.condition(f)
+        conditions.append(f"({sql})")
+        params += values
     if q.dataset_deleted:
         conditions.append(
             "NOT EXISTS (SELECT 1 FROM datasets AS d"
