@@ -307,7 +307,7 @@ def _json_list(raw: str | None, message: str) -> list[Any] | None:
 
 
 _TYPES = ("regular", "trial", "mini-batch", "mutation")
-# pass_rate (test suites, never stored) and duration.* sort as the default order does.
+# pass_rate (test suites, never stored) sorts as the default order does.
 SORTABLE_FIELDS = frozenset(f for f in SORTABLE_BY if "*" not in f and f != "pass_rate")
 
 
@@ -326,8 +326,10 @@ def _sort(raw: str | None) -> tuple[str | None, bool]:
         return None, False
     field, direction = entries[0]["field"], entries[0].get("direction", "ASC")
     head, dot, name = field.partition(".")
-    if (dot and head in ("feedback_scores", "experiment_scores") and name) or (
-        not dot and field in SORTABLE_FIELDS
+    if (
+        (dot and head in ("feedback_scores", "experiment_scores") and name)
+        or field in SORTABLE_FIELDS
+        or field in ("duration.p50", "duration.p90", "duration.p99")
     ):
         return field, direction == "DESC"
     return None, False

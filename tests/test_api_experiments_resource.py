@@ -502,3 +502,21 @@ async def test_find_filters_on_metadata_tags_and_score_averages(
     )
     assert bad.status_code == 400
     assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'TAGS'"
+
+
+async def test_find_sorts_by_trace_count_and_duration_percentiles(
+    client: httpx.AsyncClient,
+) -> None:
+    slow, fast = new_id(), new_id()
+    for key, runs in ((slow, [run(4000, {}, [])]), (fast, [run(1000, {}, []), run(2000, {}, [])])):
+        upload = {"experiment_name": "timed", "dataset_name": "qa", "experiment_id": key}
+        await client.put(f"{EXPERIMENTS}/items/bulk", json={**upload, "items": runs})
+    empty = await create(client, "timed-empty")
+
+    async def order(field: str, direction: str) -> list[str]:
+        params = {"sorting": json.dumps([{"field": field, "direction": direction}])}
+        return [e["id"] for e in (await client.get(EXPERIMENTS, params=params)).json()["content"]]
+
+    assert await order("duration.p50", "DESC") == [slow, fast, empty]
+    assert await order("duration.p99", "ASC") == [empty, fast, slow]
+    assert await order("trace_count", "DESC") == [fast, slow, empty]
