@@ -205,3 +205,45 @@ class ScoreNames(Struct):
     """The distinct score names, by type, then name."""
 
     scores: list[ScoreName]
+
+
+_GROUPS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "field": {"const": "metadata"},
+                    "key": {"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
+                    "type": {"const": "dictionary"},
+                },
+                "required": ["field", "key"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "field": {"enum": ["dataset_id", "project_id"]},
+                    "type": {"const": "string"},
+                },
+                "required": ["field"],
+            },
+            {
+                "type": "object",
+                "properties": {"field": {"const": "tags"}, "type": {"const": "list"}},
+                "required": ["field"],
+            },
+        ]
+    },
+}
+
+
+class GroupsQuery(Struct):
+    """How to group experiments (`groups`: a JSON array of {field, key, type}, one level
+    each) and which: as find's `name`, `types`, `project_id`."""
+
+    groups: Annotated[str, _json_param(_GROUPS)]
+    name: str | None = None
+    types: Annotated[str, _json_param(_TYPES)] | None = None
+    project_id: AnyId | None = None

@@ -71,7 +71,12 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
             raise ApiError(400, message)
         field, operator = entry.get("field"), entry.get("operator")
         key, value = entry.get("key") or "", entry.get("value")
-        if field not in OPERATORS or not isinstance(operator, str) or not isinstance(value, str):
+        if (
+            not isinstance(field, str)
+            or field not in OPERATORS
+            or not isinstance(operator, str)
+            or not isinstance(value, str)
+        ):
             raise ApiError(400, message)
         if not isinstance(key, str):
             raise ApiError(400, message)
@@ -96,3 +101,10 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
                 ) from None
         found[Filter(field, operator, key, value, number)] = None
     return tuple(found)
+
+
+def json_path(key: str) -> str:
+    """Opik's metadata key as an SQLite JSON path: `model` is `$.model`, `a.b` is `$.a.b`;
+    each step quoted, so that no key makes a malformed path."""
+    steps = key.removeprefix("$").removeprefix(".").split(".")
+    return "$" + "".join('."' + step.replace('"', "") + '"' for step in steps)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import experiment_payloads, experiments, health, items, openapi, payloads
+from app import experiment_payloads, experiments, groups, health, items, openapi, payloads
 from app.openapi import ANY_ID, Answer, ApiRoute, Operation
 
 # Opik's backend serves /v1/private/...; the SDK calls the same paths under /api/
@@ -147,6 +147,24 @@ ENDPOINTS = (
                 400: "`types`, `experiment_ids` or `sorting` is not the JSON it must be",
             },
             query=experiment_payloads.FindQuery,
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/private/experiments/groups",
+        groups.find_groups,
+        "findExperimentGroups",
+        Operation(
+            "The experiments' groups, level by level: by dataset, project, tag or metadata key",
+            {
+                200: Answer(
+                    "Each level's values (with the dataset's or project's name as `label`) and "
+                    "their order",
+                    schema={"type": "object"},
+                )
+            },
+            errors={400: "`groups` is missing or not a valid grouping"},
+            query=experiment_payloads.GroupsQuery,
         ),
     ),
     Endpoint(

@@ -520,3 +520,61 @@ async def test_find_sorts_by_trace_count_and_duration_percentiles(
     assert await order("duration.p50", "DESC") == [slow, fast, empty]
     assert await order("duration.p99", "ASC") == [empty, fast, slow]
     assert await order("trace_count", "DESC") == [fast, slow, empty]
+
+
+# --- Groups --------------------------------------------------------------------------------
+
+
+async def test_groups_nest_datasets_and_metadata_values_newest_first(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, "a", dataset_name="qa", metadata={"model": "gpt"})
+    await create(client, "b", dataset_name="qa", metadata={"other": 1})
+    await create(client, "c", dataset_name="math", metadata={"model": "claude"}, tags=["x", "y"])
+    groups = json.dumps([{"field": "dataset_id"}, {"field": "metadata", "key": "model"}])
+
+    response = await client.get(f"{EXPERIMENTS}/groups", params={"groups": groups})
+    by_tag = await client.get(f"{EXPERIMENTS}/groups", params={"groups": '[{"field":"tags"}]'})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    labels = {node["label"]: node["groups"] for node in body["content"].values()}
+    assert labels == {
+        "qa": {"gpt": {"groups": {}}, "": {"groups": {}}},
+        "math": {"claude": {"groups": {}}},
+    }
+    assert body["details"]["groups_details"] == [
+        {"group_sorting": ["math", "qa"]},
+        {"group_sorting": ["claude", "", "gpt"]},
+    ]
+    assert by_tag.json()["content"] == {
+        "x": {"groups": {}},
+        "y": {"groups": {}},
+        "": {"groups": {}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        (None, "Required query parameter 'groups' is missing"),
+        ("[", "Invalid grouping query parameter '['"),
+        ("[]", "At least one grouping field must be specified"),
+        (
+            '[{"field":"name"}]',
+            "Invalid grouping field: name. Supported fields are: [metadata, dataset_id, tags, "
+            "project_id]",
+        ),
+        ('[{"field":"metadata"}]', "Key must be specified for json field 'metadata'"),
+        ('[{"field":"tags","type":"string"}]', "Invalid field type 'STRING' for field 'tags'"),
+    ],
+)
+async def test_groups_refuse_a_missing_or_bad_grouping(
+    client: httpx.AsyncClient, groups: str | None, message: str
+) -> None:
+    params = {} if groups is None else {"groups": groups}
+
+    response = await client.get(f"{EXPERIMENTS}/groups", params=params)
+
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "message": message}

@@ -4,6 +4,7 @@ experiment's average (CONTRACT.md, "Experiments resource")."""
 
 from typing import Any
 
+from app.filters import json_path
 from app.records import Filter
 
 _UUID_TEXT = (
@@ -20,13 +21,6 @@ _EXPERIMENT_SCORE = """(SELECT json_extract(j.value, '$.value')
                    ELSE '[]' END) AS j
     WHERE lower(json_extract(j.value, '$.name')) = lower(?) LIMIT 1)"""
 _TAGS = "json_each(CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END)"
-
-
-def json_path(key: str) -> str:
-    """Opik's metadata key as an SQLite JSON path: `model` is `$.model`, `a.b` is `$.a.b`;
-    each step quoted, so that no key makes a malformed path."""
-    steps = key.removeprefix("$").removeprefix(".").split(".")
-    return "$" + "".join('."' + step.replace('"', "") + '"' for step in steps)
 
 
 def _text(value_sql: str, operator: str, value: str, fold: bool) -> tuple[str, list[Any]]:
