@@ -333,7 +333,12 @@ async def test_find_and_stream_see_only_their_workspace(client: httpx.AsyncClien
     page = (await client.get(EXPERIMENTS, headers=OTHER)).json()
     streamed = await client.post(f"{EXPERIMENTS}/stream", json={"name": "shared"}, headers=OTHER)
 
+    grouped = await client.get(
+        f"{EXPERIMENTS}/groups", params={"groups": '[{"field":"dataset_id"}]'}, headers=OTHER
+    )
+
     assert page == {"page": 1, "size": 0, "total": 0, "content": [], "sortable_by": SORTABLE_BY}
+    assert grouped.json() == {"content": {}, "details": {"groups_details": [{"group_sorting": []}]}}
     assert streamed.content == b""
 
 
