@@ -14,6 +14,9 @@ from tests.running import running_server
 
 os.environ.setdefault("OPIK_ANALYTICS_ENABLE", "false")
 os.environ.setdefault("OPIK_SENTRY_ENABLE", "false")
+# Off, as tests/test_opik_sdk.py builds its client: with it on, the SDK passes httpx a CA
+# path string, which httpx deprecates (and warnings are errors here).
+os.environ.setdefault("OPIK_CHECK_TLS_CERTIFICATE", "false")
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -32,6 +35,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def client(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[opik.Opik]:
     monkeypatch.setenv("OPIK_ANALYTICS_ENABLE", "false")
     monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
+    monkeypatch.setenv("OPIK_CHECK_TLS_CERTIFICATE", "false")
     sdk = opik.Opik(host=f"{url}/api", workspace="default", _show_misconfiguration_message=False)
     yield sdk
     sdk.end()
