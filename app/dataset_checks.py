@@ -6,8 +6,9 @@ import msgspec
 from app import ids
 from app.body import require_text, require_uuid, require_v7
 from app.dataset_payloads import DatasetItemBatch, DatasetItemWrite, DatasetWrite
+from app.dataset_records import DatasetItemRecord, DatasetItemsRecord, DatasetRecord
 from app.errors import Invalid
-from app.records import DatasetItemRecord, DatasetItemsRecord, DatasetRecord, json_text
+from app.records import json_text
 
 # @SourceValidation (Opik's DatasetItem): which of trace_id and span_id each source needs.
 _NEEDS = {"sdk": (False, False), "manual": (False, False), "trace": (True, False)}

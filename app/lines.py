@@ -53,8 +53,8 @@ class NamedLine(Struct, kw_only=True):
 
 
 class ExperimentLine(Struct, kw_only=True):
-    """An experiment as GET /v1/private/experiments/{id} answers it (the fields of
-    payloads.Experiment, in its order). `dataset_name` makes its dataset when the file holds
+    """An experiment as GET /v1/private/experiments/{id} answers it (the stored fields of
+    experiment_payloads.Experiment). `dataset_name` makes its dataset when the file holds
     none with `dataset_id`; `project_name` is only read."""
 
     id: str

@@ -212,6 +212,15 @@ def _response(description: str, schema: Schema | None, media_type: str = JSON) -
     return response
 
 
+def _query_schema(schema: Schema) -> Schema:
+    """A query parameter's `schema`; or, for one whose value is JSON text (a string schema
+    with `contentSchema`), OpenAPI's `content` with the JSON's own schema."""
+    for branch in [schema, *schema.get("anyOf", ())]:
+        if "contentSchema" in branch:
+            return {"content": {JSON: {"schema": branch["contentSchema"]}}}
+    return {"schema": schema}
+
+
 def _describe(name: str, method: str, operation: Operation) -> Schema:
     parameters = [
         {"name": parameter, "in": "path", "required": True, "schema": schema}
@@ -223,7 +232,7 @@ def _describe(name: str, method: str, operation: Operation) -> Schema:
                 "name": f.encode_name,
                 "in": "query",
                 "required": f.required,
-                "schema": _whole_numbers(msgspec.json.schema(f.type)),
+                **_query_schema(_whole_numbers(msgspec.json.schema(f.type))),
             }
             for f in msgspec.structs.fields(operation.query)
         ]

@@ -170,32 +170,6 @@ class ExperimentWrite(Struct):
     dataset_version_id: AnyId | None = None
 
 
-class Experiment(Struct):
-    """An experiment as stored, with its dataset's and project's ids. Fields that were never
-    set are left out."""
-
-    id: OutId
-    dataset_name: str
-    dataset_id: OutId
-    project_id: OutId | UnsetType
-    project_name: str | UnsetType
-    name: str
-    metadata: Json | UnsetType
-    tags: Json | UnsetType
-    type: ExperimentType
-    evaluation_method: EvaluationMethod
-    optimization_id: OutId | UnsetType
-    created_at: Instant
-    last_updated_at: Instant
-    created_by: str
-    last_updated_by: str
-    status: ExperimentStatus | UnsetType
-    experiment_scores: Json | UnsetType
-    prompt_version: Json | UnsetType
-    prompt_versions: Json | UnsetType
-    dataset_version_id: OutId | UnsetType
-
-
 # --- Whole numbers -----------------------------------------------------------------------
 
 # JSON Schema's "integer" is any number whose fraction is zero, 1.0 included (JSON Schema

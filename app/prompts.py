@@ -10,10 +10,11 @@ from app import ids
 from app.body import decode, require_uuid
 from app.context import acting
 from app.dataset_checks import tags_text
+from app.dataset_records import PromptVersionRecord
 from app.errors import JSON, ApiError, Listed, http_message
 from app.payloads import encoder
 from app.prompt_payloads import PromptVersionCreate, PromptVersionQuery, PromptWrite
-from app.records import PromptVersionRecord, json_text
+from app.records import json_text
 
 
 def _text(value: msgspec.Raw | UnsetType) -> str | None:

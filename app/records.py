@@ -225,63 +225,6 @@ class StreamQuery(msgspec.Struct, frozen=True, gc=False):
     truncate: bool
 
 
-class DatasetRecord(msgspec.Struct, frozen=True, gc=False):
-    """A dataset to create; its project by id, else by name (created when missing)."""
-
-    id: bytes
-    name: str
-    project_id: bytes | None
-    project_name: str | None
-    type: str
-    visibility: str
-    tags: str | None
-    description: str | None
-
-
-class DatasetItemRecord(msgspec.Struct, frozen=True, gc=False):
-    """A dataset item as stored: `data` and the other JSON fields as the client's text."""
-
-    id: bytes
-    source: str
-    data: str
-    trace_id: bytes | None = None
-    span_id: bytes | None = None
-    description: str | None = None
-    tags: str | None = None
-    evaluators: str | None = None
-    execution_policy: str | None = None
-
-
-class DatasetItemsRecord(msgspec.Struct, frozen=True, gc=False):
-    """Items of one dataset: by id (which must exist), else by name (created when missing,
-    in the project named)."""
-
-    dataset_id: bytes | None
-    dataset_name: str | None
-    project_id: bytes | None
-    project_name: str | None
-    items: tuple[DatasetItemRecord, ...]
-
-
-class PromptVersionRecord(msgspec.Struct, frozen=True, gc=False):
-    """A version to add to the prompt of `name`, which is made (with `prompt_id`, else a new
-    id) when the workspace has none of that name."""
-
-    name: str
-    template: str
-    metadata: str | None
-    type: str
-    change_description: str | None
-    tags: str | None
-    template_structure: str
-    prompt_id: bytes | None = None
-    description: str | None = None
-    prompt_tags: str | None = None
-
-
-# --- Traces, spans, feedback scores (issue 11) ---------------------------------------------
-
-
 class TraceUpsert(msgspec.Struct, frozen=True, gc=False):
     """A trace to create or replace: newest `last_updated_at` wins (None: the moment of the
     write), and a row a PATCH made first is completed rather than replaced."""
@@ -336,3 +279,71 @@ class TraceQuery(msgspec.Struct, frozen=True, gc=False):
     before: bytes | None
     truncate: bool
     conditions: tuple[TraceCondition, ...] = ()
+
+
+class TooManyTags(Exception):
+    """An update would leave an experiment with more tags than Opik allows: 422."""
+
+    MESSAGE = "Tag limit exceeded: maximum 50 tags per item"
+
+
+class ExperimentChange(msgspec.Struct, frozen=True, gc=False):
+    """What an update changes in each experiment it names; None (and `metadata_given` or
+    `scores_given` false) leaves a field as it is. `tags` replace, or are added when
+    `merge_tags`; `tags_to_add`/`tags_to_remove`, when either is given, win over `tags`."""
+
+    name: str | None = None
+    metadata: str | None = None
+    tags: tuple[str, ...] | None = None
+    tags_to_add: tuple[str, ...] | None = None
+    tags_to_remove: tuple[str, ...] | None = None
+    merge_tags: bool = False
+    type: str | None = None
+    status: str | None = None
+    experiment_scores: str | None = None
+    scores_given: bool = False
+
+    def tags_of(self, stored: list[str]) -> list[str] | None:
+        """The experiment's tags after the change, in order without duplicates; None when
+        the change leaves them."""
+        if self.tags_to_add is not None or self.tags_to_remove is not None:
+            removed = set(self.tags_to_remove or ())
+            kept = [t for t in [*stored, *(self.tags_to_add or ())] if t not in removed]
+        elif self.tags is not None:
+            kept = [*stored, *self.tags] if self.merge_tags else list(self.tags)
+        else:
+            return None
+        return list(dict.fromkeys(kept))
+
+
+class ExperimentQuery(msgspec.Struct, frozen=True, gc=False):
+    """Which experiments find or stream reads: every condition given (not None) holds, in
+    the order of `sort` (a sortable field, `feedback_scores.<name>` and the like) when set,
+    newest id first after it; `offset` skipped, `limit` at most."""
+
+    limit: int
+    offset: int = 0
+    name: str | None = None  # a part of the name, case-insensitive
+    before: bytes | None = None  # only ids below it
+    project_id: bytes | None = None  # its own project, or that of an item's trace
+    project_name: str | None = None  # the same, by name; none has that name: nothing
+    dataset_id: bytes | None = None
+    optimization_id: bytes | None = None
+    prompt_id: bytes | None = None
+    types: tuple[str, ...] | None = None
+    ids: tuple[bytes, ...] | None = None
+    dataset_deleted: bool = False
+    sort: str | None = None
+    descending: bool = False
+    filters: tuple["Filter", ...] = ()
+
+
+class Filter(msgspec.Struct, frozen=True, gc=False):
+    """One condition of find's `filters`: a field (with a key: a metadata path, a score's
+    name), an operator of app/filters.py and the value, as a number for scores."""
+
+    field: str
+    operator: str
+    key: str
+    value: str
+    number: float | None = None

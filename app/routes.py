@@ -3,6 +3,8 @@ its endpoint, Opik's operationId and the Operation the OpenAPI document describe
 
 from app import (
     dataset_routes,
+    experiment_payloads,
+    experiment_routes,
     experiments,
     health,
     items,
@@ -133,6 +135,7 @@ ENDPOINTS = (
             example={"dataset_name": "questions", "name": "nightly", "project_name": "Demo"},
         ),
     ),
+    *experiment_routes.SEARCHES,
     Endpoint(
         "GET",
         "/v1/private/experiments/{id}",
@@ -140,7 +143,7 @@ ENDPOINTS = (
         "getExperimentById",
         Operation(
             "Read one experiment",
-            {200: Answer("The experiment", payloads.Experiment)},
+            {200: Answer("The experiment", experiment_payloads.Experiment)},
             errors={404: "No such experiment in this workspace, or the id is not a UUID"},
             path_parameters={"id": ANY_ID},
         ),
@@ -157,6 +160,7 @@ ENDPOINTS = (
             example={"ids": _EXAMPLE_IDS[1:2]},
         ),
     ),
+    *experiment_routes.RESOURCE,
     *dataset_routes.ENDPOINTS,
     # Traces, spans, feedback scores, projects, auth (issue 11)
     Endpoint(

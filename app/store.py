@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Protocol
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
-from app.payloads import Experiment, FullItem, Item
+from app.dataset_records import DatasetItemsRecord, DatasetRecord, PromptVersionRecord
+from app.experiment_payloads import Experiment, ScoreName
+from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
-    DatasetItemsRecord,
-    DatasetRecord,
+    ExperimentChange,
+    ExperimentQuery,
     ExperimentRecord,
     ItemRecord,
     Patch,
-    PromptVersionRecord,
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
@@ -79,7 +80,31 @@ class Store(Protocol):
     async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
         """A new experiment; Conflict when its id exists already, in any workspace."""
 
-    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None: ...
+    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
+        """The experiment with its aggregates, computed now."""
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        """The experiments the query names, in its order, with their aggregates; and how many
+        match in all when `count`."""
+        ...
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        """Changes those of `keys` the workspace holds, all or none (records.TooManyTags);
+        how many it changed."""
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        """Marks the running ones of `keys` completed; unknown ids are ignored."""
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        """The distinct names of trace scores (of the experiments `keys`, in `project`),
+        then those of the experiments' own scores."""
+        ...
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         """The experiments and their items; traces stay, as in Opik."""

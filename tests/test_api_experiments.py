@@ -59,8 +59,9 @@ async def test_get_returns_the_stored_fields_with_dataset_and_project(
     assert ids_are_v7(dataset_id, project_id)
     assert list(body) == [
         "id", "dataset_name", "project_name", "name", "metadata", "tags", "type",
-        "evaluation_method", "optimization_id", "created_at", "last_updated_at", "created_by",
-        "last_updated_by", "status", "experiment_scores",
+        "evaluation_method", "optimization_id", "trace_count", "dataset_item_count",
+        "created_at", "last_updated_at", "created_by", "last_updated_by", "status",
+        "experiment_scores",
     ]  # fmt: skip
     assert body == {
         "id": key,
@@ -72,6 +73,8 @@ async def test_get_returns_the_stored_fields_with_dataset_and_project(
         "type": "trial",
         "evaluation_method": "dataset",
         "optimization_id": optimization,
+        "trace_count": 0,
+        "dataset_item_count": 0,
         "created_at": "2024-01-15T09:30:00.120Z",
         "last_updated_at": "2024-01-15T09:30:00.120Z",
         "created_by": "admin",

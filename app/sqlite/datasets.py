@@ -9,10 +9,9 @@ from msgspec import UNSET, Raw
 
 from app import clock, ids
 from app.dataset_payloads import Dataset, DatasetItem, ExecutionPolicy
+from app.dataset_records import DatasetItemsRecord, DatasetRecord
 from app.records import (
     Conflict,
-    DatasetItemsRecord,
-    DatasetRecord,
     NotFound,
     batched,
     name_key,

@@ -1,50 +1,27 @@
-"""Experiments: create one, read one, delete some with their items."""
+"""Experiments: create, find, update, finish, delete with their items (what they show,
+with their aggregates, is app/sqlite/aggregates.py)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
-from app.payloads import Experiment
-from app.records import Conflict, ExperimentRecord, name_key
+from app.payloads import MAX_TAGS
+from app.records import (
+    Conflict,
+    ExperimentChange,
+    ExperimentQuery,
+    ExperimentRecord,
+    TooManyTags,
+    name_key,
+)
+from app.sqlite import filters
 from app.sqlite.connection import Database
-from app.sqlite.tables import EXPERIMENTS, PROJECTS, select
+from app.sqlite.tables import EXPERIMENTS, PROJECTS, marks
 from app.sqlite.write import Write
 
-# Each join stays inside the workspace: a name is never read across workspaces.
-GET_EXPERIMENT = f"""
-SELECT {
-    select(
-        Experiment,
-        id="e.id",
-        dataset_name="d.name",
-        dataset_id="e.dataset_id",
-        project_id="e.project_id",
-        project_name="p.name",
-        name="e.name",
-        metadata="e.metadata",
-        tags="e.tags",
-        type="e.type",
-        evaluation_method="e.evaluation_method",
-        optimization_id="e.optimization_id",
-        created_at="e.created_at",
-        last_updated_at="e.last_updated_at",
-        created_by="e.created_by",
-        last_updated_by="e.last_updated_by",
-        status="e.status",
-        experiment_scores="e.experiment_scores",
-        prompt_version="e.prompt_version",
-        prompt_versions="e.prompt_versions",
-        dataset_version_id="e.dataset_version_id",
-    )
-}
-FROM experiments AS e
-JOIN datasets AS d ON d.id = e.dataset_id AND d.workspace = e.workspace
-LEFT JOIN projects AS p ON p.id = e.project_id AND p.workspace = e.workspace
-WHERE e.id = ? AND e.workspace = ?
-"""
 FIND_EXPERIMENT = "SELECT workspace, dataset_id FROM experiments WHERE id = ?"
 INSERT_EXPERIMENT = EXPERIMENTS.insert()
 DELETE_EXPERIMENT_ITEMS = "DELETE FROM experiment_items WHERE workspace = ? AND experiment_id = ?"
@@ -57,41 +34,6 @@ def id_or_unset(key: bytes | None) -> str | UnsetType:
 
 def raw_or_unset(text: str | None) -> Raw | UnsetType:
     return UNSET if text is None else Raw(text.encode())
-
-
-def _plain(value: Any) -> Any:
-    return value
-
-
-def _or_unset(value: Any) -> Any:
-    return UNSET if value is None else value
-
-
-# How each stored column shows in the answer, by Experiment's field.
-_SHOWN: dict[str, Callable[[Any], Any]] = {
-    "id": ids.to_str,
-    "dataset_id": ids.to_str,
-    "project_id": id_or_unset,
-    "project_name": _or_unset,
-    "metadata": raw_or_unset,
-    "tags": raw_or_unset,
-    "optimization_id": id_or_unset,
-    "created_at": clock.format_instant,
-    "last_updated_at": clock.format_instant,
-    "status": _or_unset,
-    "experiment_scores": raw_or_unset,
-    "prompt_version": raw_or_unset,
-    "prompt_versions": raw_or_unset,
-    "dataset_version_id": id_or_unset,
-}
-_FIELDS = tuple((field, _SHOWN.get(field, _plain)) for field in Experiment.__struct_fields__)
-
-
-def experiment(row: Sequence[Any]) -> Experiment:
-    """The answer of a row selected by GET_EXPERIMENT's list (Experiment's fields, in order)."""
-    return Experiment(
-        **{field: show(value) for (field, show), value in zip(_FIELDS, row, strict=True)}
-    )
 
 
 async def insert_experiment(
@@ -126,13 +68,206 @@ async def create_experiment(
         await insert_experiment(w, record, datasets[name_key(record.dataset_name)], project_id)
 
 
-async def get_experiment(db: Database, workspace: str, key: bytes) -> Experiment | None:
-    rows = await db.fetch_all(GET_EXPERIMENT, (key, workspace))
-    return experiment(rows[0]) if rows else None
-
-
 async def delete_experiments(db: Database, workspace: str, keys: Sequence[bytes]) -> None:
     async with db.transaction() as conn:
         rows = [(workspace, key) for key in keys]
         await conn.executemany(DELETE_EXPERIMENT_ITEMS, rows)
         await conn.executemany(DELETE_EXPERIMENT, rows)
+
+
+# --- Find and stream -----------------------------------------------------------------------
+
+# An experiment is in a project when it is its own, or that of one of its items (or their
+# traces), as Opik's has(combined_project_ids, :project_id).
+_IN_PROJECT = """(e.project_id = ? OR EXISTS (
+    SELECT 1 FROM experiment_items AS i
+    LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id
+      AND coalesce(i.project_id, t.project_id) = ?))"""
+# A prompt's id: the prompt of the experiment's prompt version or of one of its versions.
+_HAS_PROMPT = """EXISTS (
+    SELECT 1 FROM json_each(CASE WHEN json_valid(e.prompt_versions) THEN e.prompt_versions
+                            ELSE '[]' END) AS j
+    JOIN prompt_versions AS v ON v.workspace = e.workspace
+     AND lower(hex(v.id)) = lower(replace(json_extract(j.value, '$.id'), '-', ''))
+    WHERE v.prompt_id = ?
+) OR EXISTS (
+    SELECT 1 FROM prompt_versions AS v WHERE v.workspace = e.workspace AND v.prompt_id = ?
+     AND json_valid(e.prompt_version)
+     AND lower(hex(v.id)) = lower(replace(json_extract(e.prompt_version, '$.id'), '-', ''))
+)"""
+_ITEMS_OF_E = "experiment_items AS i WHERE i.workspace = e.workspace AND i.experiment_id = e.id"
+_COST_OF_E = f"""(SELECT total(s.total_estimated_cost) FROM {
+    _ITEMS_OF_E.replace(
+        " WHERE",
+        '''
+    JOIN spans AS s ON s.trace_id = i.trace_id AND s.workspace = i.workspace WHERE''',
+    )
+})"""
+# The sort key of each sortable field; `?` is the name of a score. A missing score sorts as 0.
+SORT_KEYS = {
+    "id": "e.id",
+    "name": "e.name",
+    "created_at": "e.created_at",
+    "last_updated_at": "e.last_updated_at",
+    "created_by": "e.created_by",
+    "last_updated_by": "e.last_updated_by",
+    "tags": "coalesce(e.tags, '[]')",
+    "trace_count": f"(SELECT count(DISTINCT i.trace_id) FROM {_ITEMS_OF_E})",
+    "total_estimated_cost": _COST_OF_E,
+    "total_estimated_cost_avg": f"({_COST_OF_E} / max(1, (SELECT count(*) FROM {_ITEMS_OF_E})))",
+    "feedback_scores.": f"""coalesce((SELECT avg(f.value) FROM {
+        _ITEMS_OF_E.replace(
+            " WHERE",
+            '''
+        JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+        JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
+        WHERE f.name = ? AND''',
+        )
+    }), 0)""",
+    "experiment_scores.": """coalesce((SELECT json_extract(j.value, '$.value')
+        FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
+                       ELSE '[]' END) AS j
+        WHERE json_extract(j.value, '$.name') = ? LIMIT 1), 0)""",
+}
+
+
+def _duration_of_e(percent: int) -> str:
+    # As aggregates.DURATIONS, for the one experiment `e`; no ended trace sorts as 0.
+    low = f"({percent} * last / 100)"
+    return f"""coalesce((SELECT lo + (coalesce(hi, lo) - lo) * f FROM (
+        SELECT max(CASE WHEN k = {low} THEN ms END) AS lo,
+               max(CASE WHEN k = {low} + 1 THEN ms END) AS hi,
+               (({percent} * last) % 100 / 100.0) AS f
+        FROM (SELECT ms, row_number() OVER (ORDER BY ms) - 1 AS k, count(*) OVER () - 1 AS last
+              FROM (SELECT (t.end_time / 1000 - t.start_time / 1000) / 1000.0 AS ms
+                    FROM experiment_items AS i
+                    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+                    WHERE i.workspace = e.workspace AND i.experiment_id = e.id
+                      AND t.end_time IS NOT NULL)))), 0)"""
+
+
+SORT_KEYS |= {f"duration.p{p}": _duration_of_e(p) for p in (50, 90, 99)}
+FIND_IDS = "SELECT e.id FROM experiments AS e WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+COUNT_FOUND = "SELECT count(*) FROM experiments AS e WHERE {where}"
+FIND_PROJECT_ID = "SELECT id FROM projects WHERE workspace = ? AND name_key = ?"
+
+
+def _where(workspace: str, q: ExperimentQuery, project: bytes | None) -> tuple[str, list[Any]]:
+    conditions, params = ["e.workspace = ?"], list[Any]([workspace])
+    if q.name is not None:
+        # A part of the name, as Opik's ilike '%name%' (without its wildcards).
+        conditions.append("instr(lower(e.name), lower(?)) > 0")
+        params.append(q.name)
+    if q.before is not None:
+        conditions.append("e.id < ?")
+        params.append(q.before)
+    if project is not None:
+        conditions.append(_IN_PROJECT)
+        params += [project, project]
+    for column, value in (
+        ("dataset_id", q.dataset_id),
+        ("optimization_id", q.optimization_id),
+    ):
+        if value is not None:
+            conditions.append(f"e.{column} = ?")
+            params.append(value)
+    if q.prompt_id is not None:
+        conditions.append(f"({_HAS_PROMPT})")
+        params += [q.prompt_id, q.prompt_id]
+    if q.types is not None:
+        conditions.append(f"e.type IN ({marks(len(q.types))})")
+        params += q.types
+    if q.ids is not None:
+        conditions.append(f"e.id IN ({marks(len(q.ids))})")
+        params += q.ids
+    for f in q.filters:
+        sql, values = filters.condition(f)
+        conditions.append(f"({sql})")
+        params += values
+    if q.dataset_deleted:
+        conditions.append(
+            "NOT EXISTS (SELECT 1 FROM datasets AS d"
+            " WHERE d.id = e.dataset_id AND d.workspace = e.workspace)"
+        )
+    return " AND ".join(conditions), params
+
+
+def _order(q: ExperimentQuery) -> tuple[str, list[Any]]:
+    if q.sort is None:
+        return "e.id DESC", []
+    if q.sort in SORT_KEYS:  # duration.p50 and the plain fields
+        return f"{SORT_KEYS[q.sort]} {'DESC' if q.descending else 'ASC'}, e.id DESC", []
+    field, _, name = q.sort.partition(".")
+    key = SORT_KEYS[f"{field}."]
+    direction = "DESC" if q.descending else "ASC"
+    return f"{key} {direction}, e.id DESC", [name] if name else []
+
+
+async def find_ids(
+    db: Database, workspace: str, q: ExperimentQuery, count: bool = False
+) -> tuple[list[bytes], int]:
+    """The ids of the experiments `q` names, in its order, and (when `count`) how many match
+    in all; none when it names a project that does not exist."""
+    project = q.project_id
+    if q.project_name is not None:
+        found = await db.fetch_all(FIND_PROJECT_ID, (workspace, name_key(q.project_name)))
+        if not found:
+            return [], 0
+        project = found[0][0]
+    where, params = _where(workspace, q, project)
+    order, order_params = _order(q)
+    rows = await db.fetch_all(
+        FIND_IDS.format(where=where, order=order), [*params, *order_params, q.limit, q.offset]
+    )
+    total = 0
+    if count:
+        total = (await db.fetch_all(COUNT_FOUND.format(where=where), params))[0][0]
+    return [row[0] for row in rows], total
+
+
+# --- Update and finish ---------------------------------------------------------------------
+
+READ_FOR_UPDATE = "SELECT id, tags FROM experiments WHERE workspace = ? AND id IN ({marks})"
+FINISH = """
+UPDATE experiments SET status = 'completed', last_updated_at = ?, last_updated_by = ?
+WHERE workspace = ? AND status = 'running' AND id IN ({marks})
+"""
+
+
+async def update_experiments(
+    db: Database, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+) -> int:
+    """Applies `change` to those of `keys` the workspace holds, all or none (TooManyTags);
+    how many it changed."""
+    async with db.transaction() as conn:
+        w = Write(conn, workspace, user)
+        sql = READ_FOR_UPDATE.format(marks=marks(len(keys)))
+        rows = list(await conn.execute_fetchall(sql, (workspace, *keys)))
+        columns: dict[str, Any] = {"last_updated_at": w.now, "last_updated_by": user}
+        for column in ("name", "metadata", "type", "status"):
+            if getattr(change, column) is not None:
+                columns[column] = getattr(change, column)
+        if change.scores_given:
+            columns["experiment_scores"] = change.experiment_scores
+        for key, stored in rows:
+            values = dict(columns)
+            tags = change.tags_of(msgspec.json.decode(stored) if stored else [])
+            if tags is not None:
+                if len(tags) > MAX_TAGS:
+                    raise TooManyTags(TooManyTags.MESSAGE)
+                values["tags"] = msgspec.json.encode(tags).decode() if tags else None
+            assignments = ", ".join(f"{EXPERIMENTS.check([c])[0]} = :{c}" for c in values)
+            await conn.execute(
+                f"UPDATE experiments SET {assignments} WHERE id = :id AND workspace = :workspace",
+                {**values, "id": key, "workspace": workspace},
+            )
+        return len(rows)
+
+
+async def finish_experiments(
+    db: Database, workspace: str, user: str, keys: Sequence[bytes]
+) -> None:
+    async with db.transaction() as conn:
+        now = clock.now_ns()
+        await conn.execute(FINISH.format(marks=marks(len(keys))), (now, user, workspace, *keys))

@@ -7,8 +7,9 @@ import msgspec
 from msgspec import UNSET, Raw
 
 from app import clock, ids
+from app.dataset_records import PromptVersionRecord
 from app.prompt_payloads import PromptVersion
-from app.records import Conflict, PromptVersionRecord, name_key
+from app.records import Conflict, name_key
 from app.sqlite.connection import Database
 from app.sqlite.lookup import Row
 from app.sqlite.tables import PROMPT_VERSIONS, PROMPTS

@@ -5,16 +5,17 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
-from app.payloads import Experiment, FullItem, Item
+from app.dataset_records import DatasetItemsRecord, DatasetRecord, PromptVersionRecord
+from app.experiment_payloads import Experiment, ScoreName
+from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
-    DatasetItemsRecord,
-    DatasetRecord,
+    ExperimentChange,
+    ExperimentQuery,
     ExperimentRecord,
     ItemRecord,
     Patch,
-    PromptVersionRecord,
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
@@ -22,6 +23,7 @@ from app.records import (
     TraceUpsert,
 )
 from app.sqlite import (
+    aggregates,
     bulk,
     compare,
     datasets,
@@ -79,7 +81,27 @@ class SqliteStore:
         await experiments.create_experiment(self.db, workspace, user, record)
 
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
-        return await experiments.get_experiment(self.db, workspace, key)
+        found = await aggregates.experiments(self.db, workspace, [key])
+        return found[0] if found else None
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        keys, total = await experiments.find_ids(self.db, workspace, query, count)
+        return await aggregates.experiments(self.db, workspace, keys), total
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        return await experiments.update_experiments(self.db, workspace, user, keys, change)
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        await experiments.finish_experiments(self.db, workspace, user, keys)
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        return await aggregates.score_names(self.db, workspace, keys, project)
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         await experiments.delete_experiments(self.db, workspace, keys)

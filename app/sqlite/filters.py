@@ -1,0 +1,84 @@
+"""Find's filters as SQL conditions on `experiments AS e` (opik-reference/experiments.md §7):
+text comparisons case-insensitive on metadata, case-sensitive on ids; scores compare the
+experiment's average (CONTRACT.md, "Experiments resource")."""
+
+from typing import Any
+
+from app.filters import json_path
+from app.records import Filter
+
+_UUID_TEXT = (
+    "lower(substr(hex({c}), 1, 8) || '-' || substr(hex({c}), 9, 4) || '-' || "
+    "substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
+)
+_METADATA = "CASE WHEN json_valid(e.metadata) THEN e.metadata END"
+_SCORE_AVERAGE = """(SELECT avg(f.value) FROM experiment_items AS i
+    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id AND lower(f.name) = lower(?))"""
+_EXPERIMENT_SCORE = """(SELECT json_extract(j.value, '$.value')
+    FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
+                   ELSE '[]' END) AS j
+    WHERE lower(json_extract(j.value, '$.name')) = lower(?) LIMIT 1)"""
+_TAGS = "json_each(CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END)"
+
+
+def _text(value_sql: str, operator: str, value: str, fold: bool) -> tuple[str, list[Any]]:
+    v = f"lower({value_sql})" if fold else value_sql
+    p = "lower(?)" if fold else "?"
+    conditions = {
+        "contains": (f"instr({v}, {p}) > 0", 1),
+        "not_contains": (f"coalesce(instr({v}, {p}), 0) = 0", 1),
+        "starts_with": (f"substr({v}, 1, length({p})) = {p}", 2),
+        "ends_with": (
+            f"(length({v}) >= length({p}) AND substr({v}, length({v}) - length({p}) + 1) = {p})",
+            3,
+        ),
+        "=": (f"{v} = {p}", 1),
+        "!=": (f"coalesce({v} <> {p}, 1)", 1),
+        ">": (f"{v} > {p}", 1),
+        "<": (f"{v} < {p}", 1),
+    }
+    sql, count = conditions[operator]
+    return sql, [value] * count
+
+
+_NUMBER = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def condition(f: Filter) -> tuple[str, list[Any]]:
+    """The filter's condition and its parameters; "1" for one that find ignores."""
+    if f.field == "project_id":
+        return "1", []
+    if f.field == "dataset_id":
+        return _text(_UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, fold=False)
+    if f.field == "metadata":
+        # The path as an SQL literal (json_path's text, quotes doubled), not a parameter:
+        # each use of it is then one expression, whatever the operator.
+        path = "'" + json_path(f.key).replace("'", "''") + "'"
+        raw = f"json_extract({_METADATA}, {path})"
+        value = f"CAST({raw} AS TEXT)"
+        if f.operator in ("is_empty", "is_not_empty"):
+            empty = f"coalesce({value} IN ('', 'null'), 1)"
+            return (empty if f.operator == "is_empty" else f"NOT {empty}"), []
+        if f.operator in (">", "<"):
+            try:
+                number = float(f.value)
+            except ValueError:
+                return "0", []  # Opik's toFloat64OrNull: no number, no match
+            numeric = f"json_type({_METADATA}, {path}) IN ('integer', 'real')"
+            return f"({numeric} AND {raw} {f.operator} ?)", [number]
+        return _text(value, f.operator, f.value, fold=True)
+    if f.field == "tags":
+        if f.operator in ("is_empty", "is_not_empty"):
+            empty = f"NOT EXISTS (SELECT 1 FROM {_TAGS})"
+            return (empty if f.operator == "is_empty" else f"NOT {empty}"), []
+        match = "value = ?" if f.operator in ("=", "!=") else "instr(lower(value), lower(?)) > 0"
+        exists = f"EXISTS (SELECT 1 FROM {_TAGS} WHERE {match})"
+        return (exists if f.operator in ("=", "contains") else f"NOT {exists}"), [f.value]
+    score = _SCORE_AVERAGE if f.field == "feedback_scores" else _EXPERIMENT_SCORE
+    if f.operator == "is_empty":
+        return f"{score} IS NULL", [f.key]
+    if f.operator == "is_not_empty":
+        return f"{score} IS NOT NULL", [f.key]
+    return f"{score} {_NUMBER[f.operator]} ?", [f.key, f.number]
