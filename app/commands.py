@@ -334,6 +334,8 @@ def run_push(args: argparse.Namespace) -> int:
     print(
         f"pushed {what} of {database} to {target}: {_count(pushed.experiments, 'experiment')} "
         f"created and {pushed.existing:,} there already, {_count(pushed.items, 'item')}, "
+        f"{_count(pushed.datasets, 'dataset')} created and {pushed.existing_datasets:,} there "
+        f"already, {_count(pushed.dataset_items, 'dataset item')}, "
         f"{_count(pushed.requests, 'request')}, in {pushed.seconds:.2f} s ({rate:,.0f} items/s); "
         f"checkpoint {checkpoint}"
     )

@@ -3,8 +3,12 @@
 Each line is one object with one key, the record's kind, around the record in the API's own
 shape: `{"experiment": {...}}` is what GET /v1/private/experiments/{id} answers,
 `{"experiment_item": {...}}` what GET /v1/private/experiments/items/{id} answers (without the
-trace's `trace_visibility_mode`, which the trace line carries). Kinds come in dependency
-order, and a line without a kind is an item as POST /v1/private/experiments/items takes it.
+trace's `trace_visibility_mode`, which the trace line carries), `{"dataset": {...}}` what
+GET /v1/private/datasets/{id} answers without its counts (computed, never stored) and
+`{"dataset_item": {...}}` a DatasetItem as GET /v1/private/datasets/{id}/items shows it. Kinds
+come in dependency order, and a line without a kind is an item as POST
+/v1/private/experiments/items takes it. Prompts and their versions are not in the file: no
+route writes them yet.
 
 These Structs live here rather than in payloads.py because no endpoint reads or writes them:
 they are a file format, and keeping them out of payloads.py keeps them out of the OpenAPI
@@ -21,6 +25,7 @@ from typing import Literal, get_args
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from app.dataset_payloads import DatasetType, ItemSource, Visibility
 from app.payloads import (
     EvaluationMethod,
     ExperimentStatus,
@@ -31,7 +36,15 @@ from app.payloads import (
 )
 
 Kind = Literal[
-    "project", "dataset", "experiment", "trace", "span", "feedback_score", "experiment_item"
+    "project",
+    "dataset",
+    "experiment",
+    "trace",
+    "span",
+    "feedback_score",
+    "span_feedback_score",
+    "dataset_item",
+    "experiment_item",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)  # dependency order: what a line names comes first
 LINE_END = b"\n"
@@ -42,10 +55,50 @@ _INSTANT_RULE = "must be an instant like 2024-01-15T09:30:00.123456789Z"
 
 
 class NamedLine(Struct, kw_only=True):
-    """A project or a dataset: a name in a workspace, matched case-insensitively."""
+    """A project: a name in a workspace, matched case-insensitively."""
 
     id: str
     name: str
+    created_at: str
+    last_updated_at: str
+    created_by: str
+    last_updated_by: str
+
+
+class DatasetLine(Struct, kw_only=True):
+    """A dataset as GET /v1/private/datasets/{id} answers it (dataset_payloads.Dataset, in
+    its order) without its counts. A file of schema version 1 has only the id, the name and
+    the audit fields: the others have the defaults that POST /v1/private/datasets gives."""
+
+    id: str
+    name: str
+    project_id: str | UnsetType = UNSET
+    type: DatasetType = "dataset"
+    visibility: Visibility = "private"
+    tags: list[str] | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    created_at: str
+    created_by: str
+    last_updated_at: str
+    last_updated_by: str
+
+
+class DatasetItemLine(Struct, kw_only=True):
+    """A dataset item as dataset_payloads.DatasetItem shows it, in its order, but that
+    `tags` is left out when none were given (GET shows []), so that none stays none;
+    `dataset_item_id` repeats `id` and is only written."""
+
+    id: str
+    dataset_item_id: str | UnsetType = UNSET
+    trace_id: str | UnsetType = UNSET
+    span_id: str | UnsetType = UNSET
+    source: ItemSource
+    data: Json
+    description: str | UnsetType = UNSET
+    tags: list[str] | UnsetType = UNSET
+    evaluators: Json | UnsetType = UNSET
+    execution_policy: Json | UnsetType = UNSET
+    dataset_id: str
     created_at: str
     last_updated_at: str
     created_by: str
@@ -148,6 +201,21 @@ class ScoreLine(Struct, kw_only=True):
     last_updated_by: str
 
 
+class SpanScoreLine(Struct, kw_only=True):
+    """A feedback score of a span: ScoreLine with its span's id."""
+
+    span_id: str
+    name: str
+    category_name: str | UnsetType = UNSET
+    value: float
+    reason: str | UnsetType = UNSET
+    source: str
+    created_at: str
+    last_updated_at: str
+    created_by: str
+    last_updated_by: str
+
+
 class ItemLine(Struct, kw_only=True):
     """An experiment item: payloads.Item as exported, or payloads.ItemWrite as POSTed. The
     four audit fields come all together, kept as they are, or not at all, and then the item is
@@ -166,18 +234,30 @@ class ItemLine(Struct, kw_only=True):
     project_name: str | UnsetType | None = UNSET  # only read, as in POST
 
 
-Record = NamedLine | ExperimentLine | TraceLine | SpanLine | ScoreLine | ItemLine
+Record = (
+    NamedLine
+    | DatasetLine
+    | ExperimentLine
+    | TraceLine
+    | SpanLine
+    | ScoreLine
+    | SpanScoreLine
+    | DatasetItemLine
+    | ItemLine
+)
 
 
 class Line(Struct):
     """One line of the file: exactly one of these is set."""
 
     project: NamedLine | None = None
-    dataset: NamedLine | None = None
+    dataset: DatasetLine | None = None
     experiment: ExperimentLine | None = None
     trace: TraceLine | None = None
     span: SpanLine | None = None
     feedback_score: ScoreLine | None = None
+    span_feedback_score: SpanScoreLine | None = None
+    dataset_item: DatasetItemLine | None = None
     experiment_item: ItemLine | None = None
 
 

@@ -1,6 +1,6 @@
-"""Push: a workspace's experiments and items, or one experiment's, copied to another server
-that speaks this API (another experiment-items, or an Opik deployment), as the Opik SDK
-would send them."""
+"""Push: a workspace's datasets with their items, experiments and experiment items, or one
+experiment's, copied to another server that speaks this API (another experiment-items, or an
+Opik deployment), as the Opik SDK would send them."""
 
 import gzip
 import hashlib
@@ -16,13 +16,16 @@ import msgspec
 from msgspec import UNSET
 
 from app import __version__, ids
-from app.lines import ExperimentLine
+from app.dataset_payloads import DatasetItemWrite, DatasetWrite
+from app.lines import DatasetItemLine, DatasetLine, ExperimentLine, NamedLine
 from app.payloads import ExperimentWrite, encoder
 from app.progress import Progress
 from app.sqlite import checkpoint
 from app.sqlite.checkpoint import Checkpoint
 from app.store import Snapshot, snapshot
 
+DATASETS_PATH = "/v1/private/datasets"
+DATASET_ITEMS_PATH = "/v1/private/datasets/items"
 EXPERIMENTS_PATH = "/v1/private/experiments"
 ITEMS_PATH = "/v1/private/experiments/items"
 ITEMS_PER_REQUEST = 1000  # the most POST /v1/private/experiments/items takes
@@ -36,6 +39,10 @@ UNNAMED_WORKSPACE = "(unnamed: the key's, or the default)"
 # What POST /v1/private/experiments takes of an experiment, but its project's id: the
 # target's projects have ids of their own, and `project_name` finds or makes one there.
 EXPERIMENT_FIELDS = tuple(f for f in ExperimentWrite.__struct_fields__ if f != "project_id")
+# The same for a dataset: POST /v1/private/datasets, its project by name.
+DATASET_FIELDS = tuple(f for f in DatasetWrite.__struct_fields__ if f != "project_id")
+# What PUT /v1/private/datasets/items takes of an item; its dataset goes by name beside it.
+DATASET_ITEM_FIELDS = DatasetItemWrite.__struct_fields__
 
 
 class PushError(Exception):
@@ -63,11 +70,14 @@ class Target:
 @dataclass
 class Pushed:
     """What a push sent: experiments created, experiments the target had already (409),
-    items, and the requests that took."""
+    items, the same of datasets and their items, and the requests that took."""
 
     experiments: int = 0
     existing: int = 0
     items: int = 0
+    datasets: int = 0
+    existing_datasets: int = 0
+    dataset_items: int = 0
     requests: int = 0
     seconds: float = 0.0
 
@@ -86,18 +96,91 @@ def push(
     checkpoint_path: Path,
     progress: Progress,
 ) -> Pushed:
-    """Sends what the target has not received as it is now: every experiment first, then the
-    items, ITEMS_PER_REQUEST a request, each acknowledged request recorded in the checkpoint."""
+    """Sends what the target has not received as it is now: every dataset first, then their
+    items, every experiment, then the experiment items, ITEMS_PER_REQUEST a request, each
+    acknowledged request recorded in the checkpoint."""
     started, pushed = time.monotonic(), Pushed()
     with (
         snapshot(database, workspace, experiment) as snap,
         checkpoint.opened(checkpoint_path, target.fed_from(workspace)) as done,
     ):
+        datasets = _push_datasets(snap, target, done, pushed)
+        _push_dataset_items(snap, target, done, pushed, datasets)
         _push_experiments(snap, target, done, pushed)
         _push_items(snap, target, done, pushed, progress)
     progress.done()
     pushed.seconds = time.monotonic() - started
     return pushed
+
+
+def _push_datasets(
+    snap: Snapshot, target: Target, done: Checkpoint, pushed: Pushed
+) -> dict[str, str]:
+    """Each dataset, by one POST /v1/private/datasets (409, there already, is fine); the name
+    of each dataset by its id, which its items are sent with: the target may hold a dataset of
+    that name under another id."""
+    projects = {
+        p.id: p.name for page in snap.pages("project") for p in page if isinstance(p, NamedLine)
+    }
+    names: dict[str, str] = {}
+    for page in snap.pages("dataset"):
+        datasets = [d for d in page if isinstance(d, DatasetLine)]
+        names.update((d.id, d.name) for d in datasets)
+        bodies = {_key(d.id): _dataset_body(d, projects) for d in datasets}
+        for key, body_digest in done.unsent(bodies).items():
+            status = _post(target, DATASETS_PATH, bodies[key], pushed, accepted=(201, 409))
+            pushed.datasets += status == 201
+            pushed.existing_datasets += status == 409
+            done.record({key: body_digest})
+    return names
+
+
+def _dataset_body(dataset: DatasetLine, projects: dict[str, str]) -> bytes:
+    fields = {name: getattr(dataset, name) for name in DATASET_FIELDS if name != "project_name"}
+    if isinstance(dataset.project_id, str) and dataset.project_id in projects:
+        fields["project_name"] = projects[dataset.project_id]
+    return encoder.encode({name: value for name, value in fields.items() if value is not UNSET})
+
+
+def _push_dataset_items(
+    snap: Snapshot, target: Target, done: Checkpoint, pushed: Pushed, datasets: dict[str, str]
+) -> None:
+    """The items of each dataset, up to ITEMS_PER_REQUEST a PUT /v1/private/datasets/items,
+    their dataset by name. Items whose dataset was deleted (they outlive it) stay here."""
+    waiting: dict[str, dict[bytes, tuple[bytes, bytes]]] = {}  # by dataset name
+    for page in snap.pages("dataset_item"):
+        items = [i for i in page if isinstance(i, DatasetItemLine) and i.dataset_id in datasets]
+        bodies = {_key(i.id): _dataset_item_body(i) for i in items}
+        dataset_of = {_key(i.id): datasets[i.dataset_id] for i in items}
+        # The dataset's name is in what the checkpoint holds: an item moved is sent again.
+        sent_as = {key: dataset_of[key].encode() + b"\0" + body for key, body in bodies.items()}
+        for key, body_digest in done.unsent(sent_as).items():
+            name = dataset_of[key]
+            group = waiting.setdefault(name, {})
+            group[key] = (bodies[key], body_digest)
+            if len(group) == ITEMS_PER_REQUEST:
+                _send_dataset_items(target, done, pushed, name, waiting.pop(name))
+    for name, group in waiting.items():
+        _send_dataset_items(target, done, pushed, name, group)
+
+
+def _dataset_item_body(item: DatasetItemLine) -> bytes:
+    fields = {name: getattr(item, name) for name in DATASET_ITEM_FIELDS}
+    return encoder.encode({name: value for name, value in fields.items() if value is not UNSET})
+
+
+def _send_dataset_items(
+    target: Target,
+    done: Checkpoint,
+    pushed: Pushed,
+    dataset_name: str,
+    waiting: dict[bytes, tuple[bytes, bytes]],
+) -> None:
+    head = b'{"dataset_name":' + encoder.encode(dataset_name) + b',"items":['
+    body = head + b",".join(b for b, _ in waiting.values()) + b"]}"
+    _post(target, DATASET_ITEMS_PATH, body, pushed, accepted=(200, 204), method="PUT")
+    done.record({key: body_digest for key, (_, body_digest) in waiting.items()})
+    pushed.dataset_items += len(waiting)
 
 
 def _push_experiments(snap: Snapshot, target: Target, done: Checkpoint, pushed: Pushed) -> None:
@@ -149,16 +232,23 @@ def _send_items(
     waiting.clear()
 
 
-def _post(target: Target, path: str, body: bytes, pushed: Pushed, accepted: Collection[int]) -> int:
+def _post(
+    target: Target,
+    path: str,
+    body: bytes,
+    pushed: Pushed,
+    accepted: Collection[int],
+    method: str = "POST",
+) -> int:
     url = target.url + path
-    status, answer = _send(_request(target, url, body))
+    status, answer = _send(_request(target, url, body, method))
     pushed.requests += 1
     if status not in accepted:
-        raise PushError(f"POST {url} answered {status}: {_message(answer)}")
+        raise PushError(f"{method} {url} answered {status}: {_message(answer)}")
     return status
 
 
-def _request(target: Target, url: str, body: bytes) -> urllib.request.Request:
+def _request(target: Target, url: str, body: bytes, method: str) -> urllib.request.Request:
     headers = {
         "Content-Type": "application/json",
         "Accept": "application/json",
@@ -171,7 +261,7 @@ def _request(target: Target, url: str, body: bytes) -> urllib.request.Request:
         headers["Authorization"] = target.api_key
     if target.workspace:
         headers["Comet-Workspace"] = target.workspace
-    return urllib.request.Request(url, data=body, headers=headers, method="POST")
+    return urllib.request.Request(url, data=body, headers=headers, method=method)
 
 
 def _send(request: urllib.request.Request) -> tuple[int, bytes]:

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app import clock, lines
+from app.dataset_payloads import Dataset, DatasetItem
 from app.experiment_payloads import Experiment
 from app.lines import BadLine, ItemLine, NamedLine, parse_instant
 
@@ -54,15 +55,20 @@ def test_a_record_encodes_as_one_line_that_decodes_to_it() -> None:
         id="x", name="n", created_at=at, last_updated_at=at, created_by="a", last_updated_by="b"
     )
 
-    line = lines.encode("dataset", record)
+    line = lines.encode("project", record)
 
     assert line.endswith(b"}\n")
     assert line.count(b"\n") == 1
-    assert lines.decode(line) == ("dataset", record)
+    assert lines.decode(line) == ("project", record)
     with pytest.raises(BadLine, match="one record a line, not project, dataset"):
-        lines.decode(
-            b'{"project":' + line[len(b'{"dataset":') : -2] + b',"dataset":' + line[11:-2] + b"}"
-        )
+        lines.decode(line[:-2] + b',"dataset":' + line[len(b'{"project":') : -2] + b"}")
+
+
+def test_the_dataset_lines_have_the_fields_of_the_api_views_in_their_order() -> None:
+    counts = {f for f in Dataset.__struct_fields__ if f.endswith(("_count", "experiment_at"))}
+    shown = tuple(f for f in Dataset.__struct_fields__ if f not in counts)
+    assert lines.DatasetLine.__struct_fields__ == shown
+    assert lines.DatasetItemLine.__struct_fields__ == DatasetItem.__struct_fields__
 
 
 def test_the_experiment_line_has_the_stored_fields_of_the_api_experiment_in_its_order() -> None:

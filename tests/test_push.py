@@ -35,13 +35,24 @@ class Source:
     experiments: list[dict[str, Any]]
     items: list[dict[str, Any]]
     project_of: dict[str, str] = field(default_factory=dict)  # item id: project name
+    dataset: dict[str, Any] = field(default_factory=dict)
+    dataset_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _source(folder: Path) -> Source:
     """Experiments and items loaded by `import`: items named by their trace's project, and
     one in ten by a project of its own."""
     demo, other = ({"id": new_id(), "name": name, **AUDIT} for name in ("Demo", "Other"))
-    dataset = {"id": new_id(), "name": "QA", **AUDIT}
+    dataset = {
+        "id": new_id(), "name": "QA", "project_id": demo["id"], "tags": ["gold"],
+        "description": "questions", **AUDIT,
+    }  # fmt: skip
+    dataset_items = [
+        {"id": new_id(), "source": "sdk", "data": {"q": n}, "tags": ["t"], "description": "d",
+         "dataset_id": dataset["id"], **AUDIT}
+        for n in range(3)
+    ]  # fmt: skip
+    orphan = {**dataset_items[0], "id": new_id(), "dataset_id": new_id()}  # dataset deleted
     experiments: list[dict[str, Any]] = [
         {
             "id": new_id(), "dataset_name": "QA", "dataset_id": dataset["id"],
@@ -70,11 +81,12 @@ def _source(folder: Path) -> Source:
         project_of[items[-1]["id"]] = "Other" if own else "Demo"
     lines: list[dict[str, Any]] = [{"project": demo}, {"project": other}, {"dataset": dataset}]
     lines += [{"experiment": e} for e in experiments] + [{"trace": t} for t in traces]
+    lines += [{"dataset_item": i} for i in [*dataset_items, orphan]]
     lines += [{"experiment_item": i} for i in items]
     file, db = folder / "source.jsonl", folder / "source.db"
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert run("import", "--db", str(db), str(file)).returncode == 0
-    return Source(db, experiments, items, project_of)
+    return Source(db, experiments, items, project_of, dataset, dataset_items)
 
 
 @pytest.fixture
@@ -123,15 +135,21 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
         with httpx.Client(base_url=f"{url}{API}", headers={"Authorization": KEY}) as client:
             experiments = [client.get(f"/experiments/{e['id']}") for e in source.experiments]
             items = [client.get(f"/experiments/items/{i['id']}") for i in source.items]
+            dataset = client.get(f"/datasets/{source.dataset['id']}").json()
+            dataset_items = client.get(f"/datasets/{source.dataset['id']}/items").json()
 
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(
         f"pushed workspace default of {source.db} to {url}/api workspace team: 3 experiments "
-        "created and 0 there already, 2,500 items, 6 requests, in "
-    )
+        "created and 0 there already, 2,500 items, 1 dataset created and 0 there already, "
+        "3 dataset items, 8 requests, in "
+    )  # the dataset, its items in one, then 3 experiments, then items in 3
     assert requests_after_first == 6  # 3 experiments, then items in 3 requests
     assert second.returncode == 0, second.stderr
-    assert ": 0 experiments created and 0 there already, 0 items, 0 requests, in" in second.stdout
+    assert (
+        ": 0 experiments created and 0 there already, 0 items, 0 datasets created and 0 there "
+        "already, 0 dataset items, 0 requests, in"
+    ) in second.stdout
     assert requests_after_second == requests_after_first
     for sent, answer in zip(source.experiments, experiments, strict=True):
         assert answer.status_code == 200
@@ -148,6 +166,11 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
             assert got[name] == sent[name], name
         assert got["created_by"] == "pusher"
     assert project_names(tmp_path / "target.db", "team") == source.project_of
+    assert (dataset["tags"], dataset["description"]) == (["gold"], "questions")
+    assert dataset["dataset_items_count"] == 3
+    sent_items = {i["id"]: i["data"] for i in source.dataset_items}
+    assert {i["id"]: i["data"] for i in dataset_items["content"]} == sent_items
+    assert {i["created_by"] for i in dataset_items["content"]} == {"pusher"}
 
 
 def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: Path) -> None:
@@ -168,9 +191,11 @@ def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: 
         f"Experiment item '{taken['id']}' belongs to another workspace\n"
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert ": 0 experiments created and 0 there already, 1,500 items, 2 requests, in" in (
-        resumed.stdout
+    resumed_what = (
+        ": 0 experiments created and 0 there already, 1,500 items, 0 datasets created and "
+        "0 there already, 0 dataset items, 2 requests, in"
     )
+    assert resumed_what in resumed.stdout
     assert set(project_names(tmp_path / "target.db", "team")) == set(source.project_of)
 
 
@@ -209,7 +234,7 @@ def test_a_wrong_api_key_is_one_line_and_exit_code_1(source: Source, tmp_path: P
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"experiment-items: error: POST {url}/api/v1/private/experiments answered 401: "
+        f"experiment-items: error: POST {url}/api/v1/private/datasets answered 401: "
         "API key is missing or unknown\n"
     )
     assert forbidden.returncode == 1
@@ -263,15 +288,15 @@ def test_a_failing_server_is_one_line_and_exit_code_1(
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"experiment-items: error: POST {stub.url}/api/v1/private/experiments answered "
+        f"experiment-items: error: POST {stub.url}/api/v1/private/datasets answered "
         f"{status}: the database is on fire\n"
     )
     assert len(stub.requests) == tries  # a 503 may pass: it is tried again
     path, headers, _ = stub.requests[0]
-    assert path == "/api/v1/private/experiments"
+    assert path == "/api/v1/private/datasets"  # datasets go first
     assert headers["Authorization"] == KEY
     assert headers["Comet-Workspace"] == "team"
-    assert headers["Content-Encoding"] == "gzip"  # bodies of 256 bytes or more, as the SDK
+    assert "Content-Encoding" not in headers  # gzip from 256 bytes on, as the SDK: not this
 
 
 def test_push_needs_a_url_it_can_use(source: Source) -> None:

@@ -29,8 +29,11 @@ TABLES = {
     "traces": "id",
     "spans": "id",
     "feedback_scores": "trace_id, name",
+    "span_feedback_scores": "span_id, name",
+    "dataset_items": "id",
     "experiment_items": "id",
 }
+DATASET_ITEMS = 3
 
 
 @dataclass(frozen=True)
@@ -105,18 +108,57 @@ def _run_of(client: httpx.Client, n: int) -> str:
     return experiment_id
 
 
+def _datasets_of(client: httpx.Client) -> None:
+    """Dataset QA with its project, description, tags and items, and an empty other one."""
+    qa = {"name": "QA", "project_name": "Demo", "description": "questions", "tags": ["a", "b"]}
+    assert client.post(f"{API}/datasets", json=qa).status_code == 201
+    suite = {"name": "Suite", "type": "evaluation_suite", "visibility": "public"}
+    assert client.post(f"{API}/datasets", json=suite).status_code == 201
+    items = [
+        {"id": new_id(), "source": "sdk", "data": {"q": "2+2?", "a": 4}, "tags": ["math"],
+         "description": "sums"},
+        {"id": new_id(), "source": "manual", "data": {"q": "line\nbreak"},
+         "execution_policy": {"runs_per_item": 3, "pass_threshold": 2}},
+        {"id": new_id(), "source": "trace", "trace_id": new_id(), "data": {"q": "from a trace"}},
+    ]  # fmt: skip
+    upload = {"dataset_name": "QA", "items": items}
+    response = client.put(f"{API}/datasets/items", json=upload)
+    assert response.status_code == 204, response.text
+
+
+def _direct_rows_of(db: Path) -> None:
+    """No route writes span feedback scores yet: two rows written as the store would; and
+    evaluators, which PUT .../datasets/items refuses unless null (a bug of that route?)."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "UPDATE dataset_items SET evaluators = ? WHERE source = 'manual'",
+            ('[{"name": "exact",\n "type": "llm_judge"}]',),
+        )
+        spans = conn.execute("SELECT id FROM spans WHERE workspace = 'default' LIMIT 2")
+        for n, (span_id,) in enumerate(spans.fetchall()):
+            conn.execute(
+                "INSERT INTO span_feedback_scores VALUES (?, ?, 'default', ?, ?, ?, 'sdk', "
+                "?, 'ann', ?, 'bob')",
+                (span_id, f"s{n}", "good" if n else None, 0.25 * n, "why" if n else None,
+                 1705311000_123456789, 1705311000_987654321),
+            )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
-    """10,000 items of 10 experiments written through a real server, another workspace's
-    data beside them, and the export of workspace `default`."""
+    """10,000 items of 10 experiments written through a real server, datasets with items,
+    span scores, another workspace's data beside them, and the export of workspace
+    `default`."""
     folder = tmp_path_factory.mktemp("source")
     db = folder / "items.db"
     with running_server(db, "--no-access-log") as url, httpx.Client(base_url=url) as client:
+        _datasets_of(client)
         experiment_ids = [_run_of(client, n) for n in range(EXPERIMENTS)]
         own_project = item(experiment_id=experiment_ids[0], project_name="Elsewhere")
         assert client.post(f"{API}/experiments/items", json=batch(own_project)).status_code == 204
         other = {"Comet-Workspace": "other"}
         assert client.post(f"{API}/experiments/items", json=batch(item()), headers=other)
+    _direct_rows_of(db)
     export = folder / "items.jsonl"
     result = run("export", "--db", str(db), "--output", str(export))
     assert result.returncode == 0, result.stderr
@@ -149,6 +191,9 @@ def test_a_round_trip_through_a_fresh_database_keeps_every_row_and_byte(
     found = rows(fresh)
     assert len(found["experiment_items"]) == EXPERIMENTS * ITEMS_PER_EXPERIMENT + 1
     assert len(found["spans"]) == 2 * EXPERIMENTS * ITEMS_PER_EXPERIMENT
+    assert len(found["dataset_items"]) == DATASET_ITEMS
+    assert len(found["span_feedback_scores"]) == 2
+    assert len(found["datasets"]) == 2
     assert rows(fresh, "other") == {table: [] for table in TABLES}
     print(
         f"\ntransfer: {line_count:,} lines; import {line_count / import_seconds:,.0f} lines/s, "
@@ -163,7 +208,26 @@ def test_the_export_holds_each_kind_in_dependency_order_in_the_api_shapes(
     kinds = [next(iter(line)) for line in lines]
 
     order = ["project", "dataset", "experiment", "trace", "span", "feedback_score"]
-    assert list(dict.fromkeys(kinds)) == [*order, "experiment_item"]
+    later = ["span_feedback_score", "dataset_item", "experiment_item"]
+    assert list(dict.fromkeys(kinds)) == [*order, *later]
+    qa = next(line["dataset"] for line in lines if line.get("dataset", {}).get("name") == "QA")
+    assert list(qa) == [
+        "id", "name", "project_id", "type", "visibility", "tags", "description", "created_at",
+        "created_by", "last_updated_at", "last_updated_by",
+    ]  # fmt: skip
+    assert (qa["tags"], qa["description"], qa["type"]) == (["a", "b"], "questions", "dataset")
+    dataset_items = [line["dataset_item"] for line in lines if "dataset_item" in line]
+    first = next(i for i in dataset_items if i["source"] == "sdk")
+    assert list(first) == [
+        "id", "dataset_item_id", "source", "data", "description", "tags", "dataset_id",
+        "created_at", "last_updated_at", "created_by", "last_updated_by",
+    ]  # fmt: skip
+    assert (first["dataset_item_id"], first["dataset_id"]) == (first["id"], qa["id"])
+    assert first["data"] == {"q": "2+2?", "a": 4}
+    policy = next(i["execution_policy"] for i in dataset_items if "execution_policy" in i)
+    assert policy == {"runs_per_item": 3, "pass_threshold": 2}
+    score = next(line["span_feedback_score"] for line in lines if "span_feedback_score" in line)
+    assert score["created_at"] == "2024-01-15T09:30:00.123456789Z"
     assert all(len(line) == 1 for line in lines)
     experiment = next(line["experiment"] for line in lines if "experiment" in line)
     assert list(experiment) == [
@@ -422,3 +486,64 @@ def test_a_byte_order_mark_before_the_first_line_is_no_bad_line(tmp_path: Path) 
 
     assert result.returncode == 0, result.stdout
     assert len(rows(db)["experiment_items"]) == 1
+
+
+def dataset_item(dataset_id: str, **fields: Any) -> dict[str, Any]:
+    """A dataset item line's record."""
+    at = "2024-01-15T09:30:00Z"
+    audit = {"created_at": at, "last_updated_at": at, "created_by": "a", "last_updated_by": "a"}
+    line = {"id": new_id(), "source": "sdk", "data": {"q": 1}, "dataset_id": dataset_id}
+    return {**line, **audit, **fields}
+
+
+def test_a_dataset_item_or_span_score_with_another_workspaces_id_is_rejected(
+    tmp_path: Path,
+) -> None:
+    db, dataset = tmp_path / "items.db", named("D")
+    theirs = dataset_item(dataset["id"])
+    score = {
+        "span_id": new_id(), "name": "s", "value": 1.0, "source": "sdk",
+        **{k: v for k, v in named("x").items() if k not in ("id", "name")},
+    }  # fmt: skip
+    other = write_lines(
+        tmp_path / "other.jsonl",
+        {"dataset": dataset},
+        {"dataset_item": theirs},
+        {"span_feedback_score": score},
+    )
+    assert run("import", "--db", str(db), "--workspace", "other", str(other)).returncode == 0
+    mine = named("Mine")
+    file = write_lines(
+        tmp_path / "mine.jsonl",
+        {"dataset": mine},
+        {"dataset_item": {**theirs, "dataset_id": mine["id"]}},
+        {"dataset_item": dataset_item(dataset["id"])},
+        {"span_feedback_score": score},
+        {"dataset_item": dataset_item(mine["id"])},
+    )
+
+    result = run("import", "--db", str(db), str(file))
+
+    assert result.returncode == 1
+    assert lines_of(result.stdout)[1:] == [
+        f"  line 2: id {theirs['id']} belongs to another workspace",
+        f"  line 3: dataset_id {dataset['id']} belongs to another workspace",
+        f"  line 4: span_id {score['span_id']} belongs to another workspace",
+    ]
+    assert len(rows(db)["dataset_items"]) == 1
+    assert rows(db, "other")["dataset_items"][0][2] == ids.parse(dataset["id"])
+
+
+def test_a_dataset_line_of_an_older_file_gets_the_defaults(tmp_path: Path) -> None:
+    db, out = tmp_path / "items.db", tmp_path / "out.jsonl"
+    old = named("Old")  # id, name and audit fields only, as schema version 1 wrote it
+    file = write_lines(tmp_path / "old.jsonl", {"dataset": old})
+
+    result = run("import", "--db", str(db), str(file))
+    run("export", "--db", str(db), "-o", str(out))
+
+    assert result.returncode == 0, result.stdout
+    (line,) = [json.loads(text) for text in out.read_text().splitlines()]
+    assert line == {"dataset": {**old, "type": "dataset", "visibility": "private"}}
+    (row,) = rows(db)["datasets"]
+    assert row[8:] == (None, None, None, "dataset", "private")

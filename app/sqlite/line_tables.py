@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
@@ -89,6 +90,18 @@ def _shown_none(value: object) -> object:
     return UNSET
 
 
+_tags = msgspec.json.Decoder(list[str])
+
+
+def _stored_tags(value: list[str] | UnsetType) -> str | None:
+    # As dataset_checks.tags_text writes them, but in the order given, repeats kept: as given.
+    return None if value is UNSET else msgspec.json.encode(value).decode()
+
+
+def _shown_tags(text: str | None) -> list[str] | UnsetType:
+    return UNSET if text is None else _tags.decode(text)
+
+
 PLAIN = _Codec(_stored_plain, _shown_plain)
 _CODECS = {
     "id": _Codec(_stored_id, id_or_unset),
@@ -96,8 +109,10 @@ _CODECS = {
     "instant": _Codec(_stored_instant, _shown_instant),
     "json": _Codec(json_text, _shown_json),
     "name": _Codec(_stored_name, _shown_plain),
+    "tags": _Codec(_stored_tags, _shown_tags),  # a JSON array of strings, as datasets keep it
     "hidden": _Codec(lambda mode: int(mode == "hidden"), lambda on: "hidden" if on else "default"),
     "joined": _Codec(None, _shown_plain),  # read from another table: a name beside its id
+    "joined_id": _Codec(None, id_or_unset),  # an id read again: DatasetItem's dataset_item_id
     "write_only": _Codec(None, _shown_none),  # only read from the file, as POST reads it
 }
 ITEM_AUDIT = ("created_at", "last_updated_at", "created_by", "last_updated_by")

@@ -13,6 +13,8 @@ from msgspec import UNSET
 from app import ids
 from app.lines import (
     KINDS,
+    DatasetItemLine,
+    DatasetLine,
     ExperimentLine,
     ItemLine,
     Kind,
@@ -20,8 +22,8 @@ from app.lines import (
     Record,
     ScoreLine,
     SpanLine,
+    SpanScoreLine,
     TraceLine,
-    parse_instant,
 )
 from app.payloads import ItemWrite
 from app.records import Conflict, NotFound, name_key
@@ -31,7 +33,6 @@ from app.sqlite.files import open_readonly
 from app.sqlite.items import UPSERT_ITEM
 from app.sqlite.line_tables import (
     AUDIT_SPEC,
-    DESCRIBED,
     ITEM_AUDIT,
     PAGE,
     PAGE_OF_EXPERIMENT,
@@ -65,7 +66,8 @@ COUNT_ROWS_OF_EXPERIMENT = "SELECT count(*) FROM temp.export_{table}"
 FIND_IN_WORKSPACE = "SELECT id FROM {table} WHERE workspace = ? AND id IN ({marks})"
 
 # The keys of one experiment and of what it refers to: its items, their traces, the traces'
-# spans and scores, its dataset, and every project any of them names.
+# spans and scores, the spans' scores, the dataset items its items name, its dataset and
+# theirs, and every project any of them names.
 SCOPE_ONE_EXPERIMENT = (
     "CREATE TEMP TABLE export_experiments (id BLOB PRIMARY KEY) WITHOUT ROWID",
     """INSERT INTO temp.export_experiments
@@ -84,9 +86,20 @@ SCOPE_ONE_EXPERIMENT = (
     """INSERT INTO temp.export_feedback_scores SELECT f.trace_id, f.name
        FROM temp.export_traces AS x JOIN feedback_scores AS f ON f.trace_id = x.id
        WHERE f.workspace = :workspace""",
+    """CREATE TEMP TABLE export_span_feedback_scores (span_id BLOB, name TEXT,
+       PRIMARY KEY (span_id, name)) WITHOUT ROWID""",
+    """INSERT INTO temp.export_span_feedback_scores SELECT f.span_id, f.name
+       FROM temp.export_spans AS x JOIN span_feedback_scores AS f ON f.span_id = x.id
+       WHERE f.workspace = :workspace""",
+    "CREATE TEMP TABLE export_dataset_items (id BLOB PRIMARY KEY) WITHOUT ROWID",
+    """INSERT OR IGNORE INTO temp.export_dataset_items SELECT d.id FROM experiment_items AS i
+       JOIN dataset_items AS d ON d.id = i.dataset_item_id AND d.workspace = :workspace
+       WHERE i.workspace = :workspace AND i.experiment_id = :experiment""",
     "CREATE TEMP TABLE export_datasets (id BLOB PRIMARY KEY) WITHOUT ROWID",
     """INSERT INTO temp.export_datasets SELECT dataset_id FROM experiments
        WHERE workspace = :workspace AND id = :experiment""",
+    """INSERT OR IGNORE INTO temp.export_datasets SELECT d.dataset_id
+       FROM temp.export_dataset_items AS x JOIN dataset_items AS d ON d.id = x.id""",
     "CREATE TEMP TABLE export_projects (id BLOB PRIMARY KEY) WITHOUT ROWID",
     """INSERT OR IGNORE INTO temp.export_projects SELECT project_id FROM experiments
        WHERE workspace = :workspace AND id = :experiment AND project_id IS NOT NULL""",
@@ -96,6 +109,9 @@ SCOPE_ONE_EXPERIMENT = (
        AS x JOIN traces AS t ON t.id = x.id WHERE t.workspace = :workspace""",
     """INSERT OR IGNORE INTO temp.export_projects SELECT s.project_id FROM temp.export_spans
        AS x JOIN spans AS s ON s.id = x.id""",
+    """INSERT OR IGNORE INTO temp.export_projects SELECT d.project_id FROM temp.export_datasets
+       AS x JOIN datasets AS d ON d.id = x.id
+       WHERE d.workspace = :workspace AND d.project_id IS NOT NULL""",
 )
 
 # What push sends of an item: the API's write shape, its project by name (the target's
@@ -159,9 +175,12 @@ async def _experiment_rows(
         if owner != key:
             taken[key] = f"its dataset {name!r} is {ids.to_str(owner)} in this workspace"
             continue
-        created_at = parse_instant(e.created_at)
-        audit = (created_at, created_at, e.created_by, e.created_by)
-        datasets.append((key, name, *audit, w.workspace, name_key(name)))
+        made_line = DatasetLine(
+            id=e.dataset_id, name=name, created_at=e.created_at, created_by=e.created_by,
+            last_updated_at=e.created_at, last_updated_by=e.created_by,
+        )  # fmt: skip
+        values = incoming("dataset", made_line, 0).values
+        datasets.append((*values, w.workspace, name_key(name)))
     await w.conn.executemany(_TABLES["dataset"].upsert, datasets)
     rows = []
     for r in records:
@@ -197,16 +216,24 @@ def _project_name(record: Record) -> str | None:
     return name.strip() if isinstance(name, str) and name.strip() else None
 
 
-def _named_table(name: str) -> LineTable:
-    """Projects or datasets: the same columns, and a name key derived from the name."""
-    spec = f"id:id name:name {AUDIT_SPEC}"
-    refs = (("id", DESCRIBED[name], "id"),)
-    return LineTable(name, NamedLine, spec, refs=refs, extra=("name_key",), rows=_named_rows)
-
-
 _TABLES: dict[Kind, LineTable] = {
-    "project": _named_table("projects"),
-    "dataset": _named_table("datasets"),
+    "project": LineTable(
+        "projects",
+        NamedLine,
+        f"id:id name:name {AUDIT_SPEC}",
+        refs=(("id", tables.PROJECTS, "id"),),
+        extra=("name_key",),
+        rows=_named_rows,
+    ),
+    "dataset": LineTable(
+        "datasets",
+        DatasetLine,
+        "id:id name:name project_id:id type visibility tags:tags description "
+        "created_at:instant created_by last_updated_at:instant last_updated_by",
+        refs=(("id", tables.DATASETS, "id"), ("project_id", tables.PROJECTS, "id")),
+        extra=("name_key",),
+        rows=_named_rows,
+    ),
     "experiment": LineTable(
         "experiments",
         ExperimentLine,
@@ -250,6 +277,28 @@ _TABLES: dict[Kind, LineTable] = {
         f"trace_id:id7 name:name category_name value reason source {AUDIT_SPEC}",
         key=("trace_id", "name"),
         refs=(("trace_id", tables.TRACES, "id"), ("trace_id", tables.FEEDBACK_SCORES, "trace_id")),
+    ),
+    "span_feedback_score": LineTable(
+        "span_feedback_scores",
+        SpanScoreLine,
+        f"span_id:id7 name:name category_name value reason source {AUDIT_SPEC}",
+        key=("span_id", "name"),
+        refs=(
+            ("span_id", tables.SPANS, "id"),
+            ("span_id", tables.SPAN_FEEDBACK_SCORES, "span_id"),
+        ),
+    ),
+    "dataset_item": LineTable(
+        "dataset_items",
+        DatasetItemLine,
+        "id:id7 t.id:joined_id trace_id:id span_id:id source data:json description tags:tags "
+        f"evaluators:json execution_policy:json dataset_id:id {AUDIT_SPEC}",
+        refs=(
+            ("id", tables.DATASET_ITEMS, "id"),
+            ("dataset_id", tables.DATASETS, "id"),
+            ("trace_id", tables.TRACES, "id"),
+            ("span_id", tables.SPANS, "id"),
+        ),
     ),
     "experiment_item": LineTable(
         "experiment_items",
