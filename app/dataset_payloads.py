@@ -18,6 +18,7 @@ from app.payloads import (
     Name,
     NotBlank,
     OutId,
+    StreamLimit,
     V7Id,
     whole,
 )
@@ -181,10 +182,13 @@ class DatasetItemStreamRequest(Struct):
 
     dataset_name: RequiredName
     last_retrieved_id: AnyId | None = None
-    steam_limit: Annotated[int, Meta(ge=1, le=MAX_STREAM_LIMIT)] = MAX_STREAM_LIMIT
+    steam_limit: StreamLimit = MAX_STREAM_LIMIT
     dataset_version: str | None = None
     project_name: str | None = None
     filters: str | None = None
+
+    def __post_init__(self) -> None:
+        self.steam_limit = int(self.steam_limit)  # 2000.0 (see payloads.WholeNumber)
 
 
 class DatasetItemsQuery(Struct):

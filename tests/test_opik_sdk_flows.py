@@ -29,6 +29,7 @@ def client(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[opik.Opik]:
     # The SDK's own telemetry stays off; everything else is its default configuration.
     monkeypatch.setenv("OPIK_ANALYTICS_ENABLE", "false")
     monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
+    monkeypatch.setenv("OPIK_CHECK_TLS_CERTIFICATE", "false")
     monkeypatch.setenv("OPIK_URL_OVERRIDE", f"{url}/api")
     found = opik.Opik(host=f"{url}/api", workspace="default", project_name=PROJECT)
     yield found
@@ -161,7 +162,7 @@ def test_evaluate_records_a_run_that_reads_back_and_scores_again(
 
     # Scoring the run again puts the new scores on the same traces.
     evaluate_experiment(
-        experiment_name="flows: run", scoring_metrics=[Contains()], verbose=0,
+        experiment_name="flows: run", scoring_metrics=[Contains()], verbose=0, project_name=PROJECT,
         scoring_key_mapping={"reference": "expected_output"},
     )  # fmt: skip
     client.flush()

@@ -42,7 +42,34 @@ async def insert_experiment(
     values = msgspec.structs.asdict(record)
     del values["dataset_name"], values["project_name"]
     values.update(dataset_id=dataset_id, project_id=project_id, **w.stamp)
+    values["prompt_version"] = await _linked(w, record.prompt_version)
+    values["prompt_versions"] = await _linked(w, record.prompt_versions)
     await w.conn.execute(INSERT_EXPERIMENT, values)
+
+
+# Opik's PromptVersionLink, read back with the version's commit and its prompt's id and name.
+LINKED_VERSION = """
+SELECT v.commit_hash, v.prompt_id, p.name FROM prompt_versions AS v
+JOIN prompts AS p ON p.id = v.prompt_id AND p.workspace = v.workspace
+WHERE v.workspace = ? AND v.id = ?
+"""
+
+
+async def _linked(w: Write, text: str | None) -> str | None:
+    """The prompt-version links of `text` (one object or a list), each with its version's
+    commit, prompt id and prompt name when the version is stored in this workspace."""
+    if text is None:
+        return None
+    value = msgspec.json.decode(text)
+    for link in value if isinstance(value, list) else [value]:
+        key = ids.parse(str(link.get("id"))) if isinstance(link, dict) else None
+        if key is None:
+            continue
+        for commit, prompt_id, name in await w.conn.execute_fetchall(
+            LINKED_VERSION, (w.workspace, key)
+        ):
+            link.update(commit=commit, prompt_id=ids.to_str(prompt_id), prompt_name=name)
+    return msgspec.json.encode(value).decode()
 
 
 async def project_of(w: Write, project_id: bytes | None, project_name: str | None) -> bytes | None:
