@@ -144,15 +144,15 @@ def _generated_name() -> str:
     return f"{adjective}-{noun}-{secrets.randbelow(10_000)}"
 
 
-def _optional_uuid(value: str | None, path: str) -> bytes | None:
+def optional_uuid(value: str | None, path: str) -> bytes | None:
     return None if value is None else require_uuid(value, path)
 
 
 def experiment_record(write: ExperimentWrite) -> ExperimentRecord:
     require_text(write.dataset_name, "dataset_name")
-    project_id = _optional_uuid(write.project_id, "project_id")
-    optimization_id = _optional_uuid(write.optimization_id, "optimization_id")
-    dataset_version_id = _optional_uuid(write.dataset_version_id, "dataset_version_id")
+    project_id = optional_uuid(write.project_id, "project_id")
+    optimization_id = optional_uuid(write.optimization_id, "optimization_id")
+    dataset_version_id = optional_uuid(write.dataset_version_id, "dataset_version_id")
     for n, link in enumerate(write.prompt_versions or ()):
         require_uuid(link.id, f"prompt_versions[{n}].id")
     if write.prompt_version is not None:
@@ -360,10 +360,10 @@ def find_query(query: FindQuery) -> ExperimentQuery:
         limit=query.size,
         offset=(query.page - 1) * query.size,
         name=query.name or None,
-        project_id=_optional_uuid(query.project_id, "project_id"),
-        dataset_id=_optional_uuid(query.datasetId, "datasetId"),
-        optimization_id=_optional_uuid(query.optimization_id, "optimization_id"),
-        prompt_id=_optional_uuid(query.prompt_id, "prompt_id"),
+        project_id=optional_uuid(query.project_id, "project_id"),
+        dataset_id=optional_uuid(query.datasetId, "datasetId"),
+        optimization_id=optional_uuid(query.optimization_id, "optimization_id"),
+        prompt_id=optional_uuid(query.prompt_id, "prompt_id"),
         types=None if types is None else tuple(types),
         ids=experiment_ids(query.experiment_ids),
         filters=parse_filters(query.filters),

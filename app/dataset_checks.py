@@ -1,10 +1,9 @@
 """Dataset and dataset-item payloads to records: what msgspec's types cannot say (version 7
 ids, names that must say something, `source` against `trace_id`/`span_id`, `data` an object)."""
 
-import msgspec
-
 from app import ids
-from app.body import require_text, require_uuid, require_v7
+from app.body import require_text, require_v7
+from app.checks import encoded, optional_uuid
 from app.dataset_payloads import DatasetItemBatch, DatasetItemWrite, DatasetWrite
 from app.dataset_records import DatasetItemRecord, DatasetItemsRecord, DatasetRecord
 from app.errors import Invalid
@@ -17,7 +16,7 @@ _NEEDS["span"] = (True, True)
 
 def tags_text(tags: list[str] | None) -> str | None:
     """Tags in the order given, each once, as JSON text."""
-    return None if tags is None else msgspec.json.encode(list(dict.fromkeys(tags))).decode()
+    return None if tags is None else encoded(list(dict.fromkeys(tags)))
 
 
 def _optional_text(value: str | None) -> str | None:
@@ -33,9 +32,7 @@ def dataset_record(write: DatasetWrite) -> DatasetRecord:
     return DatasetRecord(
         id=ids.uuid7() if write.id is None else require_v7(write.id, "id", "Dataset"),
         name=write.name.strip(),
-        project_id=None
-        if write.project_id is None
-        else require_uuid(write.project_id, "project_id"),
+        project_id=optional_uuid(write.project_id, "project_id"),
         project_name=_optional_text(write.project_name),
         type=write.type,
         visibility=write.visibility,
@@ -46,8 +43,8 @@ def dataset_record(write: DatasetWrite) -> DatasetRecord:
 
 def _item(item: DatasetItemWrite, at: str) -> DatasetItemRecord:
     key = ids.uuid7() if item.id is None else require_v7(item.id, f"{at}.id", "Dataset item")
-    trace_id = None if item.trace_id is None else require_uuid(item.trace_id, f"{at}.trace_id")
-    span_id = None if item.span_id is None else require_uuid(item.span_id, f"{at}.span_id")
+    trace_id = optional_uuid(item.trace_id, f"{at}.trace_id")
+    span_id = optional_uuid(item.span_id, f"{at}.span_id")
     needs_trace, needs_span = _NEEDS[item.source]
     for field, value, needed in (
         ("trace_id", trace_id, needs_trace),
@@ -73,7 +70,7 @@ def _item(item: DatasetItemWrite, at: str) -> DatasetItemRecord:
         description=item.description,
         tags=tags_text(item.tags),
         evaluators=json_text(item.evaluators),
-        execution_policy=None if policy is None else msgspec.json.encode(policy).decode(),
+        execution_policy=encoded(policy),
     )
 
 
@@ -86,13 +83,9 @@ def dataset_items_record(batch: DatasetItemBatch) -> DatasetItemsRecord:
         require_text(batch.project_name, "project_name")
     items = tuple(_item(item, f"items[{n}]") for n, item in enumerate(batch.items))
     return DatasetItemsRecord(
-        dataset_id=None
-        if batch.dataset_id is None
-        else require_uuid(batch.dataset_id, "dataset_id"),
+        dataset_id=optional_uuid(batch.dataset_id, "dataset_id"),
         dataset_name=_optional_text(batch.dataset_name),
-        project_id=None
-        if batch.project_id is None
-        else require_uuid(batch.project_id, "project_id"),
+        project_id=optional_uuid(batch.project_id, "project_id"),
         project_name=_optional_text(batch.project_name),
         items=items,
     )

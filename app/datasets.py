@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from app import dataset_checks, ids
 from app.body import LARGE_BODY_BYTES, decode, decode_query, require_uuid
-from app.context import acting
+from app.context import acting, created, path_id
 from app.dataset_payloads import (
     ComparePage,
     CompareQuery,
@@ -19,11 +19,11 @@ from app.dataset_payloads import (
     DatasetItemStreamRequest,
     DatasetWrite,
 )
-from app.errors import JSON, ApiError, Invalid, Listed, http_message
+from app.errors import JSON, ApiError, Invalid, Listed
+from app.items import NDJSON_LINE_END
 from app.payloads import encoder
 from app.records import NotFound, json_text
 
-NDJSON_LINE_END = b"\r\n"
 NOT_FOUND = "Dataset not found"
 # The answer of an Opik deployment with dataset versioning off (contract, "Datasets, ...").
 VERSIONING_OFF = "Dataset versioning feature is not enabled"
@@ -31,19 +31,11 @@ MAX_COMPARED = 1000
 _ids = msgspec.json.Decoder(list[str])
 
 
-def _path_id(request: Request) -> bytes:
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, http_message(404))
-    return key
-
-
 async def create_dataset(request: Request) -> Response:
     identity, store = acting(request)
     record = dataset_checks.dataset_record(await decode(request, DatasetWrite))
     await store.create_dataset(identity.workspace, identity.user, record)
-    location = f"{str(request.url).split('?', 1)[0].rstrip('/')}/{ids.to_str(record.id)}"
-    return Response(status_code=201, headers={"Location": location})
+    return created(request, ids.to_str(record.id))
 
 
 async def retrieve_dataset(request: Request) -> Response:
@@ -57,7 +49,7 @@ async def retrieve_dataset(request: Request) -> Response:
 
 async def get_dataset(request: Request) -> Response:
     identity, store = acting(request)
-    dataset = await store.get_dataset(identity.workspace, _path_id(request))
+    dataset = await store.get_dataset(identity.workspace, path_id(request))
     if dataset is None:
         raise Listed(404, NOT_FOUND)
     return Response(encoder.encode(dataset), media_type=JSON)
@@ -77,13 +69,13 @@ async def delete_dataset_by_name(request: Request) -> Response:
 
 async def delete_dataset(request: Request) -> Response:
     identity, store = acting(request)
-    await store.delete_dataset(identity.workspace, _path_id(request))
+    await store.delete_dataset(identity.workspace, path_id(request))
     return Response(status_code=204)
 
 
 async def list_dataset_versions(request: Request) -> Response:
     acting(request)  # 401 and 403 come first, as for every route
-    _path_id(request)
+    path_id(request)
     raise ApiError(403, VERSIONING_OFF)
 
 
@@ -112,7 +104,7 @@ async def stream_dataset_items(request: Request) -> Response:
 
 async def get_dataset_items(request: Request) -> Response:
     identity, store = acting(request)
-    dataset_id = _path_id(request)
+    dataset_id = path_id(request)
     query = decode_query(request, DatasetItemsQuery)
     items, total = await store.page_dataset_items(
         identity.workspace, dataset_id, query.page, query.size, query.truncate
@@ -151,7 +143,7 @@ async def delete_dataset_items(request: Request) -> Response:
 
 async def compare_dataset_items(request: Request) -> Response:
     identity, store = acting(request)
-    dataset_id = _path_id(request)
+    dataset_id = path_id(request)
     query = decode_query(request, CompareQuery)
     try:
         raw = _ids.decode(query.experiment_ids)

@@ -8,8 +8,8 @@ from starlette.responses import Response, StreamingResponse
 
 from app import checks, ids
 from app.body import decode, decode_ids, decode_query, require_uuid
-from app.context import acting
-from app.errors import JSON, ApiError, Invalid, error_response, http_message
+from app.context import acting, created, path_id
+from app.errors import JSON, ApiError, Invalid, error_response
 from app.experiment_payloads import (
     SORTABLE_BY,
     Experiment,
@@ -21,11 +21,11 @@ from app.experiment_payloads import (
     ScoreNames,
     ScoreNamesQuery,
 )
+from app.items import NDJSON_LINE_END
 from app.payloads import ExperimentWrite, encoder
 from app.records import ExperimentChange, TooManyTags
 from app.store import Store
 
-NDJSON_LINE_END = b"\r\n"  # what Opik's stream writes after each line
 _LINES_PER_WRITE = 100
 
 # CONTRACT.md, "Experiments resource".
@@ -39,15 +39,12 @@ async def create_experiment(request: Request) -> Response:
     identity, store = acting(request)
     record = checks.experiment_record(await decode(request, ExperimentWrite))
     await store.create_experiment(identity.workspace, identity.user, record)
-    location = f"{str(request.url).split('?', 1)[0].rstrip('/')}/{ids.to_str(record.id)}"
-    return Response(status_code=201, headers={"Location": location})
+    return created(request, ids.to_str(record.id))
 
 
 async def get_experiment(request: Request) -> Response:
     identity, store = acting(request)
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, http_message(404))
+    key = path_id(request)
     experiment = await store.get_experiment(identity.workspace, key)
     if experiment is None:
         raise ApiError(404, f"Not found experiment with id '{ids.to_str(key)}'")
@@ -89,9 +86,7 @@ async def _update(
 
 async def update_experiment(request: Request) -> Response:
     _, store = acting(request)
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, http_message(404))
+    key = path_id(request)
     change = checks.experiment_change(await decode(request, ExperimentUpdate))
     if not await _update(store, request, [key], change):
         raise ApiError(404, f"Experiment not found: '{ids.to_str(key)}'")

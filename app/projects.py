@@ -3,10 +3,9 @@
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import ids
 from app.body import decode, require_text
-from app.context import acting
-from app.errors import JSON, ApiError
+from app.context import acting, path_id
+from app.errors import JSON
 from app.payloads import ValidationErrors, encoder
 from app.trace_payloads import Project, ProjectRetrieve, WorkspaceName
 
@@ -22,9 +21,7 @@ def _found(project: Project | None) -> Response:
 
 async def get_project(request: Request) -> Response:
     identity, store = acting(request)
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, "HTTP 404 Not Found")
+    key = path_id(request)
     return _found(await store.get_project(identity.workspace, key))
 
 

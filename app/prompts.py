@@ -1,24 +1,18 @@
 """Prompt versions, as far as experiments link to them: what `opik.Prompt(...)` calls to find
 or add a version, and a version by id."""
 
-import msgspec
-from msgspec import UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import ids
 from app.body import decode, require_uuid
-from app.context import acting
+from app.context import acting, created, path_id
 from app.dataset_checks import tags_text
 from app.dataset_records import PromptVersionRecord
-from app.errors import JSON, ApiError, Listed, http_message
+from app.errors import JSON, ApiError, Listed
 from app.payloads import encoder
 from app.prompt_payloads import PromptVersionCreate, PromptVersionQuery, PromptWrite
 from app.records import json_text
-
-
-def _text(value: msgspec.Raw | UnsetType) -> str | None:
-    return json_text(value)
 
 
 async def create_prompt_version(request: Request) -> Response:
@@ -28,7 +22,7 @@ async def create_prompt_version(request: Request) -> Response:
         require_uuid(wanted.project_id, "project_id")
     v = wanted.version
     record = PromptVersionRecord(
-        name=wanted.name.strip(), template=v.template, metadata=_text(v.metadata), type=v.type,
+        name=wanted.name.strip(), template=v.template, metadata=json_text(v.metadata), type=v.type,
         change_description=v.change_description, tags=tags_text(v.tags),
         template_structure=wanted.template_structure,
     )  # fmt: skip
@@ -43,14 +37,13 @@ async def create_prompt(request: Request) -> Response:
     if wanted.id is not None and (key is None or not ids.is_v7(key)):
         raise ApiError(400, "Invalid UUID for id", "Prompt id must be a version 7 UUID")
     record = PromptVersionRecord(
-        name=wanted.name.strip(), template=wanted.template, metadata=_text(wanted.metadata),
+        name=wanted.name.strip(), template=wanted.template, metadata=json_text(wanted.metadata),
         type=wanted.type, change_description=wanted.change_description, tags=None,
         template_structure=wanted.template_structure, prompt_id=key,
         description=wanted.description, prompt_tags=tags_text(wanted.tags),
     )  # fmt: skip
     version = await store.create_prompt_version(identity.workspace, identity.user, record, True)
-    location = f"{str(request.url).split('?', 1)[0].rstrip('/')}/{version.prompt_id}"
-    return Response(status_code=201, headers={"Location": location})
+    return created(request, version.prompt_id)
 
 
 async def retrieve_prompt_version(request: Request) -> Response:
@@ -66,9 +59,7 @@ async def retrieve_prompt_version(request: Request) -> Response:
 
 async def get_prompt_version(request: Request) -> Response:
     identity, store = acting(request)
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, http_message(404))
+    key = path_id(request)
     version = await store.get_prompt_version(identity.workspace, key)
     if version is None:
         raise Listed(404, "Prompt version not found")

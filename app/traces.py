@@ -8,7 +8,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app import ids, trace_checks
 from app.body import LARGE_BODY_BYTES, decode
-from app.context import acting
+from app.context import acting, created, path_id
 from app.errors import JSON, ApiError
 from app.items import NDJSON_LINE_END
 from app.payloads import encoder
@@ -24,10 +24,6 @@ from app.trace_payloads import (
 )
 
 
-def _location(request: Request, key: bytes) -> dict[str, str]:
-    return {"Location": f"{str(request.url).split('?', 1)[0].rstrip('/')}/{ids.to_str(key)}"}
-
-
 async def create_traces(request: Request) -> Response:
     identity, store = acting(request)
     batch = await decode(request, TraceBatch, LARGE_BODY_BYTES)
@@ -41,7 +37,7 @@ async def create_trace(request: Request) -> Response:
     trace = await decode(request, TraceCreate, LARGE_BODY_BYTES)
     records = trace_checks.trace_upserts([trace], "trace")
     await store.upsert_traces(identity.workspace, identity.user, records)
-    return Response(status_code=201, headers=_location(request, records[0].trace.id))
+    return created(request, ids.to_str(records[0].trace.id))
 
 
 async def create_spans(request: Request) -> Response:
@@ -57,7 +53,7 @@ async def create_span(request: Request) -> Response:
     span = await decode(request, SpanCreate, LARGE_BODY_BYTES)
     records = trace_checks.span_upserts([span], "span")
     await store.upsert_spans(identity.workspace, identity.user, records)
-    return Response(status_code=201, headers=_location(request, records[0].span.id))
+    return created(request, ids.to_str(records[0].span.id))
 
 
 async def update_trace(request: Request) -> Response:
@@ -76,16 +72,9 @@ async def update_span(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _read_key(request: Request) -> bytes:
-    key = ids.parse(request.path_params["id"])
-    if key is None:
-        raise ApiError(404, "HTTP 404 Not Found")
-    return key
-
-
 async def get_trace(request: Request) -> Response:
     identity, store = acting(request)
-    key = _read_key(request)
+    key = path_id(request)
     trace = await store.get_trace(identity.workspace, key)
     if trace is None:
         raise ApiError(404, f"Trace id: {ids.to_str(key)} not found")
@@ -94,7 +83,7 @@ async def get_trace(request: Request) -> Response:
 
 async def get_span(request: Request) -> Response:
     identity, store = acting(request)
-    key = _read_key(request)
+    key = path_id(request)
     span = await store.get_span(identity.workspace, key)
     if span is None:
         raise ApiError(404, f"Span id: {ids.to_str(key)} not found")

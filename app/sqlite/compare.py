@@ -7,6 +7,7 @@ from msgspec import UNSET, Raw
 
 from app import ids
 from app.dataset_payloads import CompareRow
+from app.payloads import FullItem
 from app.records import batched
 from app.sqlite.connection import Database
 from app.sqlite.datasets import dataset_item, items_by_id
@@ -27,9 +28,8 @@ SELECT count(DISTINCT dataset_item_id) FROM experiment_items
 WHERE workspace = ? AND experiment_id IN ({marks})
 """
 ITEMS_OF = """
-SELECT id, dataset_item_id FROM experiment_items
+SELECT id FROM experiment_items
 WHERE workspace = ? AND experiment_id IN ({marks}) AND dataset_item_id IN ({items})
-ORDER BY id
 """
 
 
@@ -52,16 +52,19 @@ async def compare_page(
     rows = await db.fetch_all(PAGE.format(marks=experiment_marks), (*scope, size, offset))
     dataset_items = [row[0] for row in rows]
     stored = await items_by_id(db, workspace, dataset_items)
-    by_dataset_item: dict[bytes, list[bytes]] = {key: [] for key in dataset_items}
+    keys: list[bytes] = []
     for chunk in batched(dataset_items, _IDS_PER_QUERY):
         sql = ITEMS_OF.format(marks=experiment_marks, items=marks(len(chunk)))
-        for key, dataset_item_id in await db.fetch_all(sql, (*scope, *chunk)):
-            by_dataset_item[dataset_item_id].append(key)
+        keys += [found for (found,) in await db.fetch_all(sql, (*scope, *chunk))]
+    # Every item of the page read at once, a chunk of ids at a time, then put in its row.
+    by_dataset_item: dict[bytes, list[FullItem]] = {key: [] for key in dataset_items}
+    for chunk in batched(sorted(keys), _IDS_PER_QUERY):
+        for full in await full_items(db, workspace, chunk, truncate):
+            owner = ids.parse(full.dataset_item_id)
+            assert owner is not None
+            by_dataset_item[owner].append(full)
     found: list[CompareRow] = []
-    for dataset_item_id, keys in by_dataset_item.items():
-        experiment_items = []
-        for chunk in batched(keys, _IDS_PER_QUERY):
-            experiment_items += await full_items(db, workspace, chunk, truncate)
+    for dataset_item_id, experiment_items in by_dataset_item.items():
         row = stored.get(dataset_item_id)
         key = ids.to_str(dataset_item_id)
         if row is None:  # deleted, or never stored here: Opik's LEFT JOIN gives data {}

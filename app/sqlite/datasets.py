@@ -20,10 +20,9 @@ from app.records import (
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, project_of
 from app.sqlite.lookup import Row
-from app.sqlite.tables import DATASET_ITEMS, DATASETS, SPANS, TRACES, marks
+from app.sqlite.tables import DATASET_ITEMS, DATASETS, LAST_KEY, SPANS, TRACES, marks
 from app.sqlite.write import Write
 
-_LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
 _IDS_PER_QUERY = 1000
 
 # Counts are read with the dataset, as Opik's enrichment does on retrieve and get by id.
@@ -203,7 +202,7 @@ async def stream_dataset_items(
     found = await db.fetch_all(FIND_ID_BY_NAME, (workspace, name_key(name)))
     if not found:
         return []
-    rows = await db.fetch_all(ITEMS_BEFORE, (workspace, found[0][0], before or _LAST_KEY, limit))
+    rows = await db.fetch_all(ITEMS_BEFORE, (workspace, found[0][0], before or LAST_KEY, limit))
     return [dataset_item(row) for row in rows]
 
 

@@ -13,9 +13,8 @@ from app.records import StreamQuery, batched, duration_ms, name_key, truncate_im
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
 from app.sqlite.lookup import Row
-from app.sqlite.tables import marks, select
+from app.sqlite.tables import LAST_KEY, marks, select
 
-_LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
 _STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming, at most
 # A chunk also ends once its traces' input and output pass this many characters (bytes for
 # ASCII JSON): a chunk is read, encoded and written whole, so 100 traces near the 4 MiB body
@@ -210,7 +209,7 @@ async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]
         sql = " UNION ALL ".join([branch] * len(chunk))
         params: list[object] = []
         for experiment_id in chunk:
-            params += [workspace, experiment_id, query.before or _LAST_KEY, *filter_values]
+            params += [workspace, experiment_id, query.before or LAST_KEY, *filter_values]
             params.append(query.limit)
         page += [row[0] for row in await db.fetch_all(sql, params)]
     page.sort(reverse=True)

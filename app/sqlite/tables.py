@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import msgspec
 
 AUDIT = ("created_at", "created_by", "last_updated_at", "last_updated_by")
+LAST_KEY = b"\xff" * 16  # sorts after every 16-byte id: a cursor when no last_retrieved_id
 
 
 def marks(count: int) -> str:

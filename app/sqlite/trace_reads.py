@@ -15,10 +15,9 @@ from app.records import TraceQuery, batched, duration_ms, name_key, truncate_ima
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
 from app.sqlite.stream import STREAM_SCORES, STREAM_USAGE, ScoreRow, feedback_score
-from app.sqlite.tables import marks
+from app.sqlite.tables import LAST_KEY, marks
 from app.trace_payloads import Project, Span, Trace
 
-_LAST_KEY = b"\xff" * 16  # sorts after every id: "no last_retrieved_id"
 _SEARCH_CHUNK_TRACES = 100
 
 _TRACE_COLUMNS = (
@@ -250,7 +249,7 @@ async def search_traces(
     db: Database, workspace: str, query: TraceQuery
 ) -> AsyncIterator[list[Trace]]:
     sql, params = _search_sql(query)
-    head = [workspace, query.project_id, query.before or _LAST_KEY]
+    head = [workspace, query.project_id, query.before or LAST_KEY]
     page = [row[0] for row in await db.fetch_all(sql, [*head, *params, query.limit])]
     for chunk in batched(page, _SEARCH_CHUNK_TRACES):
         yield await traces(db, workspace, chunk, query.truncate)
