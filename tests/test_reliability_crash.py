@@ -1,4 +1,5 @@
-"""Crash safety: writers race a SIGKILL of the whole server, again and again.
+"""Crash safety: writers race a SIGKILL of the whole server, again and again, writing and
+deleting experiment items and dataset items.
 
 After each kill and restart: every write answered 204 is there, a write that got no answer
 is there whole or not at all, and SQLite's integrity check passes. A SIGKILL keeps the
@@ -20,6 +21,7 @@ from tests.factories import new_id
 from tests.soak.harness import Server, integrity_check, report, scaled
 
 ITEMS = "/v1/private/experiments/items"
+DATASET_ITEMS = "/v1/private/datasets/items"
 CYCLES = scaled(3, 25)
 WRITERS = 4
 MIXED = "mixed"
@@ -33,6 +35,8 @@ class Batch:
     ids: list[str]
     experiment_id: str = field(default_factory=new_id)
     possible: set[str | None] = field(default_factory=lambda: {None})
+    # Written as experiment items, or as dataset items whose data carries the "trace id".
+    dataset: bool = False
 
 
 @dataclass
@@ -56,15 +60,19 @@ def _writer(url: str, batches: list[Batch], tally: Tally, seed: int) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         while True:
             if not batches or rng.random() < 0.6:
-                batches.append(Batch([new_id() for _ in range(rng.randint(1, 60))]))
+                keys = [new_id() for _ in range(rng.randint(1, 60))]
+                batches.append(Batch(keys, dataset=rng.random() < 0.3))
             batch = rng.choice(batches)
             # A rewrite with a new trace id, or now and then a delete of the whole batch.
             trace: str | None = new_id()
-            path = ITEMS
+            path = DATASET_ITEMS if batch.dataset else ITEMS
             if batch.possible != {None} and rng.random() < 0.15:
-                trace, path = None, f"{ITEMS}/delete"
+                trace, path = None, f"{path}/delete"
             if trace is None:
-                body: dict[str, object] = {"ids": batch.ids}
+                body: dict[str, object] = {"item_ids" if batch.dataset else "ids": batch.ids}
+            elif batch.dataset:
+                data = [{"id": i, "source": "sdk", "data": {"v": trace}} for i in batch.ids]
+                body = {"dataset_name": "crash", "items": data}
             else:
                 items = [
                     {"id": i, "experiment_id": batch.experiment_id, "dataset_item_id": i,
@@ -73,7 +81,8 @@ def _writer(url: str, batches: list[Batch], tally: Tally, seed: int) -> None:
                 ]  # fmt: skip
                 body = {"experiment_items": items}
             try:
-                response = client.post(path, json=body)
+                method = "PUT" if path == DATASET_ITEMS else "POST"
+                response = client.request(method, path, json=body)
             except httpx.TransportError:
                 batch.possible.add(trace)  # no answer: it may or may not have happened
                 with tally.lock:
@@ -90,12 +99,14 @@ def _writer(url: str, batches: list[Batch], tally: Tally, seed: int) -> None:
 def _observed(conn: sqlite3.Connection, batch: Batch) -> str | None:
     keys = [ids.parse(i) for i in batch.ids]
     marks = ", ".join("?" * len(keys))
-    rows = conn.execute(
-        f"SELECT trace_id FROM experiment_items WHERE id IN ({marks})", keys
-    ).fetchall()
+    if batch.dataset:
+        sql = f"SELECT json_extract(data, '$.v') FROM dataset_items WHERE id IN ({marks})"
+    else:
+        sql = f"SELECT trace_id FROM experiment_items WHERE id IN ({marks})"
+    rows = conn.execute(sql, keys).fetchall()
     if not rows:
         return None
-    traces = {ids.to_str(trace) for (trace,) in rows}
+    traces = {t if batch.dataset else ids.to_str(t) for (t,) in rows}
     return traces.pop() if len(rows) == len(keys) and len(traces) == 1 else MIXED
 
 
