@@ -36,8 +36,10 @@ def record(
     experiments: tuple[str, ...] = EXPERIMENTS,
     items: int = 6,
     hostile: bool = True,
+    variants: tuple[int, ...] | None = None,
 ) -> Evaluation:
-    """Stores the evaluation at the server at `url`: item 0 carries the hostile text."""
+    """Stores the evaluation at the server at `url`: item 0 carries the hostile text.
+    Experiment n answers as variant n, or as `variants[n]`: two of one variant agree."""
     with httpx.Client(base_url=f"{url}/v1/private", headers=headers or {}) as client:
         keys = [new_id() for _ in range(items)]
         questions = [_question(n) for n in range(items)]
@@ -62,7 +64,10 @@ def record(
                 "experiment_id": found[name],
                 "dataset_name": dataset,
                 "project_name": "support-bot",
-                "items": [_record(e, d, key, questions[d]) for d, key in enumerate(keys)],
+                "items": [
+                    _record(e if variants is None else variants[e], d, key, questions[d], hostile)
+                    for d, key in enumerate(keys)
+                ],
             }
             answer = client.put("/experiments/items/bulk", json=body)
             assert answer.status_code == 204, answer.text
@@ -71,11 +76,11 @@ def record(
         return Evaluation(answer.json()["id"], dataset, found, keys, questions)
 
 
-def _record(e: int, d: int, key: str, question: str) -> dict[str, Any]:
+def _record(e: int, d: int, key: str, question: str, hostile: bool) -> dict[str, Any]:
     # Experiment e answers item d correctly when d + e is even; later experiments are slower.
     correct = (d + e) % 2 == 0
     output = f"Open Settings, then Security (answer {e}-{d})" if correct else "I do not know"
-    if d == 0:
+    if d == 0 and hostile:
         output = f"{SCRIPT}{IMAGE}"
     start = f"2025-01-15T09:{30 + e:02d}:{d:02d}Z"
     end = f"2025-01-15T09:{30 + e:02d}:{d:02d}.{(e + 1) * 100 + d * 10:03d}Z"
@@ -84,7 +89,7 @@ def _record(e: int, d: int, key: str, question: str) -> dict[str, Any]:
          "reason": "matches the expected answer" if correct else f"wrong {SCRIPT}"},
         {"name": "relevance", "value": round(0.5 + 0.1 * e + 0.05 * d, 2), "source": "sdk"},
     ]  # fmt: skip
-    if d == 0:
+    if d == 0 and hostile:
         scores.append({"name": HOSTILE_SCORE, "value": 0.5, "source": "sdk", "reason": IMAGE})
     return {
         "dataset_item_id": key,
