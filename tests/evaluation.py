@@ -86,7 +86,8 @@ def _record(e: int, d: int, key: str, question: str, hostile: bool) -> dict[str,
     end = f"2025-01-15T09:{30 + e:02d}:{d:02d}.{(e + 1) * 100 + d * 10:03d}Z"
     scores: list[dict[str, Any]] = [
         {"name": "correct", "value": 1 if correct else 0, "source": "sdk",
-         "reason": "matches the expected answer" if correct else f"wrong {SCRIPT}"},
+         "reason": "matches the expected answer" if correct
+                   else f"wrong {SCRIPT}" if hostile else "does not say where"},
         {"name": "relevance", "value": round(0.5 + 0.1 * e + 0.05 * d, 2), "source": "sdk"},
     ]  # fmt: skip
     if d == 0 and hostile:
