@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app import demo
 from tests.cdp import CHROMIUM, Page, browser_page
 from tests.evaluation import EXPERIMENTS, IMAGE, SCRIPT, Evaluation, record
 from tests.factories import sha
@@ -114,3 +115,19 @@ def test_a_key_typed_into_the_form_opens_its_workspace_in_an_httponly_cookie(
     assert "research-set" in shown
     assert "research" in shown
     assert cookie == ""  # HttpOnly: no script of the page can read the key
+
+
+def test_serve_with_the_demo_opens_on_its_experiments(folder: Path, page: Page) -> None:
+    with running_server(folder / "demo.db", "--no-access-log", "--demo") as url:
+        page.load(f"{url}/")
+        home = page.text()
+        page.load(page.evaluate("document.querySelector('a[href^=\"/ui/datasets/\"]').href"))
+        experiments = page.text()
+        errors = page.errors()
+
+    assert demo.DATASET in home
+    for name in demo.EXPERIMENTS:
+        assert name in experiments
+    assert "correct" in experiments
+    assert "relevance" in experiments
+    assert errors == []
