@@ -320,3 +320,20 @@ def test_the_stylesheet_is_served_from_the_package(server: str, tmp_path: Path) 
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/css")
     assert "url(" not in answer.text  # nothing fetched from elsewhere
+
+
+def test_a_dataset_of_many_experiments_is_paged(server: str) -> None:
+    with httpx.Client(base_url=f"{server}/v1/private") as client:
+        for n in range(27):
+            body = {"name": f"paged run {n:02d}", "dataset_name": "many-runs"}
+            assert client.post("/experiments", json=body).status_code == 201
+        dataset = client.post("/datasets/retrieve", json={"dataset_name": "many-runs"}).json()
+    first = get(server, f"/ui/datasets/{dataset['id']}?q=paged")
+    second = get(server, f"/ui/datasets/{dataset['id']}?q=paged&page=2")
+
+    assert "page 1 of 2 · 27 experiments" in text_of(first.text)
+    assert 'href="?q=paged&amp;page=2" rel="next"' in first.text
+    assert "paged run 26" in first.text  # newest first
+    assert "paged run 00" in second.text
+    assert "paged run 26" not in second.text
+    assert 'rel="prev"' in second.text
