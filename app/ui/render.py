@@ -112,10 +112,11 @@ templates = Jinja2Templates(env=_environment())
 def page(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    """The template rendered with the viewer's identity (from request.state) and the
-    security headers."""
+    """The template rendered with the viewer's identity (from request.state), whether API
+    keys are on, and the security headers."""
     viewer = getattr(request.state, "viewer", None)
-    full = {"viewer": viewer, **context}
+    keys_on = request.app.state.services.api_keys is not None
+    full = {"viewer": viewer, "keys_on": keys_on, **context}
     response = templates.TemplateResponse(request, template, full, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
     return response

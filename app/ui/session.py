@@ -41,7 +41,6 @@ def signed_in(endpoint: Page) -> Callable[[Request], Awaitable[Response]]:
         if identity is None:
             return page(request, "login.html", {"failed": False}, status_code=401)
         request.state.viewer = identity
-        request.state.keys_on = services(request).api_keys is not None
         return await endpoint(request, identity, services(request).store)
 
     return guarded
