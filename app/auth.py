@@ -75,6 +75,13 @@ def _find_key(keys: tuple[ApiKey, ...], presented: str) -> ApiKey | None:
     return found
 
 
+def key_identity(keys: tuple[ApiKey, ...], presented: str) -> Identity | None:
+    """Who a key (raw, as a form or cookie holds it) acts as, or None for an unknown one: the
+    web UI's login."""
+    key = _find_key(keys, presented.strip()) if presented.strip() else None
+    return None if key is None else Identity(key.workspace, key.user)
+
+
 def _text(value: bytes) -> str:
     """A header's text. UTF-8, as the query string is read: "équipe" by header and by
     `workspace_name` is one workspace, and a key's UTF-8 bytes are the ones its digest was

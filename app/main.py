@@ -14,6 +14,7 @@ from app.errors import HANDLERS, storage_handler
 from app.logs import AccessLog
 from app.routes import PREFIXES, routes
 from app.store import STORAGE_ERROR, Store, open_store, storage_failure
+from app.ui import routes as ui_routes
 
 __all__ = ["PREFIXES", "app_from_env", "create_app"]
 
@@ -52,7 +53,8 @@ def create_app(
             await opened.close()
 
     app = Starlette(
-        routes=routes(),
+        # The web UI's pages come after every API route: the API's are matched first.
+        routes=[*routes(), *ui_routes()],
         middleware=[Middleware(AccessLog, enabled=settings.access_log)],
         exception_handlers={**HANDLERS, STORAGE_ERROR: storage_handler(storage_failure)},
         lifespan=lifespan,

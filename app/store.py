@@ -213,6 +213,45 @@ class Store(Protocol):
     async def find_project(self, workspace: str, name: str) -> Project | None:
         """The project of this name, matched case-insensitively."""
 
+    # What only the web UI reads (app/ui/)
+
+    async def list_workspaces(self, limit: int) -> list[str]:
+        """The workspaces that hold a dataset or an experiment, by name."""
+
+    async def list_datasets(self, workspace: str) -> list[Dataset]:
+        """The workspace's datasets with their counts, the one of the newest experiment first."""
+
+    async def compare_rows(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        dataset_items: Sequence[bytes],
+        truncate: bool,
+    ) -> list[CompareRow]:
+        """The compare view's rows of these dataset items, in their order."""
+
+    async def matching_dataset_items(
+        self,
+        workspace: str,
+        experiments: Sequence[bytes],
+        text: str | None,
+        differences: bool,
+        page: int,
+        size: int,
+    ) -> tuple[list[bytes], int]:
+        """A page of the dataset items the experiments have items for, newest first, that hold
+        `text` (in input, output or the dataset item) and, with `differences`, where the
+        experiments' outputs or scores differ; and how many in all."""
+
+    async def trace_spans(self, workspace: str, trace_id: bytes) -> list[Span]:
+        """The trace's spans, earliest first."""
+
+    async def distributions(
+        self, workspace: str, experiments: Sequence[bytes]
+    ) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
+        """Each experiment's feedback score values by name, and its traces' durations (ms)."""
+
     # Import
 
     async def import_records(

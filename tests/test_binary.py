@@ -107,3 +107,16 @@ def test_the_executable_runs_the_operator_commands(tmp_path: Path) -> None:
 
     assert backed_up.returncode == 0, backed_up.stderr
     assert found["tables"]["experiment_items"] == 60
+
+
+def test_the_executable_serves_the_web_ui_with_its_templates_and_stylesheet(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path / "ui.db", tmp_path / "ui.log") as url:
+        home = httpx.get(f"{url}/", timeout=10)
+        style = httpx.get(f"{url}/ui/static/ui.css", timeout=10)
+
+    assert home.status_code == 200
+    assert "<h1>Datasets</h1>" in home.text
+    assert style.status_code == 200
+    assert "font" in style.text

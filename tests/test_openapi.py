@@ -30,7 +30,8 @@ def served(routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:
     return {
         (route.path, method)
         for route in routes
-        if isinstance(route, Route) and route.methods
+        # The web UI's pages (app/ui/) say include_in_schema=False: they are not the API.
+        if isinstance(route, Route) and route.methods and route.include_in_schema
         for method in route.methods - {"HEAD"}
     }
 

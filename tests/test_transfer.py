@@ -469,14 +469,17 @@ def test_a_batch_the_database_refuses_is_stored_line_by_line(tmp_path: Path) -> 
 
 def test_one_demo_experiment_exports_with_what_it_refers_to(tmp_path: Path) -> None:
     db = tmp_path / "items.db"
-    run("demo", "--db", str(db))  # its experiments, their dataset and project, and items
+    # Its experiments, their dataset and project, dataset items, items, traces, spans, scores.
+    run("demo", "--db", str(db))
 
     result = run("export", "--db", str(db), "--experiment", "0194694c-5dc0-7000-8000-000100000001")
 
     assert result.returncode == 0, result.stderr
     kinds = [next(iter(json.loads(line))) for line in result.stdout.splitlines()]
-    assert kinds[: kinds.index("experiment_item")] == ["project", "dataset", "experiment"]
-    assert kinds.count("experiment_item") == 20
+    assert kinds[:3] == ["project", "dataset", "experiment"]
+    assert {kind: kinds.count(kind) for kind in kinds[3:]} == {
+        "trace": 20, "span": 20, "feedback_score": 40, "dataset_item": 20, "experiment_item": 20,
+    }  # fmt: skip
 
 
 def test_a_byte_order_mark_before_the_first_line_is_no_bad_line(tmp_path: Path) -> None:

@@ -51,6 +51,20 @@ async def compare_page(
         return [], total
     rows = await db.fetch_all(PAGE.format(marks=experiment_marks), (*scope, size, offset))
     dataset_items = [row[0] for row in rows]
+    return await rows_of(db, workspace, dataset_id, experiments, dataset_items, truncate), total
+
+
+async def rows_of(
+    db: Database,
+    workspace: str,
+    dataset_id: bytes,
+    experiments: Sequence[bytes],
+    dataset_items: Sequence[bytes],
+    truncate: bool,
+) -> list[CompareRow]:
+    """The rows of these dataset items, in their order, each with the experiments' items."""
+    scope = (workspace, *experiments)
+    experiment_marks = marks(len(experiments))
     stored = await items_by_id(db, workspace, dataset_items)
     keys: list[bytes] = []
     for chunk in batched(dataset_items, _IDS_PER_QUERY):
@@ -102,4 +116,4 @@ async def compare_page(
                 last_updated_by=item.last_updated_by,
             )
         )
-    return found, total
+    return found

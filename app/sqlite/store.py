@@ -24,6 +24,7 @@ from app.records import (
 )
 from app.sqlite import (
     aggregates,
+    browse,
     bulk,
     compare,
     datasets,
@@ -210,3 +211,44 @@ class SqliteStore:
 
     async def find_project(self, workspace: str, name: str) -> Project | None:
         return await trace_reads.find_project(self.db, workspace, name)
+
+    # What only the web UI reads
+
+    async def list_workspaces(self, limit: int) -> list[str]:
+        return await browse.workspaces(self.db, limit)
+
+    async def list_datasets(self, workspace: str) -> list[Dataset]:
+        return await browse.datasets(self.db, workspace)
+
+    async def compare_rows(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        dataset_items: Sequence[bytes],
+        truncate: bool,
+    ) -> list[CompareRow]:
+        return await compare.rows_of(
+            self.db, workspace, dataset_id, experiments, dataset_items, truncate
+        )
+
+    async def matching_dataset_items(
+        self,
+        workspace: str,
+        experiments: Sequence[bytes],
+        text: str | None,
+        differences: bool,
+        page: int,
+        size: int,
+    ) -> tuple[list[bytes], int]:
+        return await browse.matching_items(
+            self.db, workspace, experiments, text, differences, page, size
+        )
+
+    async def trace_spans(self, workspace: str, trace_id: bytes) -> list[Span]:
+        return await browse.trace_spans(self.db, workspace, trace_id)
+
+    async def distributions(
+        self, workspace: str, experiments: Sequence[bytes]
+    ) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
+        return await browse.distributions(self.db, workspace, experiments)
