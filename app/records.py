@@ -183,13 +183,15 @@ class SpanRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 class ScoreRecord(msgspec.Struct, frozen=True, gc=False):
-    """A feedback score of the trace it is recorded with; a second of a name replaces it."""
+    """A feedback score of the trace it is recorded with; a second of a name by the same
+    author replaces it. `author` None: the request's user."""
 
     name: str
     value: float
     source: str
     category_name: str | None = None
     reason: str | None = None
+    author: str | None = None
 
 
 class RunRecord(msgspec.Struct, frozen=True, gc=False):

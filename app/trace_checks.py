@@ -111,7 +111,9 @@ def score_upserts(scores: list[ScoreItem], resource: str) -> list[ScoreUpsert]:
         require_text(s.name, f"scores[{n}].name")
         if s.project_id is not None:
             require_uuid(s.project_id, f"scores[{n}].project_id")
-        record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason)
+        # Opik's author: the one the score names, else the request's user (the store's).
+        author = s.author.strip() if s.author is not None and s.author.strip() else None
+        record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason, author)
         upserts.append(ScoreUpsert(key, given_name(s.project_name), record))
     return upserts
 

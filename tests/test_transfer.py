@@ -28,8 +28,8 @@ TABLES = {
     "experiments": "id",
     "traces": "id",
     "spans": "id",
-    "feedback_scores": "trace_id, name",
-    "span_feedback_scores": "span_id, name",
+    "feedback_scores": "trace_id, name, author",
+    "span_feedback_scores": "span_id, name, author",
     "dataset_items": "id",
     "experiment_items": "id",
 }
@@ -137,7 +137,7 @@ def _direct_rows_of(db: Path) -> None:
         spans = conn.execute("SELECT id FROM spans WHERE workspace = 'default' LIMIT 2")
         for n, (span_id,) in enumerate(spans.fetchall()):
             conn.execute(
-                "INSERT INTO span_feedback_scores VALUES (?, ?, 'default', ?, ?, ?, 'sdk', "
+                "INSERT INTO span_feedback_scores VALUES (?, ?, 'bob', 'default', ?, ?, ?, 'sdk', "
                 "?, 'ann', ?, 'bob')",
                 (span_id, f"s{n}", "good" if n else None, 0.25 * n, "why" if n else None,
                  1705311000_123456789, 1705311000_987654321),

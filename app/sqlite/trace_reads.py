@@ -10,11 +10,11 @@ from typing import Any
 from msgspec import UNSET
 
 from app import clock, ids
-from app.payloads import FeedbackScore
 from app.records import TraceQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
-from app.sqlite.stream import STREAM_SCORES, STREAM_USAGE, ScoreRow, feedback_score
+from app.sqlite.scores import SPAN_SCORES, TRACE_SCORES, read_scores, trace_score
+from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks
 from app.trace_payloads import Project, Span, Trace
 
@@ -46,9 +46,6 @@ SPAN_BY_ID = (
     f"SELECT {', '.join(_SPAN_COLUMNS.split())} FROM spans"
     " WHERE workspace = ? AND partial = 0 AND id = ?"
 )
-SPAN_SCORES = STREAM_SCORES.replace("trace_id", "span_id").replace(
-    "feedback_scores", "span_feedback_scores"
-)
 SEARCH_PAGE = """
 SELECT t.id FROM traces AS t
 WHERE t.workspace = ? AND t.project_id = ? AND t.id < ? AND t.partial = 0{conditions}
@@ -62,10 +59,8 @@ _NAME_CONDITIONS = {
     "starts_with": "substr(t.name, 1, length(:v)) = :v",
     "ends_with": "substr(t.name, -length(:v)) = :v",
 }
-_SCORE_CONDITION = (
-    "EXISTS (SELECT 1 FROM feedback_scores AS f WHERE f.trace_id = t.id"
-    " AND f.workspace = t.workspace AND f.name = ? AND f.value {operator} ?)"
-)
+# A trace's score of a name is its authors' average (Opik's feedback_scores_final).
+_SCORE_CONDITION = trace_score("t.id", "t.workspace") + " {operator} ?"
 PROJECT_COLUMNS = "id, name, created_at, created_by, last_updated_at, last_updated_by"
 PROJECT_BY_ID = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND id = ?"
 PROJECT_BY_NAME = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND name_key = ?"
@@ -95,17 +90,6 @@ def _or_unset(value: Any) -> Any:
 
 def _instant_or_unset(ns: int | None) -> str | Any:
     return UNSET if ns is None else clock.format_instant(ns)
-
-
-async def _scores(
-    db: Database, sql: str, workspace: str, keys: Sequence[bytes]
-) -> dict[bytes, list[FeedbackScore]]:
-    rows = await db.fetch_all(sql.format(marks=marks(len(keys))), (workspace, *keys))
-    scores: dict[bytes, list[FeedbackScore]] = {}
-    for row in rows:
-        s = ScoreRow(*row)
-        scores.setdefault(s.trace_id, []).append(feedback_score(s))
-    return scores
 
 
 async def _usage(
@@ -139,7 +123,7 @@ async def traces(
     ):
         providers.setdefault(trace_id, []).append(provider)
     usage = await _usage(db, workspace, found)
-    scores = await _scores(db, STREAM_SCORES, workspace, found)
+    scores = await read_scores(db, TRACE_SCORES, workspace, found)
     by_id = {}
     for row in rows:
         (key, project_id, name, start, end, input_, output, metadata, tags, error_info,
@@ -193,7 +177,7 @@ async def get_span(db: Database, workspace: str, key: bytes) -> Span | None:
     (key, project_id, trace_id, parent, name, kind, start, end, input_, output, metadata, model,
      provider, tags, usage, error_info, created_at, updated_at, created_by, updated_by, cost,
      cost_version, ttft, source, environment) = rows[0]  # fmt: skip
-    scores = await _scores(db, SPAN_SCORES, workspace, [key])
+    scores = await read_scores(db, SPAN_SCORES, workspace, [key])
     return Span(
         id=ids.to_str(key),
         project_id=ids.to_str(project_id),
