@@ -131,6 +131,9 @@ CREATE TABLE IF NOT EXISTS spans (
 
 CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (workspace, trace_id);
 
+-- The span search and pages read a project's spans newest id first (version 3).
+CREATE INDEX IF NOT EXISTS spans_by_project ON spans (workspace, project_id, id);
+
 -- One score per name and author per trace, as in Opik: a second score of a name by the same
 -- author replaces the first; reads average the authors' values (version 3).
 CREATE TABLE IF NOT EXISTS feedback_scores (

@@ -208,6 +208,16 @@ class Store(Protocol):
         """The project's traces the query names, in chunks read one at a time."""
         ...
 
+    def search_spans(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Span]]:
+        """As search_traces, for spans."""
+        ...
+
+    async def page_traces(self, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+        """One page of the project's traces the query names, and how many match in all."""
+
+    async def page_spans(self, workspace: str, query: TraceQuery) -> tuple[list[Span], int]:
+        """As page_traces, for spans."""
+
     async def get_project(self, workspace: str, key: bytes) -> Project | None: ...
 
     async def find_project(self, workspace: str, name: str) -> Project | None:

@@ -93,7 +93,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS prompt_versions_by_commit
 """
 
 # Version 3: feedback scores per (entity, name, author), as Opik keeps them: a score of a name
-# replaces only its own author's, and reads average the authors (datasets-traces.md §3.8).
+# replaces only its own author's, and reads average the authors (datasets-traces.md §3.8);
+# and the index of the span search and pages.
 # SQLite cannot change a primary key in place, so each table is rebuilt: the old one renamed,
 # the new one made with the schema's name, the rows copied (the author of a stored score is the
 # user who wrote its value last), the old one dropped.
@@ -147,6 +148,9 @@ SELECT span_id, name, last_updated_by, workspace, category_name, value, reason, 
 FROM span_feedback_scores_v2;
 
 DROP TABLE span_feedback_scores_v2;
+
+-- The span search and pages read a project's spans newest id first.
+CREATE INDEX IF NOT EXISTS spans_by_project ON spans (workspace, project_id, id);
 """
 
 MIGRATIONS: tuple[str, ...] = (TO_2, TO_3_SCORE_AUTHORS)

@@ -56,17 +56,27 @@ def _scores_sql(table: str, entity: str) -> str:
 TRACE_SCORES = _scores_sql("feedback_scores", "trace_id")
 SPAN_SCORES = _scores_sql("span_feedback_scores", "span_id")
 
-# The score of a name of the trace `{trace}` (an SQL expression) in the workspace `{workspace}`:
-# its authors' average; NULL when it has none. `?` is the name.
-TRACE_SCORE = """(SELECT avg(f.value) FROM feedback_scores AS f
-    WHERE f.trace_id = {trace} AND f.workspace = {workspace} AND {match})"""
+# The score of a name of the trace or span `{entity}` (an SQL expression) in the workspace
+# `{workspace}`: its authors' average; NULL when it has none. `?` is the name.
+ENTITY_SCORE = """(SELECT avg(f.value) FROM {table} AS f
+    WHERE f.{column} = {entity} AND f.workspace = {workspace} AND {match})"""
 
 
 def trace_score(trace: str, workspace: str, fold: bool = False) -> str:
-    """TRACE_SCORE of the trace and workspace expressions; the name compared case-insensitively
+    """ENTITY_SCORE of a trace and workspace expression; the name compared case-insensitively
     when `fold`."""
     match = "lower(f.name) = lower(?)" if fold else "f.name = ?"
-    return TRACE_SCORE.format(trace=trace, workspace=workspace, match=match)
+    return ENTITY_SCORE.format(
+        table="feedback_scores", column="trace_id", entity=trace, workspace=workspace, match=match
+    )
+
+
+def span_score(span: str, workspace: str) -> str:
+    """ENTITY_SCORE of a span and workspace expression."""
+    return ENTITY_SCORE.format(
+        table="span_feedback_scores", column="span_id", entity=span, workspace=workspace,
+        match="f.name = ?",
+    )  # fmt: skip
 
 
 def _instant(ns: int) -> str:

@@ -30,6 +30,7 @@ from app.sqlite import (
     experiments,
     items,
     prompts,
+    span_reads,
     stream,
     trace_reads,
     traces,
@@ -200,10 +201,19 @@ class SqliteStore:
         return await trace_reads.get_trace(self.db, workspace, key)
 
     async def get_span(self, workspace: str, key: bytes) -> Span | None:
-        return await trace_reads.get_span(self.db, workspace, key)
+        return await span_reads.get_span(self.db, workspace, key)
 
     def search_traces(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Trace]]:
         return trace_reads.search_traces(self.db, workspace, query)
+
+    def search_spans(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Span]]:
+        return span_reads.search_spans(self.db, workspace, query)
+
+    async def page_traces(self, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+        return await trace_reads.page_traces(self.db, workspace, query)
+
+    async def page_spans(self, workspace: str, query: TraceQuery) -> tuple[list[Span], int]:
+        return await span_reads.page_spans(self.db, workspace, query)
 
     async def get_project(self, workspace: str, key: bytes) -> Project | None:
         return await trace_reads.get_project(self.db, workspace, key)
