@@ -74,6 +74,12 @@ def test_the_sdk_records_traces_spans_and_scores_and_reads_them_all_back(server:
         found = client.search_traces(project_name=PROJECT, max_results=100)
         by_name = {t.name or "": t for t in found}
         assert sorted(by_name) == ["manual-0", "manual-1", "manual-2", "tracked"]
+        spans = client.search_spans(project_name=PROJECT, max_results=100)
+        assert sorted(s.name or "" for s in spans) == ["inner", "llm", "llm", "llm", "tracked"]
+        [first_span] = client.search_spans(project_name=PROJECT, trace_id=made[0][0])
+        assert (first_span.id, first_span.output) == (made[0][1], {"text": "a0"})
+        named = client.search_spans(project_name=PROJECT, filter_string='name = "inner"')
+        assert [s.type for s in named] == ["tool"]
         for n, (trace_id, span_id) in enumerate(made):
             content = client.get_trace_content(trace_id)
             assert content.name == f"manual-{n}"
