@@ -177,8 +177,9 @@ class DatasetItem(Struct):
 
 class DatasetItemStreamRequest(Struct):
     """A page of the stream: items newest id first, older than `last_retrieved_id`.
-    `steam_limit` is Opik's own spelling. `dataset_version` and `filters` are accepted and
-    ignored (versioning is off; item filters are not supported)."""
+    `steam_limit` is Opik's own spelling. `filters` is the JSON text of a list of item
+    filters (app/item_filters.py); `dataset_version` is accepted and ignored (versioning is
+    off)."""
 
     dataset_name: RequiredName
     last_retrieved_id: AnyId | None = None
@@ -192,7 +193,8 @@ class DatasetItemStreamRequest(Struct):
 
 
 class DatasetItemsQuery(Struct):
-    """A page of a dataset's items, newest id first; `version` and `filters` are ignored."""
+    """A page of a dataset's items that meet `filters` (the JSON text of a list of item
+    filters, as the stream's), newest id first; `version` is ignored."""
 
     page: Page = 1
     size: Page = DEFAULT_PAGE_SIZE

@@ -116,3 +116,22 @@ def read_span(url: str, span_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def test_the_sdk_filters_dataset_items_by_data_and_tags(server: str) -> None:
+    client = opik.Opik(host=f"{server}/api", workspace="default", project_name=PROJECT)
+    try:
+        dataset = client.get_or_create_dataset("filtered")
+        dataset.insert(
+            [
+                {"input": {"q": "2+2"}, "category": "math"},
+                {"input": {"q": "1066"}, "category": "history"},
+            ]
+        )
+        got = dataset.get_items(filter_string='data.category = "math"')
+        assert [item["input"] for item in got] == [{"q": "2+2"}]
+        chunks = dataset.stream_items(filter_string='data.category contains "HIST"')
+        assert [item["category"] for chunk in chunks for item in chunk] == ["history"]
+        assert dataset.get_items(filter_string='tags contains "none"') == []
+    finally:
+        client.end()

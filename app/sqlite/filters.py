@@ -8,7 +8,7 @@ from app.filters import json_path
 from app.records import Filter
 from app.sqlite.scores import trace_score
 
-_UUID_TEXT = (
+UUID_TEXT = (
     "lower(substr(hex({c}), 1, 8) || '-' || substr(hex({c}), 9, 4) || '-' || "
     "substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
 )
@@ -53,7 +53,7 @@ def condition(f: Filter) -> tuple[str, list[Any]]:
     if f.field == "project_id":
         return "1", []
     if f.field == "dataset_id":
-        return _text(_UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, fold=False)
+        return _text(UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, fold=False)
     if f.field == "metadata":
         # The path as an SQL literal (json_path's text, quotes doubled), not a parameter:
         # each use of it is then one expression, whatever the operator.

@@ -5,7 +5,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
-from app.dataset_records import DatasetItemsRecord, DatasetRecord, PromptVersionRecord
+from app.dataset_records import (
+    DatasetItemsRecord,
+    DatasetRecord,
+    ItemFilter,
+    PromptVersionRecord,
+)
 from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
@@ -128,15 +133,26 @@ class SqliteStore:
         await datasets.upsert_dataset_items(self.db, workspace, user, record)
 
     async def stream_dataset_items(
-        self, workspace: str, name: str, before: bytes | None, limit: int
+        self,
+        workspace: str,
+        name: str,
+        before: bytes | None,
+        limit: int,
+        filters: Sequence[ItemFilter] = (),
     ) -> list[DatasetItem]:
-        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit)
+        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit, filters)
 
     async def page_dataset_items(
-        self, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        page: int,
+        size: int,
+        truncate: bool,
+        filters: Sequence[ItemFilter] = (),
     ) -> tuple[list[DatasetItem], int]:
         return await datasets.page_dataset_items(
-            self.db, workspace, dataset_id, page, size, truncate
+            self.db, workspace, dataset_id, page, size, truncate, filters
         )
 
     async def delete_dataset_items(
