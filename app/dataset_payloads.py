@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.item_filters import SCHEMA as ITEM_FILTERS
 from app.payloads import (
     MAX_STREAM_LIMIT,
     MAX_TAGS,
@@ -33,6 +34,15 @@ RequiredName = Annotated[NotBlank, Meta(min_length=1, max_length=255)]
 Description = Annotated[NotBlank, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
 Tags = Annotated[list[Name], Meta(max_length=MAX_TAGS)]
 Page = Annotated[int, Meta(ge=1)]
+# JSON text: a list of dataset item filters (app/item_filters.py); OpenAPI says so with
+# `content` for a query parameter, and with these annotations in a body.
+ItemFilters = Annotated[
+    str,
+    Meta(
+        description="JSON text: an array of {field, operator, key, value} item filters",
+        extra_json_schema={"contentMediaType": "application/json", "contentSchema": ITEM_FILTERS},
+    ),
+]
 if TYPE_CHECKING:
     PolicyCount = int
 else:
@@ -186,7 +196,7 @@ class DatasetItemStreamRequest(Struct):
     steam_limit: StreamLimit = MAX_STREAM_LIMIT
     dataset_version: str | None = None
     project_name: str | None = None
-    filters: str | None = None
+    filters: ItemFilters | None = None
 
     def __post_init__(self) -> None:
         self.steam_limit = int(self.steam_limit)  # 2000.0 (see payloads.WholeNumber)
@@ -199,7 +209,7 @@ class DatasetItemsQuery(Struct):
     page: Page = 1
     size: Page = DEFAULT_PAGE_SIZE
     version: str | None = None
-    filters: str | None = None
+    filters: ItemFilters | None = None
     truncate: bool = False
 
 

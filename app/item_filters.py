@@ -4,6 +4,7 @@ Opik's DatasetItemField and each takes the operators FilterQueryBuilder has for 
 other field or operator is a 400, as Opik's FiltersFactory answers it."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -29,6 +30,38 @@ FIELDS: dict[str, tuple[str, list[str]]] = {
     "last_updated_by": ("STRING", _STRING),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _branch(fields: list[str], operators: list[str], keyed: bool) -> dict[str, Any]:
+    key = {"type": "string", "minLength": 1} if keyed else {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "properties": {
+            "field": {"enum": fields},
+            "operator": {"enum": operators},
+            "key": key,
+            "value": {"type": ["string", "number"]},
+        },
+        "required": ["field", "operator", "value", *(["key"] if keyed else [])],
+    }
+
+
+def _of_kind(kind: str) -> list[str]:
+    return [field for field, (its, _) in FIELDS.items() if its == kind]
+
+
+# The JSON Schema of the filters' text: each field with the operators it takes.
+SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "anyOf": [
+            _branch(_of_kind("STRING"), _STRING, keyed=False),
+            _branch(["data"], _MAP, keyed=True),
+            _branch(["tags"], _LIST, keyed=False),
+            _branch(_of_kind("DATE_TIME"), _DATE_TIME, keyed=False),
+        ]
+    },
+}
 
 
 def _instant(text: str) -> int | None:
@@ -74,13 +107,10 @@ def parse_item_filters(raw: str | None) -> tuple[ItemFilter, ...]:
             raise ApiError(
                 400, f"Invalid operator '{operator}' for field '{field}' of type '{kind}'"
             )
-        bad_value = ApiError(400, f"Invalid value '{value}' or key '{key}' for field '{field}'")
-        if kind == "MAP" and not key.strip():
-            raise bad_value
-        instant = None
-        if kind == "DATE_TIME":
-            instant = _instant(value)
-            if instant is None:
-                raise bad_value
+        if kind == "MAP" and not key:
+            raise ApiError(400, f"Invalid value '{value}' or key '{key}' for field '{field}'")
+        # A time that is no instant matches nothing (ClickHouse's parseDateTime64BestEffortOrNull
+        # would give NULL).
+        instant = _instant(value) if kind == "DATE_TIME" else None
         found[ItemFilter(field, operator, key if kind == "MAP" else "", value, instant)] = None
     return tuple(found)

@@ -191,7 +191,30 @@ class SpanSearch(Struct):
 
 
 PageNumber = Annotated[int, Meta(ge=1)]
-_FILTERS = "A JSON array of TraceFilter objects"
+# A query parameter of JSON text, a list of TraceFilter: OpenAPI's `content` says so.
+_TRACE_FILTERS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "field": {"type": "string"},
+            "operator": {"type": "string"},
+            "key": {"type": ["string", "null"]},
+            "value": {"type": ["string", "null"]},
+        },
+        "required": ["field", "operator"],
+    },
+}
+FilterText = Annotated[
+    str,
+    Meta(
+        description="JSON text: an array of TraceFilter objects",
+        extra_json_schema={
+            "contentMediaType": "application/json",
+            "contentSchema": _TRACE_FILTERS,
+        },
+    ),
+]
 
 
 class TracesQuery(Struct):
@@ -202,7 +225,7 @@ class TracesQuery(Struct):
     size: PageNumber = 10
     project_name: str | None = None
     project_id: AnyId | None = None
-    filters: Annotated[str, Meta(description=_FILTERS)] | None = None
+    filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
     sorting: str | None = None
@@ -222,7 +245,7 @@ class SpansQuery(Struct):
     project_id: AnyId | None = None
     trace_id: AnyId | None = None
     type: SpanType | None = None
-    filters: Annotated[str, Meta(description=_FILTERS)] | None = None
+    filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
     sorting: str | None = None

@@ -42,7 +42,7 @@ async def streamed(client: httpx.AsyncClient, *filters: dict[str, str]) -> list[
 
 
 async def paged(client: httpx.AsyncClient, dataset: str, *filters: Any) -> httpx.Response:
-    params = {"filters": json.dumps(list(filters)), "size": 2}
+    params: dict[str, str | int] = {"filters": json.dumps(list(filters)), "size": 2}
     return await client.get(f"{API}/datasets/{dataset}/items", params=params)
 
 
@@ -75,6 +75,8 @@ async def test_the_stream_keeps_the_items_that_meet_every_filter(
         math,
     ]
     assert await streamed(client, where("created_at", "<", "2000-01-01T00:00:00Z")) == []
+    # A time that is no instant matches nothing, as ClickHouse's OrNull parse would.
+    assert await streamed(client, where("created_at", "!=", "yesterday")) == []
     assert len(await streamed(client, where("last_updated_at", ">=", "2000-01-01T00:00:00Z"))) == 3
 
 
@@ -112,10 +114,6 @@ async def test_the_page_counts_only_the_items_that_meet_the_filters(
         (
             json.dumps([where("data", "=", "x")]),
             "Invalid value 'x' or key '' for field 'data'",
-        ),
-        (
-            json.dumps([where("created_at", ">", "yesterday")]),
-            "Invalid value 'yesterday' or key '' for field 'created_at'",
         ),
     ],
 )

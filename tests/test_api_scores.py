@@ -105,7 +105,8 @@ async def test_a_scores_author_field_names_its_author(client: httpx.AsyncClient)
 
     assert acc["value"] == 0.5
     assert sorted(acc["value_by_author"]) == ["admin", "judge"]
-    assert "reason" not in acc and "category_name" not in acc
+    assert "reason" not in acc
+    assert "category_name" not in acc
 
 
 async def test_a_single_author_reads_as_its_own_score(client: httpx.AsyncClient) -> None:

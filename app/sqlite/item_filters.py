@@ -60,7 +60,9 @@ def condition(f: ItemFilter) -> tuple[str, list[Any]]:
         match = "value = ?" if f.operator in ("=", "!=") else "instr(lower(value), lower(?)) > 0"
         exists = f"EXISTS (SELECT 1 FROM {_TAGS} WHERE {match})"
         return (exists if f.operator in ("=", "contains") else f"NOT {exists}"), [f.value]
-    return f"{f.field} {_COMPARISONS[f.operator]} ?", [f.instant]  # created_at, last_updated_at
+    if f.instant is None:  # created_at, last_updated_at: a value that is no instant
+        return "0", []
+    return f"{f.field} {_COMPARISONS[f.operator]} ?", [f.instant]
 
 
 def conditions(filters: Sequence[ItemFilter]) -> tuple[str, list[Any]]:
