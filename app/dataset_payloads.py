@@ -225,7 +225,8 @@ class DatasetItemPage(Struct):
 
 
 class DatasetItemsDelete(Struct):
-    """Items to delete by id (1 to 1000), or every item of `dataset_id`; unknown ids are
+    """Items to delete by id (1 to 1000), or the items of `dataset_id` that meet every one of
+    `filters` (the stream's item filters, as a JSON array; none: every item); unknown ids are
     ignored."""
 
     item_ids: Annotated[list[AnyId], BatchSize] | None = None
@@ -238,7 +239,7 @@ class DatasetItemsDelete(Struct):
             {"properties": {"item_ids": {"type": "array"}, "dataset_id": _NULL, "filters": _NULL},
              "required": ["item_ids"]},
             {"properties": {"item_ids": _NULL, "dataset_id": _ID,
-                            "filters": {"type": ["null", "array"], "maxItems": 0}},
+                            "filters": {"anyOf": [_NULL, ITEM_FILTERS]}},
              "required": ["dataset_id"]},
         ]
     }  # fmt: skip

@@ -134,15 +134,14 @@ async def delete_dataset_items(request: Request) -> Response:
                 "filters) must be provided."
             ]
         )
-    if wanted.dataset_id is not None and filters is not None and filters.strip() != "[]":
-        raise Invalid(["filters are not supported: send 'item_ids', or no filters"])
+    by_filters = parse_item_filters(filters) if wanted.dataset_id is not None else ()
     if wanted.batch_group_id is not None:  # ignored (versioning is off), but a UUID
         require_uuid(wanted.batch_group_id, "batch_group_id")
     keys = [require_uuid(v, f"item_ids[{n}]") for n, v in enumerate(wanted.item_ids or ())]
     dataset_id = (
         None if wanted.dataset_id is None else require_uuid(wanted.dataset_id, "dataset_id")
     )
-    await store.delete_dataset_items(identity.workspace, keys, dataset_id)
+    await store.delete_dataset_items(identity.workspace, keys, dataset_id, by_filters)
     return Response(status_code=204)
 
 

@@ -162,9 +162,13 @@ class Store(Protocol):
         all."""
 
     async def delete_dataset_items(
-        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+        self,
+        workspace: str,
+        keys: Sequence[bytes],
+        dataset_id: bytes | None,
+        filters: Sequence[ItemFilter] = (),
     ) -> None:
-        """The items of these ids, or every item of `dataset_id`."""
+        """The items of these ids, or the items of `dataset_id` that meet every filter."""
 
     async def compare_dataset_items(
         self,

@@ -142,3 +142,18 @@ async def test_null_blank_and_empty_filters_keep_every_item(client: httpx.AsyncC
         assert answer.content.count(b"\r\n") == 3, filters
     page = await client.get(f"{API}/datasets/{dataset}/items", params={"filters": "[]"})
     assert page.json()["total"] == len(keys)
+
+
+async def test_a_delete_by_dataset_takes_the_same_filters(client: httpx.AsyncClient) -> None:
+    dataset, (math, history, mathematics) = await three_items(client)
+    delete = f"{API}/datasets/items/delete"
+
+    by_tag = await client.post(
+        delete, json={"dataset_id": dataset, "filters": [where("tags", "=", "easy")]}
+    )
+    bad = await client.post(
+        delete, json={"dataset_id": dataset, "filters": [where("tags", "ends_with", "y")]}
+    )
+
+    assert (by_tag.status_code, bad.status_code) == (204, 400)
+    assert await streamed(client) == [mathematics, history]

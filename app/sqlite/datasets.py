@@ -66,7 +66,9 @@ COUNT_ITEMS = (
 )
 UPSERT_ITEM = DATASET_ITEMS.upsert()
 DELETE_ITEMS = "DELETE FROM dataset_items WHERE workspace = ? AND id IN ({marks})"
-DELETE_DATASET_ITEMS = "DELETE FROM dataset_items WHERE workspace = ? AND dataset_id = ?"
+DELETE_DATASET_ITEMS = (
+    "DELETE FROM dataset_items WHERE workspace = ? AND dataset_id = ?{conditions}"
+)
 
 _policy = msgspec.json.Decoder(ExecutionPolicy)
 _tags = msgspec.json.Decoder(list[str])
@@ -250,11 +252,18 @@ async def items_by_id(db: Database, workspace: str, keys: Sequence[bytes]) -> di
 
 
 async def delete_dataset_items(
-    db: Database, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+    db: Database,
+    workspace: str,
+    keys: Sequence[bytes],
+    dataset_id: bytes | None,
+    filters: Sequence[ItemFilter] = (),
 ) -> None:
-    """The items with these ids, or every item of `dataset_id`; unknown ids are ignored."""
+    """The items with these ids, or the items of `dataset_id` that meet every filter; unknown
+    ids are ignored."""
     async with db.transaction() as conn:
         if dataset_id is not None:
-            await conn.execute(DELETE_DATASET_ITEMS, (workspace, dataset_id))
+            where, params = item_filters.conditions(filters)
+            sql = DELETE_DATASET_ITEMS.format(conditions=where)
+            await conn.execute(sql, (workspace, dataset_id, *params))
         for chunk in batched(keys, _IDS_PER_QUERY):
             await conn.execute(DELETE_ITEMS.format(marks=marks(len(chunk))), (workspace, *chunk))

@@ -156,9 +156,13 @@ class SqliteStore:
         )
 
     async def delete_dataset_items(
-        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+        self,
+        workspace: str,
+        keys: Sequence[bytes],
+        dataset_id: bytes | None,
+        filters: Sequence[ItemFilter] = (),
     ) -> None:
-        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id)
+        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id, filters)
 
     async def compare_dataset_items(
         self,
