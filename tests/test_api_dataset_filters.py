@@ -145,7 +145,7 @@ async def test_null_blank_and_empty_filters_keep_every_item(client: httpx.AsyncC
 
 
 async def test_a_delete_by_dataset_takes_the_same_filters(client: httpx.AsyncClient) -> None:
-    dataset, (math, history, mathematics) = await three_items(client)
+    dataset, (_, history, mathematics) = await three_items(client)
     delete = f"{API}/datasets/items/delete"
 
     by_tag = await client.post(
