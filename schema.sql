@@ -131,10 +131,15 @@ CREATE TABLE IF NOT EXISTS spans (
 
 CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (workspace, trace_id);
 
--- One score per name per trace, as in Opik: a second score of a name replaces the first.
+-- The span search and pages read a project's spans newest id first (version 3).
+CREATE INDEX IF NOT EXISTS spans_by_project ON spans (workspace, project_id, id);
+
+-- One score per name and author per trace, as in Opik: a second score of a name by the same
+-- author replaces the first; reads average the authors' values (version 3).
 CREATE TABLE IF NOT EXISTS feedback_scores (
     trace_id BLOB NOT NULL,
     name TEXT NOT NULL,
+    author TEXT NOT NULL,            -- the score's `author`, else the user who sent it
     workspace TEXT NOT NULL,
     category_name TEXT,
     value REAL NOT NULL,
@@ -144,7 +149,7 @@ CREATE TABLE IF NOT EXISTS feedback_scores (
     created_by TEXT NOT NULL,
     last_updated_at INTEGER NOT NULL,
     last_updated_by TEXT NOT NULL,
-    PRIMARY KEY (trace_id, name)
+    PRIMARY KEY (trace_id, name, author)
 ) STRICT, WITHOUT ROWID;
 
 -- The same for spans (version 2). No check that the span exists: Opik has none, and the SDK
@@ -152,6 +157,7 @@ CREATE TABLE IF NOT EXISTS feedback_scores (
 CREATE TABLE IF NOT EXISTS span_feedback_scores (
     span_id BLOB NOT NULL,
     name TEXT NOT NULL,
+    author TEXT NOT NULL,
     workspace TEXT NOT NULL,
     category_name TEXT,
     value REAL NOT NULL,
@@ -161,7 +167,7 @@ CREATE TABLE IF NOT EXISTS span_feedback_scores (
     created_by TEXT NOT NULL,
     last_updated_at INTEGER NOT NULL,
     last_updated_by TEXT NOT NULL,
-    PRIMARY KEY (span_id, name)
+    PRIMARY KEY (span_id, name, author)
 ) STRICT, WITHOUT ROWID;
 
 -- A dataset's items (version 2). The id is the upsert key, global as every id here; `data`
@@ -242,4 +248,4 @@ CREATE TABLE IF NOT EXISTS experiment_items (
 CREATE INDEX IF NOT EXISTS experiment_items_by_experiment
     ON experiment_items (workspace, experiment_id, id);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -81,6 +81,7 @@ def dataset_items_record(batch: DatasetItemBatch) -> DatasetItemsRecord:
         require_text(batch.dataset_name, "dataset_name")
     if batch.project_name is not None:
         require_text(batch.project_name, "project_name")
+    optional_uuid(batch.batch_group_id, "batch_group_id")  # ignored (versioning is off)
     items = tuple(_item(item, f"items[{n}]") for n, item in enumerate(batch.items))
     return DatasetItemsRecord(
         dataset_id=optional_uuid(batch.dataset_id, "dataset_id"),

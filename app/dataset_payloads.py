@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from app.item_filters import SCHEMA as ITEM_FILTERS
 from app.payloads import (
     MAX_STREAM_LIMIT,
     MAX_TAGS,
@@ -33,6 +34,15 @@ RequiredName = Annotated[NotBlank, Meta(min_length=1, max_length=255)]
 Description = Annotated[NotBlank, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
 Tags = Annotated[list[Name], Meta(max_length=MAX_TAGS)]
 Page = Annotated[int, Meta(ge=1)]
+# JSON text: a list of dataset item filters (app/item_filters.py); OpenAPI says so with
+# `content` for a query parameter, and with these annotations in a body.
+ItemFilters = Annotated[
+    str,
+    Meta(
+        description="JSON text: an array of {field, operator, key, value} item filters",
+        extra_json_schema={"contentMediaType": "application/json", "contentSchema": ITEM_FILTERS},
+    ),
+]
 if TYPE_CHECKING:
     PolicyCount = int
 else:
@@ -177,27 +187,29 @@ class DatasetItem(Struct):
 
 class DatasetItemStreamRequest(Struct):
     """A page of the stream: items newest id first, older than `last_retrieved_id`.
-    `steam_limit` is Opik's own spelling. `dataset_version` and `filters` are accepted and
-    ignored (versioning is off; item filters are not supported)."""
+    `steam_limit` is Opik's own spelling. `filters` is the JSON text of a list of item
+    filters (app/item_filters.py); `dataset_version` is accepted and ignored (versioning is
+    off)."""
 
     dataset_name: RequiredName
     last_retrieved_id: AnyId | None = None
     steam_limit: StreamLimit = MAX_STREAM_LIMIT
     dataset_version: str | None = None
     project_name: str | None = None
-    filters: str | None = None
+    filters: ItemFilters | None = None
 
     def __post_init__(self) -> None:
         self.steam_limit = int(self.steam_limit)  # 2000.0 (see payloads.WholeNumber)
 
 
 class DatasetItemsQuery(Struct):
-    """A page of a dataset's items, newest id first; `version` and `filters` are ignored."""
+    """A page of a dataset's items that meet `filters` (the JSON text of a list of item
+    filters, as the stream's), newest id first; `version` is ignored."""
 
     page: Page = 1
     size: Page = DEFAULT_PAGE_SIZE
     version: str | None = None
-    filters: str | None = None
+    filters: ItemFilters | None = None
     truncate: bool = False
 
 
@@ -213,7 +225,8 @@ class DatasetItemPage(Struct):
 
 
 class DatasetItemsDelete(Struct):
-    """Items to delete by id (1 to 1000), or every item of `dataset_id`; unknown ids are
+    """Items to delete by id (1 to 1000), or the items of `dataset_id` that meet every one of
+    `filters` (the stream's item filters, as a JSON array; none: every item); unknown ids are
     ignored."""
 
     item_ids: Annotated[list[AnyId], BatchSize] | None = None
@@ -226,7 +239,7 @@ class DatasetItemsDelete(Struct):
             {"properties": {"item_ids": {"type": "array"}, "dataset_id": _NULL, "filters": _NULL},
              "required": ["item_ids"]},
             {"properties": {"item_ids": _NULL, "dataset_id": _ID,
-                            "filters": {"type": ["null", "array"], "maxItems": 0}},
+                            "filters": {"anyOf": [_NULL, ITEM_FILTERS]}},
              "required": ["dataset_id"]},
         ]
     }  # fmt: skip

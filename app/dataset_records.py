@@ -59,3 +59,15 @@ class PromptVersionRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 # --- Traces, spans, feedback scores (issue 11) ---------------------------------------------
+
+
+class ItemFilter(msgspec.Struct, frozen=True, gc=False):
+    """One condition of a dataset item stream or page (app/item_filters.py checks them): a
+    field of Opik's DatasetItemField, an operator its type takes, the `data` key for `data`,
+    the value, and for a time field the value as nanoseconds."""
+
+    field: str
+    operator: str
+    key: str
+    value: str
+    instant: int | None = None

@@ -20,6 +20,7 @@ from app.dataset_payloads import (
     DatasetWrite,
 )
 from app.errors import JSON, ApiError, Invalid, Listed
+from app.item_filters import parse_item_filters
 from app.items import NDJSON_LINE_END
 from app.payloads import encoder
 from app.records import NotFound, json_text
@@ -95,8 +96,9 @@ async def stream_dataset_items(request: Request) -> Response:
     wanted = await decode(request, DatasetItemStreamRequest)
     before = wanted.last_retrieved_id
     key = None if before is None else require_uuid(before, "last_retrieved_id")
+    filters = parse_item_filters(wanted.filters)
     items = await store.stream_dataset_items(
-        identity.workspace, wanted.dataset_name, key, wanted.steam_limit
+        identity.workspace, wanted.dataset_name, key, wanted.steam_limit, filters
     )
     body = b"".join(encoder.encode(item) + NDJSON_LINE_END for item in items)
     return Response(body, media_type="application/octet-stream")
@@ -106,8 +108,9 @@ async def get_dataset_items(request: Request) -> Response:
     identity, store = acting(request)
     dataset_id = path_id(request)
     query = decode_query(request, DatasetItemsQuery)
+    filters = parse_item_filters(query.filters)
     items, total = await store.page_dataset_items(
-        identity.workspace, dataset_id, query.page, query.size, query.truncate
+        identity.workspace, dataset_id, query.page, query.size, query.truncate, filters
     )
     page = DatasetItemPage(items, query.page, len(items), total, columns=[], sortable_by=[])
     return Response(encoder.encode(page), media_type=JSON)
@@ -131,13 +134,14 @@ async def delete_dataset_items(request: Request) -> Response:
                 "filters) must be provided."
             ]
         )
-    if wanted.dataset_id is not None and filters is not None and filters.strip() != "[]":
-        raise Invalid(["filters are not supported: send 'item_ids', or no filters"])
+    by_filters = parse_item_filters(filters) if wanted.dataset_id is not None else ()
+    if wanted.batch_group_id is not None:  # ignored (versioning is off), but a UUID
+        require_uuid(wanted.batch_group_id, "batch_group_id")
     keys = [require_uuid(v, f"item_ids[{n}]") for n, v in enumerate(wanted.item_ids or ())]
     dataset_id = (
         None if wanted.dataset_id is None else require_uuid(wanted.dataset_id, "dataset_id")
     )
-    await store.delete_dataset_items(identity.workspace, keys, dataset_id)
+    await store.delete_dataset_items(identity.workspace, keys, dataset_id, by_filters)
     return Response(status_code=204)
 
 

@@ -187,10 +187,12 @@ class SpanLine(Struct, kw_only=True):
 
 
 class ScoreLine(Struct, kw_only=True):
-    """A feedback score of a trace (payloads.FeedbackScore with its trace's id)."""
+    """One author's feedback score of a trace (a payloads.ValueEntry with its trace's id, its
+    name, its author and its audit fields)."""
 
     trace_id: str
     name: str
+    author: str | UnsetType = UNSET  # left out (files before schema 3): its last_updated_by
     category_name: str | UnsetType = UNSET
     value: float
     reason: str | UnsetType = UNSET
@@ -206,6 +208,7 @@ class SpanScoreLine(Struct, kw_only=True):
 
     span_id: str
     name: str
+    author: str | UnsetType = UNSET  # left out (files before schema 3): its last_updated_by
     category_name: str | UnsetType = UNSET
     value: float
     reason: str | UnsetType = UNSET

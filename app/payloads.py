@@ -225,8 +225,20 @@ class StreamRequest(Struct):
             self.limit = int(self.limit)  # 500.0 (see WholeNumber)
 
 
+class ValueEntry(Struct):
+    """One author's latest score of a name."""
+
+    value: float
+    reason: str | UnsetType
+    category_name: str | UnsetType
+    source: str
+    last_updated_at: Instant
+
+
 class FeedbackScore(Struct):
-    """A score of an item's trace."""
+    """A score of a trace or span by name, as Opik shows it: the average of its authors'
+    latest values (the one value when there is one author), their categories, reasons and
+    users joined by ", ", and each author's own in `value_by_author`."""
 
     name: str
     category_name: str | UnsetType
@@ -237,6 +249,7 @@ class FeedbackScore(Struct):
     last_updated_at: Instant
     created_by: str
     last_updated_by: str
+    value_by_author: dict[str, ValueEntry]
 
 
 class FullItem(Struct):

@@ -183,13 +183,15 @@ class SpanRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 class ScoreRecord(msgspec.Struct, frozen=True, gc=False):
-    """A feedback score of the trace it is recorded with; a second of a name replaces it."""
+    """A feedback score of the trace it is recorded with; a second of a name by the same
+    author replaces it. `author` None: the request's user."""
 
     name: str
     value: float
     source: str
     category_name: str | None = None
     reason: str | None = None
+    author: str | None = None
 
 
 class RunRecord(msgspec.Struct, frozen=True, gc=False):
@@ -271,14 +273,18 @@ class TraceCondition(msgspec.Struct, frozen=True, gc=False):
 
 
 class TraceQuery(msgspec.Struct, frozen=True, gc=False):
-    """Which traces a search reads: one project's, newest id first, older than `before` when
-    it is set, at most `limit`, each meeting every condition."""
+    """Which traces (or spans) a search or a page reads: one project's, newest id first, older
+    than `before` when it is set, `offset` skipped, at most `limit`, each meeting every
+    condition; spans also of `trace_id` and of `span_type` when set."""
 
     project_id: bytes
     limit: int
     before: bytes | None
     truncate: bool
     conditions: tuple[TraceCondition, ...] = ()
+    offset: int = 0
+    trace_id: bytes | None = None
+    span_type: str | None = None
 
 
 class TooManyTags(Exception):

@@ -170,6 +170,13 @@ ENDPOINTS = (
         "POST", "/v1/private/traces/search", traces.search_traces, "searchTraces", ops.SEARCH_TRACES
     ),
     Endpoint(
+        "GET",
+        "/v1/private/traces",
+        traces.get_traces,
+        "getTracesByProject",
+        ops.GET_TRACES_BY_PROJECT,
+    ),
+    Endpoint(
         "PUT",
         "/v1/private/traces/feedback-scores",
         traces.score_traces,
@@ -185,6 +192,12 @@ ENDPOINTS = (
     ),
     Endpoint(
         "POST", "/v1/private/spans/batch", traces.create_spans, "createSpans", ops.CREATE_SPANS
+    ),
+    Endpoint(
+        "POST", "/v1/private/spans/search", traces.search_spans, "searchSpans", ops.SEARCH_SPANS
+    ),
+    Endpoint(
+        "GET", "/v1/private/spans", traces.get_spans, "getSpansByProject", ops.GET_SPANS_BY_PROJECT
     ),
     Endpoint(
         "PUT",

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Protocol
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
-from app.dataset_records import DatasetItemsRecord, DatasetRecord, PromptVersionRecord
+from app.dataset_records import (
+    DatasetItemsRecord,
+    DatasetRecord,
+    ItemFilter,
+    PromptVersionRecord,
+)
 from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
@@ -134,20 +139,36 @@ class Store(Protocol):
         when missing; records.NotFound when `dataset_id` names no dataset here."""
 
     async def stream_dataset_items(
-        self, workspace: str, name: str, before: bytes | None, limit: int
+        self,
+        workspace: str,
+        name: str,
+        before: bytes | None,
+        limit: int,
+        filters: Sequence[ItemFilter] = (),
     ) -> list[DatasetItem]:
-        """At most `limit` items of the dataset of that name, newest id first, older than
-        `before`; none when there is no such dataset."""
+        """At most `limit` items of the dataset of that name that meet every filter, newest id
+        first, older than `before`; none when there is no such dataset."""
 
     async def page_dataset_items(
-        self, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        page: int,
+        size: int,
+        truncate: bool,
+        filters: Sequence[ItemFilter] = (),
     ) -> tuple[list[DatasetItem], int]:
-        """A page of the items, newest id first, and their number in all."""
+        """A page of the items that meet every filter, newest id first, and their number in
+        all."""
 
     async def delete_dataset_items(
-        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+        self,
+        workspace: str,
+        keys: Sequence[bytes],
+        dataset_id: bytes | None,
+        filters: Sequence[ItemFilter] = (),
     ) -> None:
-        """The items of these ids, or every item of `dataset_id`."""
+        """The items of these ids, or the items of `dataset_id` that meet every filter."""
 
     async def compare_dataset_items(
         self,
@@ -207,6 +228,16 @@ class Store(Protocol):
     def search_traces(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Trace]]:
         """The project's traces the query names, in chunks read one at a time."""
         ...
+
+    def search_spans(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Span]]:
+        """As search_traces, for spans."""
+        ...
+
+    async def page_traces(self, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+        """One page of the project's traces the query names, and how many match in all."""
+
+    async def page_spans(self, workspace: str, query: TraceQuery) -> tuple[list[Span], int]:
+        """As page_traces, for spans."""
 
     async def get_project(self, workspace: str, key: bytes) -> Project | None: ...
 

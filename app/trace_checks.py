@@ -22,12 +22,18 @@ from app.records import (
 from app.trace_payloads import (
     ScoreItem,
     SpanCreate,
+    SpanSearch,
+    SpansQuery,
     SpanUpdate,
     TraceCreate,
     TraceFilter,
     TraceSearch,
+    TracesQuery,
     TraceUpdate,
 )
+
+Searched = TraceSearch | SpanSearch | TracesQuery | SpansQuery
+_filters = msgspec.json.Decoder(list[TraceFilter])
 
 
 def trace_upserts(traces: list[TraceCreate], at: str = "traces") -> list[TraceUpsert]:
@@ -111,12 +117,14 @@ def score_upserts(scores: list[ScoreItem], resource: str) -> list[ScoreUpsert]:
         require_text(s.name, f"scores[{n}].name")
         if s.project_id is not None:
             require_uuid(s.project_id, f"scores[{n}].project_id")
-        record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason)
+        # Opik's author: the one the score names, else the request's user (the store's).
+        author = s.author.strip() if s.author is not None and s.author.strip() else None
+        record = ScoreRecord(s.name.strip(), s.value, s.source, s.category_name, s.reason, author)
         upserts.append(ScoreUpsert(key, given_name(s.project_name), record))
     return upserts
 
 
-def project_of_search(search: TraceSearch) -> tuple[str | None, bytes | None]:
+def project_of_search(search: Searched) -> tuple[str | None, bytes | None]:
     """The searched project's name or id key: 400 when neither is given."""
     name = given_name(search.project_name)
     key = None if search.project_id is None else require_uuid(search.project_id, "project_id")
@@ -141,15 +149,61 @@ def _condition(f: TraceFilter) -> TraceCondition | None:
     return None
 
 
+def _before(last_retrieved_id: str | None) -> bytes | None:
+    if last_retrieved_id is None:
+        return None
+    return require_uuid(last_retrieved_id, "last_retrieved_id")
+
+
+def _conditions(filters: list[TraceFilter] | None) -> tuple[TraceCondition, ...]:
+    conditions = [_condition(f) for f in filters or ()]
+    return tuple(c for c in conditions if c is not None)
+
+
 def trace_query(search: TraceSearch, project_id: bytes) -> TraceQuery:
-    before = None
-    if search.last_retrieved_id is not None:
-        before = require_uuid(search.last_retrieved_id, "last_retrieved_id")
-    conditions = [_condition(f) for f in search.filters or ()]
     return TraceQuery(
         project_id=project_id,
         limit=DEFAULT_STREAM_LIMIT if search.limit is None else search.limit,
-        before=before,
+        before=_before(search.last_retrieved_id),
         truncate=search.truncate is True,
-        conditions=tuple(c for c in conditions if c is not None),
+        conditions=_conditions(search.filters),
+    )
+
+
+def span_query(search: SpanSearch, project_id: bytes) -> TraceQuery:
+    trace_id = None if search.trace_id is None else require_uuid(search.trace_id, "trace_id")
+    return TraceQuery(
+        project_id=project_id,
+        limit=DEFAULT_STREAM_LIMIT if search.limit is None else search.limit,
+        before=_before(search.last_retrieved_id),
+        truncate=search.truncate is True,
+        conditions=_conditions(search.filters),
+        trace_id=trace_id,
+        span_type=search.type,
+    )
+
+
+def page_query(query: TracesQuery | SpansQuery, project_id: bytes) -> TraceQuery:
+    """A page as a query: `size` of them after the first (page - 1) * size, newest first;
+    `filters` the JSON text of the search's filter list (400 when it is not one)."""
+    filters = None
+    if query.filters is not None and query.filters.strip():
+        try:
+            filters = _filters.decode(query.filters)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise ApiError(400, f"Invalid filters query parameter '{query.filters}'") from None
+    trace_id, span_type = None, None
+    if isinstance(query, SpansQuery):
+        if query.trace_id is not None:
+            trace_id = require_uuid(query.trace_id, "trace_id")
+        span_type = query.type
+    return TraceQuery(
+        project_id=project_id,
+        limit=query.size,
+        before=None,
+        truncate=query.truncate,
+        conditions=_conditions(filters),
+        offset=(query.page - 1) * query.size,
+        trace_id=trace_id,
+        span_type=span_type,
     )

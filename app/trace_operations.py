@@ -50,13 +50,52 @@ SEARCH_TRACES = Operation(
         )
     },
     body=trace_payloads.TraceSearch,
-    errors={404: "No project of that name or id in this workspace"},
+    errors={
+        400: "Neither `project_name` nor `project_id`",
+        404: "No project of that name or id in this workspace",
+    },
     example={"project_name": "Demo", "limit": 100},
 )
 
 
+GET_TRACES_BY_PROJECT = Operation(
+    "A page of a project's traces, newest id first; an unknown project's page is empty",
+    {200: Answer("The page", trace_payloads.TracePage)},
+    errors={400: "Neither `project_name` nor `project_id`, or `filters` is not a JSON array"},
+    query=trace_payloads.TracesQuery,
+)
+
+
+SEARCH_SPANS = Operation(
+    "A project's spans (of one trace and type when given), newest id first, one JSON object a line",
+    {
+        200: Answer(
+            "One Span JSON object per line, each line ending with CR LF",
+            media_type="application/octet-stream",
+            schema={"type": "string"},
+            lines=trace_payloads.Span,
+        )
+    },
+    body=trace_payloads.SpanSearch,
+    errors={
+        400: "Neither `project_name` nor `project_id`",
+        404: "No project of that name or id in this workspace",
+    },
+    example={"project_name": "Demo", "trace_id": TRACE_IDS[0], "limit": 100},
+)
+
+
+GET_SPANS_BY_PROJECT = Operation(
+    "A page of a project's spans (of one trace and type when given), newest id first; an "
+    "unknown project's page is empty",
+    {200: Answer("The page", trace_payloads.SpanPage)},
+    errors={400: "Neither `project_name` nor `project_id`, or `filters` is not a JSON array"},
+    query=trace_payloads.SpansQuery,
+)
+
+
 SCORE_BATCH_OF_TRACES = Operation(
-    "Score 1 to 1000 traces, stored or not yet; a score of a name replaces the last",
+    "Score 1 to 1000 traces, stored or not yet; a score of a name replaces its author's last",
     {204: Answer("Stored, durably")},
     body=trace_payloads.ScoreBatch,
     errors={409: "An id belongs to another workspace: nothing is stored"},
@@ -104,7 +143,7 @@ CREATE_SPANS = Operation(
 
 
 SCORE_BATCH_OF_SPANS = Operation(
-    "Score 1 to 1000 spans, stored or not yet; a score of a name replaces the last",
+    "Score 1 to 1000 spans, stored or not yet; a score of a name replaces its author's last",
     {204: Answer("Stored, durably")},
     body=trace_payloads.ScoreBatch,
     errors={409: "An id belongs to another workspace: nothing is stored"},

@@ -168,6 +168,93 @@ class TraceSearch(Struct):
             self.limit = int(self.limit)  # 500.0 (see WholeNumber)
 
 
+class SpanSearch(Struct):
+    """Which spans to stream: those of one project (by name or id), of one trace and one type
+    when given, newest id first, only ids below `last_retrieved_id` when given, at most `limit`
+    (default 500). Filters as TraceSearch's, on the span's name and scores."""
+
+    trace_id: AnyId | None = None
+    project_name: str | None = None
+    project_id: AnyId | None = None
+    type: SpanType | None = None
+    filters: list[TraceFilter] | None = None
+    limit: StreamLimit | None = None
+    last_retrieved_id: AnyId | None = None
+    truncate: bool | None = None  # None: false, as Opik reads a JSON body
+    exclude: list[str] | None = None
+    from_time: DateTime | None = None
+    to_time: DateTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            self.limit = int(self.limit)  # 500.0 (see WholeNumber)
+
+
+PageNumber = Annotated[int, Meta(ge=1)]
+# A query parameter of JSON text, a list of TraceFilter: OpenAPI's `content` says so.
+_TRACE_FILTERS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "field": {"type": "string"},
+            "operator": {"type": "string"},
+            "key": {"type": ["string", "null"]},
+            "value": {"type": ["string", "null"]},
+        },
+        "required": ["field", "operator"],
+    },
+}
+FilterText = Annotated[
+    str,
+    Meta(
+        description="JSON text: an array of TraceFilter objects",
+        extra_json_schema={
+            "contentMediaType": "application/json",
+            "contentSchema": _TRACE_FILTERS,
+        },
+    ),
+]
+
+
+class TracesQuery(Struct):
+    """A page of one project's traces (by name or id), newest id first. `sorting`, `search`,
+    `exclude`, `strip_attachments`, `from_time` and `to_time` are accepted and ignored."""
+
+    page: PageNumber = 1
+    size: PageNumber = 10
+    project_name: str | None = None
+    project_id: AnyId | None = None
+    filters: FilterText | None = None
+    truncate: bool = False
+    strip_attachments: bool = False
+    sorting: str | None = None
+    exclude: str | None = None
+    search: str | None = None
+    from_time: str | None = None
+    to_time: str | None = None
+
+
+class SpansQuery(Struct):
+    """A page of one project's spans (by name or id), of one trace and one type when given,
+    newest id first; the other parameters as TracesQuery's."""
+
+    page: PageNumber = 1
+    size: PageNumber = 10
+    project_name: str | None = None
+    project_id: AnyId | None = None
+    trace_id: AnyId | None = None
+    type: SpanType | None = None
+    filters: FilterText | None = None
+    truncate: bool = False
+    strip_attachments: bool = False
+    sorting: str | None = None
+    exclude: str | None = None
+    search: str | None = None
+    from_time: str | None = None
+    to_time: str | None = None
+
+
 class Trace(Struct):
     """A trace as Opik's `Trace` Public view shows it, in its order: fields never set are left
     out; the counts of its spans are always there."""
@@ -256,3 +343,23 @@ class WorkspaceName(Struct):
     """The request's workspace."""
 
     workspace_name: str
+
+
+class TracePage(Struct):
+    """One page of traces: `size` is the number on it, `total` of all that match."""
+
+    page: int
+    size: int
+    total: int
+    content: list[Trace]
+    sortable_by: list[str]
+
+
+class SpanPage(Struct):
+    """One page of spans, as TracePage."""
+
+    page: int
+    size: int
+    total: int
+    content: list[Span]
+    sortable_by: list[str]

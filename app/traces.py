@@ -1,5 +1,5 @@
-"""Traces and spans: batches, single creates, PATCHes, reads, feedback scores and the trace
-search (opik-reference/datasets-traces.md, sections 3.6 to 3.8)."""
+"""Traces and spans: batches, single creates, PATCHes, reads, feedback scores, the trace and
+span searches and pages (opik-reference/datasets-traces.md, sections 3.6 to 3.8)."""
 
 from collections.abc import AsyncIterator
 
@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from app import ids, trace_checks
-from app.body import LARGE_BODY_BYTES, decode
+from app.body import LARGE_BODY_BYTES, decode, decode_query
 from app.context import acting, created, path_id
 from app.errors import JSON, ApiError
 from app.items import NDJSON_LINE_END
@@ -16,10 +16,15 @@ from app.trace_payloads import (
     ScoreBatch,
     SpanBatch,
     SpanCreate,
+    SpanPage,
+    SpanSearch,
+    SpansQuery,
     SpanUpdate,
     TraceBatch,
     TraceCreate,
+    TracePage,
     TraceSearch,
+    TracesQuery,
     TraceUpdate,
 )
 
@@ -106,20 +111,35 @@ async def score_spans(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def search_traces(request: Request) -> Response:
+async def _project_key(request: Request, search: trace_checks.Searched) -> bytes | None:
+    """The key of the project a search or page names: 400 when it names none; None when the
+    workspace has no such project."""
     identity, store = acting(request)
-    search = await decode(request, TraceSearch)
     name, key = trace_checks.project_of_search(search)
     if key is not None:
         project = await store.get_project(identity.workspace, key)
-        missing = f"Project id: {ids.to_str(key)} not found"
     else:
         assert name is not None
         project = await store.find_project(identity.workspace, name)
-        missing = f"Project name: {name} not found"
-    if project is None:
-        raise ApiError(404, missing)
-    query = trace_checks.trace_query(search, ids.parse(project.id) or b"")
+    return None if project is None else ids.parse(project.id)
+
+
+async def _searched_project(request: Request, search: TraceSearch | SpanSearch) -> bytes:
+    """As _project_key; an unknown project is a 404, before streaming starts."""
+    key = await _project_key(request, search)
+    if key is None:
+        name, given = trace_checks.project_of_search(search)
+        if given is not None:
+            raise ApiError(404, f"Project id: {ids.to_str(given)} not found")
+        raise ApiError(404, f"Project name: {name} not found")
+    return key
+
+
+async def search_traces(request: Request) -> Response:
+    identity, store = acting(request)
+    search = await decode(request, TraceSearch)
+    project_id = await _searched_project(request, search)
+    query = trace_checks.trace_query(search, project_id)
     chunks = store.search_traces(identity.workspace, query)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -127,3 +147,38 @@ async def search_traces(request: Request) -> Response:
             yield b"".join(encoder.encode(trace) + NDJSON_LINE_END for trace in chunk)
 
     return StreamingResponse(lines(), media_type="application/octet-stream")
+
+
+async def search_spans(request: Request) -> Response:
+    identity, store = acting(request)
+    search = await decode(request, SpanSearch)
+    project_id = await _searched_project(request, search)
+    query = trace_checks.span_query(search, project_id)
+    chunks = store.search_spans(identity.workspace, query)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield b"".join(encoder.encode(span) + NDJSON_LINE_END for span in chunk)
+
+    return StreamingResponse(lines(), media_type="application/octet-stream")
+
+
+async def get_traces(request: Request) -> Response:
+    identity, store = acting(request)
+    wanted = decode_query(request, TracesQuery)
+    project_id = await _project_key(request, wanted)
+    query = trace_checks.page_query(wanted, project_id or b"")
+    # An unknown project has no traces: an empty page, as Opik's TracePage.empty.
+    found, total = await store.page_traces(identity.workspace, query) if project_id else ([], 0)
+    page = TracePage(wanted.page, len(found), total, found, sortable_by=[])
+    return Response(encoder.encode(page), media_type=JSON)
+
+
+async def get_spans(request: Request) -> Response:
+    identity, store = acting(request)
+    wanted = decode_query(request, SpansQuery)
+    project_id = await _project_key(request, wanted)
+    query = trace_checks.page_query(wanted, project_id or b"")
+    found, total = await store.page_spans(identity.workspace, query) if project_id else ([], 0)
+    page = SpanPage(wanted.page, len(found), total, found, sortable_by=[])
+    return Response(encoder.encode(page), media_type=JSON)

@@ -348,3 +348,16 @@ async def test_non_finite_numbers_in_item_data_are_stored_as_null(
     assert page.json()["content"][0]["data"] == {
         "score": None, "range": [None, None], "text": "NaN stays text"
     }  # fmt: skip
+
+
+async def test_a_batch_group_id_that_is_no_uuid_is_a_422(client: httpx.AsyncClient) -> None:
+    # Ignored (versioning is off), but the document says it is a UUID.
+    put = await put_items(
+        client, {"dataset_name": "g", "batch_group_id": "x", "items": [sdk_item(new_id(), "q")]}
+    )
+    delete = await client.post(
+        f"{API}/datasets/items/delete", json={"item_ids": [new_id()], "batch_group_id": "x"}
+    )
+
+    assert (put.status_code, delete.status_code) == (422, 422)
+    assert put.json() == {"errors": ["batch_group_id must be a UUID"]}

@@ -56,8 +56,8 @@ def notes(path: Path) -> list[Any]:
     return query(path, "SELECT note FROM experiment_items")
 
 
-async def test_this_release_is_version_2() -> None:
-    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 2)
+async def test_this_release_is_version_3() -> None:
+    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 3)
     assert f"PRAGMA user_version = {SCHEMA_VERSION};" in schema_path().read_text()
 
 
@@ -170,3 +170,18 @@ async def test_workers_opening_one_file_together_migrate_it_once(db_path: Path) 
 
     assert user_version(db_path) == NOTED
     assert notes(db_path) == [("from v1; kept",)]
+
+
+async def test_a_stored_score_becomes_its_last_updaters_in_version_3(db_path: Path) -> None:
+    version_1_file(db_path)
+    query(
+        db_path,
+        "INSERT INTO feedback_scores VALUES (x'00', 'acc', 'w', NULL, 0.5, 'r', 'sdk', 1, 'ann',"
+        " 2, 'bob')",
+    )
+
+    await (await Database.open(db_path)).close()
+
+    assert query(db_path, "SELECT name, author, value, created_by FROM feedback_scores") == [
+        ("acc", "bob", 0.5, "ann")
+    ]

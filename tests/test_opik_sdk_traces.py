@@ -74,6 +74,12 @@ def test_the_sdk_records_traces_spans_and_scores_and_reads_them_all_back(server:
         found = client.search_traces(project_name=PROJECT, max_results=100)
         by_name = {t.name or "": t for t in found}
         assert sorted(by_name) == ["manual-0", "manual-1", "manual-2", "tracked"]
+        spans = client.search_spans(project_name=PROJECT, max_results=100)
+        assert sorted(s.name or "" for s in spans) == ["inner", "llm", "llm", "llm", "tracked"]
+        [first_span] = client.search_spans(project_name=PROJECT, trace_id=made[0][0])
+        assert (first_span.id, first_span.output) == (made[0][1], {"text": "a0"})
+        named = client.search_spans(project_name=PROJECT, filter_string='name = "inner"')
+        assert [s.type for s in named] == ["tool"]
         for n, (trace_id, span_id) in enumerate(made):
             content = client.get_trace_content(trace_id)
             assert content.name == f"manual-{n}"
@@ -110,3 +116,22 @@ def read_span(url: str, span_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def test_the_sdk_filters_dataset_items_by_data_and_tags(server: str) -> None:
+    client = opik.Opik(host=f"{server}/api", workspace="default", project_name=PROJECT)
+    try:
+        dataset = client.get_or_create_dataset("filtered")
+        dataset.insert(
+            [
+                {"input": {"q": "2+2"}, "category": "math"},
+                {"input": {"q": "1066"}, "category": "history"},
+            ]
+        )
+        got = dataset.get_items(filter_string='data.category = "math"')
+        assert [item["input"] for item in got] == [{"q": "2+2"}]
+        chunks = dataset.stream_items(filter_string='data.category contains "HIST"')
+        assert [item["category"] for chunk in chunks for item in chunk] == ["history"]
+        assert dataset.get_items(filter_string='tags contains "none"') == []
+    finally:
+        client.end()

@@ -28,8 +28,8 @@ TABLES = {
     "experiments": "id",
     "traces": "id",
     "spans": "id",
-    "feedback_scores": "trace_id, name",
-    "span_feedback_scores": "span_id, name",
+    "feedback_scores": "trace_id, name, author",
+    "span_feedback_scores": "span_id, name, author",
     "dataset_items": "id",
     "experiment_items": "id",
 }
@@ -137,7 +137,7 @@ def _direct_rows_of(db: Path) -> None:
         spans = conn.execute("SELECT id FROM spans WHERE workspace = 'default' LIMIT 2")
         for n, (span_id,) in enumerate(spans.fetchall()):
             conn.execute(
-                "INSERT INTO span_feedback_scores VALUES (?, ?, 'default', ?, ?, ?, 'sdk', "
+                "INSERT INTO span_feedback_scores VALUES (?, ?, 'bob', 'default', ?, ?, ?, 'sdk', "
                 "?, 'ann', ?, 'bob')",
                 (span_id, f"s{n}", "good" if n else None, 0.25 * n, "why" if n else None,
                  1705311000_123456789, 1705311000_987654321),
@@ -551,3 +551,25 @@ def test_a_dataset_line_of_an_older_file_gets_the_defaults(tmp_path: Path) -> No
     assert line == {"dataset": {**old, "type": "dataset", "visibility": "private"}}
     (row,) = rows(db)["datasets"]
     assert row[8:] == (None, None, None, "dataset", "private")
+
+
+def test_a_score_line_without_an_author_is_its_last_updaters(tmp_path: Path) -> None:
+    # Files exported before scores had authors (schema version 3) leave the field out.
+    db, trace_id, span_id = tmp_path / "items.db", new_id(), new_id()
+    audit = {k: v for k, v in named("x").items() if k not in ("id", "name")}
+    audit["last_updated_by"] = "bob"
+    old = {"name": "acc", "value": 0.5, "source": "sdk", **audit}
+    file = write_lines(
+        tmp_path / "old.jsonl",
+        {"feedback_score": {"trace_id": trace_id, **old}},
+        {"feedback_score": {"trace_id": trace_id, **old, "author": "ann", "value": 1.0}},
+        {"span_feedback_score": {"span_id": span_id, **old}},
+    )
+
+    assert run("import", "--db", str(db), str(file)).returncode == 0
+
+    with closing(sqlite3.connect(db)) as conn:
+        traces = conn.execute("SELECT author, value FROM feedback_scores ORDER BY author")
+        assert traces.fetchall() == [("ann", 1.0), ("bob", 0.5)]
+        spans = conn.execute("SELECT author FROM span_feedback_scores").fetchall()
+        assert spans == [("bob",)]

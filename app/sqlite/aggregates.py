@@ -45,12 +45,18 @@ FROM {_ITEMS} GROUP BY i.experiment_id
 _ITEM_TRACES = """experiment_items AS i
 JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
 WHERE i.workspace = ? AND i.experiment_id IN ({marks})"""
+# Per item and name, the trace's score is its authors' average; the experiment's is the
+# average of those over its items (experiments.md §2.2, feedback_scores steps 1-3).
 SCORE_AVERAGES = """
-SELECT i.experiment_id, f.name, avg(f.value) FROM experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks})
-GROUP BY i.experiment_id, f.name ORDER BY i.experiment_id, f.name
+SELECT experiment_id, name, avg(value) FROM (
+    SELECT i.experiment_id AS experiment_id, f.name AS name, avg(f.value) AS value
+    FROM experiment_items AS i
+    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
+    WHERE i.workspace = ? AND i.experiment_id IN ({marks})
+    GROUP BY i.id, f.name
+)
+GROUP BY experiment_id, name ORDER BY experiment_id, name
 """
 
 

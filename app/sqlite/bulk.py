@@ -54,7 +54,10 @@ async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord)
                      "project_id": project_id, "partial": 0, **w.stamp}
                 )  # fmt: skip
             for score in run.scores:
-                scores.append({**msgspec.structs.asdict(score), "trace_id": trace_id, **w.stamp})
+                scores.append(
+                    {**msgspec.structs.asdict(score), "trace_id": trace_id, **w.stamp,
+                     "author": score.author or user}
+                )  # fmt: skip
             items.append(
                 {"id": ids.uuid7(), "experiment_id": experiment_id, "trace_id": trace_id,
                  "dataset_item_id": run.dataset_item_id, "project_id": None, **w.stamp}

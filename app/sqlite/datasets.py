@@ -9,7 +9,7 @@ from msgspec import UNSET, Raw
 
 from app import clock, ids
 from app.dataset_payloads import Dataset, DatasetItem, ExecutionPolicy
-from app.dataset_records import DatasetItemsRecord, DatasetRecord
+from app.dataset_records import DatasetItemsRecord, DatasetRecord, ItemFilter
 from app.records import (
     Conflict,
     NotFound,
@@ -17,6 +17,7 @@ from app.records import (
     name_key,
     truncate_images,
 )
+from app.sqlite import item_filters
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, project_of
 from app.sqlite.lookup import Row
@@ -50,17 +51,24 @@ SELECT id, trace_id, span_id, source, data, description, tags, evaluators, execu
        dataset_id, created_at, last_updated_at, created_by, last_updated_by
 FROM dataset_items
 """
+# {conditions}: item_filters.conditions, each after AND.
 ITEMS_BEFORE = (
-    _ITEM_COLUMNS + "WHERE workspace = ? AND dataset_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    _ITEM_COLUMNS + "WHERE workspace = ? AND dataset_id = ? AND id < ?{conditions}"
+    " ORDER BY id DESC LIMIT ?"
 )
 ITEMS_PAGE = (
-    _ITEM_COLUMNS + "WHERE workspace = ? AND dataset_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
+    _ITEM_COLUMNS + "WHERE workspace = ? AND dataset_id = ?{conditions}"
+    " ORDER BY id DESC LIMIT ? OFFSET ?"
 )
 ITEMS_BY_ID = _ITEM_COLUMNS + "WHERE workspace = ? AND id IN ({marks})"
-COUNT_ITEMS = "SELECT count(*) FROM dataset_items WHERE workspace = ? AND dataset_id = ?"
+COUNT_ITEMS = (
+    "SELECT count(*) FROM dataset_items WHERE workspace = ? AND dataset_id = ?{conditions}"
+)
 UPSERT_ITEM = DATASET_ITEMS.upsert()
 DELETE_ITEMS = "DELETE FROM dataset_items WHERE workspace = ? AND id IN ({marks})"
-DELETE_DATASET_ITEMS = "DELETE FROM dataset_items WHERE workspace = ? AND dataset_id = ?"
+DELETE_DATASET_ITEMS = (
+    "DELETE FROM dataset_items WHERE workspace = ? AND dataset_id = ?{conditions}"
+)
 
 _policy = msgspec.json.Decoder(ExecutionPolicy)
 _tags = msgspec.json.Decoder(list[str])
@@ -197,24 +205,41 @@ async def _dataset_of(w: Write, record: DatasetItemsRecord) -> bytes:
 
 
 async def stream_dataset_items(
-    db: Database, workspace: str, name: str, before: bytes | None, limit: int
+    db: Database,
+    workspace: str,
+    name: str,
+    before: bytes | None,
+    limit: int,
+    filters: Sequence[ItemFilter] = (),
 ) -> list[DatasetItem]:
     found = await db.fetch_all(FIND_ID_BY_NAME, (workspace, name_key(name)))
     if not found:
         return []
-    rows = await db.fetch_all(ITEMS_BEFORE, (workspace, found[0][0], before or LAST_KEY, limit))
+    where, params = item_filters.conditions(filters)
+    sql = ITEMS_BEFORE.format(conditions=where)
+    rows = await db.fetch_all(sql, (workspace, found[0][0], before or LAST_KEY, *params, limit))
     return [dataset_item(row) for row in rows]
 
 
 async def page_dataset_items(
-    db: Database, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+    db: Database,
+    workspace: str,
+    dataset_id: bytes,
+    page: int,
+    size: int,
+    truncate: bool,
+    filters: Sequence[ItemFilter] = (),
 ) -> tuple[list[DatasetItem], int]:
-    """One page of the items, newest id first, and how many there are in all."""
-    total = (await db.fetch_all(COUNT_ITEMS, (workspace, dataset_id)))[0][0]
+    """One page of the items that meet the filters, newest id first, and how many there are
+    in all."""
+    where, params = item_filters.conditions(filters)
+    count_sql = COUNT_ITEMS.format(conditions=where)
+    total = (await db.fetch_all(count_sql, (workspace, dataset_id, *params)))[0][0]
     offset = (page - 1) * size
     if offset >= total:
         return [], total
-    rows = await db.fetch_all(ITEMS_PAGE, (workspace, dataset_id, size, offset))
+    sql = ITEMS_PAGE.format(conditions=where)
+    rows = await db.fetch_all(sql, (workspace, dataset_id, *params, min(size, total), offset))
     return [dataset_item(row, truncate) for row in rows], total
 
 
@@ -227,11 +252,18 @@ async def items_by_id(db: Database, workspace: str, keys: Sequence[bytes]) -> di
 
 
 async def delete_dataset_items(
-    db: Database, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+    db: Database,
+    workspace: str,
+    keys: Sequence[bytes],
+    dataset_id: bytes | None,
+    filters: Sequence[ItemFilter] = (),
 ) -> None:
-    """The items with these ids, or every item of `dataset_id`; unknown ids are ignored."""
+    """The items with these ids, or the items of `dataset_id` that meet every filter; unknown
+    ids are ignored."""
     async with db.transaction() as conn:
         if dataset_id is not None:
-            await conn.execute(DELETE_DATASET_ITEMS, (workspace, dataset_id))
+            where, params = item_filters.conditions(filters)
+            sql = DELETE_DATASET_ITEMS.format(conditions=where)
+            await conn.execute(sql, (workspace, dataset_id, *params))
         for chunk in batched(keys, _IDS_PER_QUERY):
             await conn.execute(DELETE_ITEMS.format(marks=marks(len(chunk))), (workspace, *chunk))

@@ -19,6 +19,7 @@ from app.records import (
 )
 from app.sqlite import filters
 from app.sqlite.connection import Database
+from app.sqlite.scores import trace_score
 from app.sqlite.tables import EXPERIMENTS, PROJECTS, marks
 from app.sqlite.write import Write
 
@@ -143,13 +144,13 @@ SORT_KEYS = {
     "trace_count": f"(SELECT count(DISTINCT i.trace_id) FROM {_ITEMS_OF_E})",
     "total_estimated_cost": _COST_OF_E,
     "total_estimated_cost_avg": f"({_COST_OF_E} / max(1, (SELECT count(*) FROM {_ITEMS_OF_E})))",
-    "feedback_scores.": f"""coalesce((SELECT avg(f.value) FROM {
+    "feedback_scores.": f"""coalesce((SELECT avg({trace_score("i.trace_id", "i.workspace")})
+        FROM {
         _ITEMS_OF_E.replace(
             " WHERE",
             '''
         JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-        JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-        WHERE f.name = ? AND''',
+        WHERE''',
         )
     }), 0)""",
     "experiment_scores.": """coalesce((SELECT json_extract(j.value, '$.value')

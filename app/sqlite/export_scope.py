@@ -17,14 +17,14 @@ SCOPE_ONE_EXPERIMENT = (
     "CREATE TEMP TABLE export_spans (id BLOB PRIMARY KEY) WITHOUT ROWID",
     """INSERT INTO temp.export_spans SELECT s.id FROM temp.export_traces AS x
        JOIN spans AS s ON s.workspace = :workspace AND s.trace_id = x.id""",
-    """CREATE TEMP TABLE export_feedback_scores (trace_id BLOB, name TEXT,
-       PRIMARY KEY (trace_id, name)) WITHOUT ROWID""",
-    """INSERT INTO temp.export_feedback_scores SELECT f.trace_id, f.name
+    """CREATE TEMP TABLE export_feedback_scores (trace_id BLOB, name TEXT, author TEXT,
+       PRIMARY KEY (trace_id, name, author)) WITHOUT ROWID""",
+    """INSERT INTO temp.export_feedback_scores SELECT f.trace_id, f.name, f.author
        FROM temp.export_traces AS x JOIN feedback_scores AS f ON f.trace_id = x.id
        WHERE f.workspace = :workspace""",
-    """CREATE TEMP TABLE export_span_feedback_scores (span_id BLOB, name TEXT,
-       PRIMARY KEY (span_id, name)) WITHOUT ROWID""",
-    """INSERT INTO temp.export_span_feedback_scores SELECT f.span_id, f.name
+    """CREATE TEMP TABLE export_span_feedback_scores (span_id BLOB, name TEXT, author TEXT,
+       PRIMARY KEY (span_id, name, author)) WITHOUT ROWID""",
+    """INSERT INTO temp.export_span_feedback_scores SELECT f.span_id, f.name, f.author
        FROM temp.export_spans AS x JOIN span_feedback_scores AS f ON f.span_id = x.id
        WHERE f.workspace = :workspace""",
     "CREATE TEMP TABLE export_dataset_items (id BLOB PRIMARY KEY) WITHOUT ROWID",

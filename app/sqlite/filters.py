@@ -6,16 +6,18 @@ from typing import Any
 
 from app.filters import json_path
 from app.records import Filter
+from app.sqlite.scores import trace_score
 
-_UUID_TEXT = (
+UUID_TEXT = (
     "lower(substr(hex({c}), 1, 8) || '-' || substr(hex({c}), 9, 4) || '-' || "
     "substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
 )
 _METADATA = "CASE WHEN json_valid(e.metadata) THEN e.metadata END"
-_SCORE_AVERAGE = """(SELECT avg(f.value) FROM experiment_items AS i
+# Each item's trace's score (its authors' average), averaged over the items that have one.
+_SCORE_AVERAGE = f"""(SELECT avg({trace_score("i.trace_id", "i.workspace", fold=True)})
+    FROM experiment_items AS i
     JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-    JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-    WHERE i.workspace = e.workspace AND i.experiment_id = e.id AND lower(f.name) = lower(?))"""
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id)"""
 _EXPERIMENT_SCORE = """(SELECT json_extract(j.value, '$.value')
     FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
                    ELSE '[]' END) AS j
@@ -51,7 +53,7 @@ def condition(f: Filter) -> tuple[str, list[Any]]:
     if f.field == "project_id":
         return "1", []
     if f.field == "dataset_id":
-        return _text(_UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, fold=False)
+        return _text(UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, fold=False)
     if f.field == "metadata":
         # The path as an SQL literal (json_path's text, quotes doubled), not a parameter:
         # each use of it is then one expression, whatever the operator.

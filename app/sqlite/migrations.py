@@ -92,4 +92,65 @@ CREATE UNIQUE INDEX IF NOT EXISTS prompt_versions_by_commit
     ON prompt_versions (workspace, prompt_id, commit_hash);
 """
 
-MIGRATIONS: tuple[str, ...] = (TO_2,)
+# Version 3: feedback scores per (entity, name, author), as Opik keeps them: a score of a name
+# replaces only its own author's, and reads average the authors (datasets-traces.md §3.8);
+# and the index of the span search and pages.
+# SQLite cannot change a primary key in place, so each table is rebuilt: the old one renamed,
+# the new one made with the schema's name, the rows copied (the author of a stored score is the
+# user who wrote its value last), the old one dropped.
+TO_3_SCORE_AUTHORS = """
+ALTER TABLE feedback_scores RENAME TO feedback_scores_v2;
+
+CREATE TABLE feedback_scores (
+    trace_id BLOB NOT NULL,
+    name TEXT NOT NULL,
+    author TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    category_name TEXT,
+    value REAL NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL,
+    PRIMARY KEY (trace_id, name, author)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO feedback_scores
+SELECT trace_id, name, last_updated_by, workspace, category_name, value, reason, source,
+       created_at, created_by, last_updated_at, last_updated_by
+FROM feedback_scores_v2;
+
+DROP TABLE feedback_scores_v2;
+
+ALTER TABLE span_feedback_scores RENAME TO span_feedback_scores_v2;
+
+CREATE TABLE span_feedback_scores (
+    span_id BLOB NOT NULL,
+    name TEXT NOT NULL,
+    author TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    category_name TEXT,
+    value REAL NOT NULL,
+    reason TEXT,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_updated_at INTEGER NOT NULL,
+    last_updated_by TEXT NOT NULL,
+    PRIMARY KEY (span_id, name, author)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO span_feedback_scores
+SELECT span_id, name, last_updated_by, workspace, category_name, value, reason, source,
+       created_at, created_by, last_updated_at, last_updated_by
+FROM span_feedback_scores_v2;
+
+DROP TABLE span_feedback_scores_v2;
+
+-- The span search and pages read a project's spans newest id first.
+CREATE INDEX IF NOT EXISTS spans_by_project ON spans (workspace, project_id, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (TO_2, TO_3_SCORE_AUTHORS)

@@ -5,7 +5,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
-from app.dataset_records import DatasetItemsRecord, DatasetRecord, PromptVersionRecord
+from app.dataset_records import (
+    DatasetItemsRecord,
+    DatasetRecord,
+    ItemFilter,
+    PromptVersionRecord,
+)
 from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
@@ -31,6 +36,7 @@ from app.sqlite import (
     experiments,
     items,
     prompts,
+    span_reads,
     stream,
     trace_reads,
     traces,
@@ -128,21 +134,36 @@ class SqliteStore:
         await datasets.upsert_dataset_items(self.db, workspace, user, record)
 
     async def stream_dataset_items(
-        self, workspace: str, name: str, before: bytes | None, limit: int
+        self,
+        workspace: str,
+        name: str,
+        before: bytes | None,
+        limit: int,
+        filters: Sequence[ItemFilter] = (),
     ) -> list[DatasetItem]:
-        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit)
+        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit, filters)
 
     async def page_dataset_items(
-        self, workspace: str, dataset_id: bytes, page: int, size: int, truncate: bool
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        page: int,
+        size: int,
+        truncate: bool,
+        filters: Sequence[ItemFilter] = (),
     ) -> tuple[list[DatasetItem], int]:
         return await datasets.page_dataset_items(
-            self.db, workspace, dataset_id, page, size, truncate
+            self.db, workspace, dataset_id, page, size, truncate, filters
         )
 
     async def delete_dataset_items(
-        self, workspace: str, keys: Sequence[bytes], dataset_id: bytes | None
+        self,
+        workspace: str,
+        keys: Sequence[bytes],
+        dataset_id: bytes | None,
+        filters: Sequence[ItemFilter] = (),
     ) -> None:
-        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id)
+        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id, filters)
 
     async def compare_dataset_items(
         self,
@@ -201,10 +222,19 @@ class SqliteStore:
         return await trace_reads.get_trace(self.db, workspace, key)
 
     async def get_span(self, workspace: str, key: bytes) -> Span | None:
-        return await trace_reads.get_span(self.db, workspace, key)
+        return await span_reads.get_span(self.db, workspace, key)
 
     def search_traces(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Trace]]:
         return trace_reads.search_traces(self.db, workspace, query)
+
+    def search_spans(self, workspace: str, query: TraceQuery) -> AsyncIterator[list[Span]]:
+        return span_reads.search_spans(self.db, workspace, query)
+
+    async def page_traces(self, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+        return await trace_reads.page_traces(self.db, workspace, query)
+
+    async def page_spans(self, workspace: str, query: TraceQuery) -> tuple[list[Span], int]:
+        return await span_reads.page_spans(self.db, workspace, query)
 
     async def get_project(self, workspace: str, key: bytes) -> Project | None:
         return await trace_reads.get_project(self.db, workspace, key)

@@ -12,7 +12,7 @@ from app.payloads import FeedbackScore, FullItem
 from app.records import StreamQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
-from app.sqlite.lookup import Row
+from app.sqlite.scores import TRACE_SCORES, read_scores
 from app.sqlite.tables import LAST_KEY, marks, select
 
 _STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming, at most
@@ -114,53 +114,7 @@ GROUP BY s.trace_id, u.key
 """
 
 
-class ScoreRow(msgspec.Struct, array_like=True, gc=False):
-    trace_id: bytes
-    name: str
-    category_name: str | None
-    value: float
-    reason: str | None
-    source: str
-    created_at: int
-    last_updated_at: int
-    created_by: str
-    last_updated_by: str
-
-
-STREAM_SCORES = f"""
-SELECT {
-    select(
-        ScoreRow,
-        trace_id="trace_id",
-        name="name",
-        category_name="category_name",
-        value="value",
-        reason="reason",
-        source="source",
-        created_at="created_at",
-        last_updated_at="last_updated_at",
-        created_by="created_by",
-        last_updated_by="last_updated_by",
-    )
-}
-FROM feedback_scores WHERE workspace = ? AND trace_id IN ({{marks}})
-ORDER BY trace_id, name
-"""
 _rows = msgspec.convert
-
-
-def feedback_score(s: ScoreRow) -> FeedbackScore:
-    return FeedbackScore(
-        name=s.name,
-        category_name=UNSET if s.category_name is None else s.category_name,
-        value=s.value,
-        reason=UNSET if s.reason is None else s.reason,
-        source=s.source,
-        created_at=clock.format_instant(s.created_at),
-        last_updated_at=clock.format_instant(s.last_updated_at),
-        created_by=s.created_by,
-        last_updated_by=s.last_updated_by,
-    )
 
 
 async def stream_items(
@@ -234,9 +188,7 @@ async def full_items(
         ):
             if math.isfinite(total):
                 usage.setdefault(trace_id, {})[name] = int(total)
-        score_rows: list[Row] = await db.fetch_all(STREAM_SCORES.format(marks=trace_marks), params)
-        for s in _rows(score_rows, list[ScoreRow]):
-            scores.setdefault(s.trace_id, []).append(feedback_score(s))
+        scores = await read_scores(db, TRACE_SCORES, workspace, traces)
     items = []
     for key in keys:
         r = rows.get(key)

@@ -96,15 +96,15 @@ SPANS = Table(
 )
 FEEDBACK_SCORES = Table(
     "feedback_scores",
-    "trace_id name workspace category_name value reason source created_at created_by "
+    "trace_id name author workspace category_name value reason source created_at created_by "
     "last_updated_at last_updated_by",
-    key=("trace_id", "name"),
+    key=("trace_id", "name", "author"),
 )
 SPAN_FEEDBACK_SCORES = Table(
     "span_feedback_scores",
-    "span_id name workspace category_name value reason source created_at created_by "
+    "span_id name author workspace category_name value reason source created_at created_by "
     "last_updated_at last_updated_by",
-    key=("span_id", "name"),
+    key=("span_id", "name", "author"),
 )
 DATASET_ITEMS = Table(
     "dataset_items",

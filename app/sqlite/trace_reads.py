@@ -1,22 +1,23 @@
-"""Trace, span and project reads: a trace with what its spans and scores sum to, a span, the
-trace search (one project's traces newest id first), and projects by id or name. A row only a
+"""Trace and project reads: a trace with what its spans and scores sum to, the trace search
+and pages (one project's traces newest id first, the conditions they share with spans'), and
+projects by id or name. A row only a
 PATCH made (partial) is not read: it has no start time yet, which every answer carries."""
 
-import json
 import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 
 from app import clock, ids
-from app.payloads import FeedbackScore
 from app.records import TraceQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, raw_or_unset
-from app.sqlite.stream import STREAM_SCORES, STREAM_USAGE, ScoreRow, feedback_score
+from app.sqlite.experiments import raw_or_unset
+from app.sqlite.scores import TRACE_SCORES, read_scores, trace_score
+from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks
-from app.trace_payloads import Project, Span, Trace
+from app.trace_payloads import Project, Trace
 
 _SEARCH_CHUNK_TRACES = 100
 
@@ -37,22 +38,15 @@ SELECT DISTINCT trace_id, provider FROM spans
 WHERE workspace = ? AND partial = 0 AND trace_id IN ({marks}) AND provider IS NOT NULL
 ORDER BY trace_id, provider
 """
-_SPAN_COLUMNS = (
-    "id project_id trace_id parent_span_id name type start_time end_time input output metadata "
-    "model provider tags usage error_info created_at last_updated_at created_by last_updated_by "
-    "total_estimated_cost total_estimated_cost_version ttft source environment"
-)
-SPAN_BY_ID = (
-    f"SELECT {', '.join(_SPAN_COLUMNS.split())} FROM spans"
-    " WHERE workspace = ? AND partial = 0 AND id = ?"
-)
-SPAN_SCORES = STREAM_SCORES.replace("trace_id", "span_id").replace(
-    "feedback_scores", "span_feedback_scores"
-)
+# The page of a search or of GET /traces and /spans: {table} is traces or spans, never input.
 SEARCH_PAGE = """
-SELECT t.id FROM traces AS t
+SELECT t.id FROM {table} AS t
 WHERE t.workspace = ? AND t.project_id = ? AND t.id < ? AND t.partial = 0{conditions}
-ORDER BY t.id DESC LIMIT ?
+ORDER BY t.id DESC LIMIT ? OFFSET ?
+"""
+SEARCH_COUNT = """
+SELECT count(*) FROM {table} AS t
+WHERE t.workspace = ? AND t.project_id = ? AND t.partial = 0{conditions}
 """
 _NAME_CONDITIONS = {
     "=": "t.name = ?",
@@ -62,10 +56,6 @@ _NAME_CONDITIONS = {
     "starts_with": "substr(t.name, 1, length(:v)) = :v",
     "ends_with": "substr(t.name, -length(:v)) = :v",
 }
-_SCORE_CONDITION = (
-    "EXISTS (SELECT 1 FROM feedback_scores AS f WHERE f.trace_id = t.id"
-    " AND f.workspace = t.workspace AND f.name = ? AND f.value {operator} ?)"
-)
 PROJECT_COLUMNS = "id, name, created_at, created_by, last_updated_at, last_updated_by"
 PROJECT_BY_ID = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND id = ?"
 PROJECT_BY_NAME = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND name_key = ?"
@@ -89,23 +79,12 @@ async def find_project(db: Database, workspace: str, name: str) -> Project | Non
     return _project(rows[0]) if rows else None
 
 
-def _or_unset(value: Any) -> Any:
+def or_unset(value: Any) -> Any:
     return UNSET if value is None else value
 
 
-def _instant_or_unset(ns: int | None) -> str | Any:
+def instant_or_unset(ns: int | None) -> str | Any:
     return UNSET if ns is None else clock.format_instant(ns)
-
-
-async def _scores(
-    db: Database, sql: str, workspace: str, keys: Sequence[bytes]
-) -> dict[bytes, list[FeedbackScore]]:
-    rows = await db.fetch_all(sql.format(marks=marks(len(keys))), (workspace, *keys))
-    scores: dict[bytes, list[FeedbackScore]] = {}
-    for row in rows:
-        s = ScoreRow(*row)
-        scores.setdefault(s.trace_id, []).append(feedback_score(s))
-    return scores
 
 
 async def _usage(
@@ -139,7 +118,7 @@ async def traces(
     ):
         providers.setdefault(trace_id, []).append(provider)
     usage = await _usage(db, workspace, found)
-    scores = await _scores(db, STREAM_SCORES, workspace, found)
+    scores = await read_scores(db, TRACE_SCORES, workspace, found)
     by_id = {}
     for row in rows:
         (key, project_id, name, start, end, input_, output, metadata, tags, error_info,
@@ -152,9 +131,9 @@ async def traces(
         by_id[key] = Trace(
             id=ids.to_str(key),
             project_id=ids.to_str(project_id),
-            name=_or_unset(name),
+            name=or_unset(name),
             start_time=clock.format_instant(start),
-            end_time=_instant_or_unset(end),
+            end_time=instant_or_unset(end),
             input=raw_or_unset(input_),
             output=raw_or_unset(output),
             metadata=raw_or_unset(metadata),
@@ -166,17 +145,17 @@ async def traces(
             created_by=created_by,
             last_updated_by=updated_by,
             feedback_scores=scores.get(key, UNSET),
-            total_estimated_cost=_or_unset(cost),
+            total_estimated_cost=or_unset(cost),
             span_count=span_count,
             duration=duration_ms(start, end),
-            ttft=_or_unset(ttft),
-            thread_id=_or_unset(thread_id),
+            ttft=or_unset(ttft),
+            thread_id=or_unset(thread_id),
             visibility_mode="hidden" if hidden else "default",
             llm_span_count=int(llm_count),
             has_tool_spans=bool(has_tool),
             providers=providers.get(key, UNSET),
-            source=_or_unset(source),
-            environment=_or_unset(environment),
+            source=or_unset(source),
+            environment=or_unset(environment),
         )
     return [by_id[key] for key in keys if key in by_id]
 
@@ -186,53 +165,17 @@ async def get_trace(db: Database, workspace: str, key: bytes) -> Trace | None:
     return found[0] if found else None
 
 
-async def get_span(db: Database, workspace: str, key: bytes) -> Span | None:
-    rows = await db.fetch_all(SPAN_BY_ID, (workspace, key))
-    if not rows:
-        return None
-    (key, project_id, trace_id, parent, name, kind, start, end, input_, output, metadata, model,
-     provider, tags, usage, error_info, created_at, updated_at, created_by, updated_by, cost,
-     cost_version, ttft, source, environment) = rows[0]  # fmt: skip
-    scores = await _scores(db, SPAN_SCORES, workspace, [key])
-    return Span(
-        id=ids.to_str(key),
-        project_id=ids.to_str(project_id),
-        trace_id=ids.to_str(trace_id),
-        parent_span_id=id_or_unset(parent),
-        name=_or_unset(name),
-        type=kind or "general",
-        start_time=clock.format_instant(start),
-        end_time=_instant_or_unset(end),
-        input=raw_or_unset(input_),
-        output=raw_or_unset(output),
-        metadata=raw_or_unset(metadata),
-        model=_or_unset(model),
-        provider=_or_unset(provider),
-        tags=raw_or_unset(tags),
-        usage=UNSET if usage is None else _int_usage(usage),
-        error_info=raw_or_unset(error_info),
-        created_at=clock.format_instant(created_at),
-        last_updated_at=clock.format_instant(updated_at),
-        created_by=created_by,
-        last_updated_by=updated_by,
-        feedback_scores=scores.get(key, UNSET),
-        total_estimated_cost=_or_unset(cost),
-        total_estimated_cost_version=_or_unset(cost_version),
-        duration=duration_ms(start, end),
-        ttft=_or_unset(ttft),
-        source=_or_unset(source),
-        environment=_or_unset(environment),
-    )
-
-
-def _int_usage(text: str) -> dict[str, int]:
-    loaded = json.loads(text)
-    return {str(k): int(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-
-
-def _search_sql(query: TraceQuery) -> tuple[str, list[object]]:
+def where(query: TraceQuery, score: str) -> tuple[str, list[object]]:
+    """The conditions of the query on `t`, each after AND, and their parameters; `score` is
+    the score of a name of `t` (scores.trace_score or span_score)."""
     clauses: list[str] = []
     params: list[object] = []
+    if query.trace_id is not None:
+        clauses.append("t.trace_id = ?")
+        params.append(query.trace_id)
+    if query.span_type is not None:
+        clauses.append("coalesce(t.type, 'general') = ?")  # a span without one reads general
+        params.append(query.span_type)
     for c in query.conditions:
         if c.field == "name":
             clause = _NAME_CONDITIONS[c.operator]
@@ -240,16 +183,47 @@ def _search_sql(query: TraceQuery) -> tuple[str, list[object]]:
             params += [c.value] * max(1, clause.count(":v"))
         else:
             operator = "<>" if c.operator == "!=" else c.operator
-            clauses.append(_SCORE_CONDITION.format(operator=operator))
+            clauses.append(f"{score} {operator} ?")
             params += [c.key, c.value]
-    return SEARCH_PAGE.format(conditions="".join(f" AND {c}" for c in clauses)), params
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+async def page_keys(
+    db: Database, workspace: str, table: str, score: str, query: TraceQuery
+) -> list[bytes]:
+    """The ids the query names, newest first."""
+    conditions, params = where(query, score)
+    sql = SEARCH_PAGE.format(table=table, conditions=conditions)
+    head = [workspace, query.project_id, query.before or LAST_KEY]
+    rows = await db.fetch_all(sql, [*head, *params, query.limit, query.offset])
+    return [row[0] for row in rows]
+
+
+async def count(db: Database, workspace: str, table: str, score: str, query: TraceQuery) -> int:
+    """How many rows the query's conditions match, cursor and page aside."""
+    conditions, params = where(query, score)
+    sql = SEARCH_COUNT.format(table=table, conditions=conditions)
+    return int((await db.fetch_all(sql, [workspace, query.project_id, *params]))[0][0])
+
+
+_TRACE_SCORE = trace_score("t.id", "t.workspace")
 
 
 async def search_traces(
     db: Database, workspace: str, query: TraceQuery
 ) -> AsyncIterator[list[Trace]]:
-    sql, params = _search_sql(query)
-    head = [workspace, query.project_id, query.before or LAST_KEY]
-    page = [row[0] for row in await db.fetch_all(sql, [*head, *params, query.limit])]
+    page = await page_keys(db, workspace, "traces", _TRACE_SCORE, query)
     for chunk in batched(page, _SEARCH_CHUNK_TRACES):
         yield await traces(db, workspace, chunk, query.truncate)
+
+
+async def page_traces(db: Database, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+    """One page of the project's traces and how many there are in all."""
+    total = await count(db, workspace, "traces", _TRACE_SCORE, query)
+    if query.offset >= total:  # also keeps a huge page number out of SQLite's 64 bits
+        return [], total
+    limited = msgspec.structs.replace(query, limit=min(query.limit, total))
+    found: list[Trace] = []
+    for chunk in batched(await page_keys(db, workspace, "traces", _TRACE_SCORE, limited), 500):
+        found += await traces(db, workspace, chunk, query.truncate)
+    return found, total

@@ -160,7 +160,15 @@ async def _scores(
     for key in [*await w.foreign(scored, keys), *await w.foreign(table, keys, column)]:
         raise Conflict.foreign(scored.name[:-1].capitalize(), key)
     await w.named("projects", [s.project_name or DEFAULT_PROJECT for s in scores])
-    rows = [{**msgspec.structs.asdict(s.score), column: s.id, **w.stamp} for s in scores]
+    rows = [
+        {
+            **msgspec.structs.asdict(s.score),
+            column: s.id,
+            **w.stamp,
+            "author": s.score.author or w.user,
+        }
+        for s in scores
+    ]
     await w.conn.executemany(sql, rows)
 
 

@@ -163,6 +163,21 @@ async def _item_rows(
     return rows
 
 
+async def _score_rows(
+    w: Write, table: LineTable, records: list[Incoming], refused: Refused
+) -> list[tuple[Any, ...]]:
+    """Scores; one without an author (a file from before authors) is its last updater's, as
+    the schema's migration to version 3 makes it."""
+    author, updater = table.stored.index("author"), table.stored.index("last_updated_by")
+    rows = []
+    for r in records:
+        values = list(r.values)
+        if values[author] is None:
+            values[author] = values[updater]
+        rows.append((*values, w.workspace))
+    return rows
+
+
 def _project_name(record: Record) -> str | None:
     name = record.project_name if isinstance(record, ItemLine) else None
     return name.strip() if isinstance(name, str) and name.strip() else None
@@ -226,19 +241,21 @@ _TABLES: dict[Kind, LineTable] = {
     "feedback_score": LineTable(
         "feedback_scores",
         ScoreLine,
-        f"trace_id:id7 name:name category_name value reason source {AUDIT_SPEC}",
-        key=("trace_id", "name"),
+        f"trace_id:id7 name:name author category_name value reason source {AUDIT_SPEC}",
+        key=("trace_id", "name", "author"),
         refs=(("trace_id", tables.TRACES, "id"), ("trace_id", tables.FEEDBACK_SCORES, "trace_id")),
+        rows=_score_rows,
     ),
     "span_feedback_score": LineTable(
         "span_feedback_scores",
         SpanScoreLine,
-        f"span_id:id7 name:name category_name value reason source {AUDIT_SPEC}",
-        key=("span_id", "name"),
+        f"span_id:id7 name:name author category_name value reason source {AUDIT_SPEC}",
+        key=("span_id", "name", "author"),
         refs=(
             ("span_id", tables.SPANS, "id"),
             ("span_id", tables.SPAN_FEEDBACK_SCORES, "span_id"),
         ),
+        rows=_score_rows,
     ),
     "dataset_item": LineTable(
         "dataset_items",
