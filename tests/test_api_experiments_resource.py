@@ -583,3 +583,47 @@ async def test_groups_refuse_a_missing_or_bad_grouping(
 
     assert response.status_code == 400
     assert response.json() == {"code": 400, "message": message}
+
+
+# --- Literal paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "stream", {"POST"}),
+        ("PATCH", "stream", {"POST"}),
+        ("GET", "finish", {"POST"}),
+        ("PATCH", "finish", {"POST"}),
+        ("GET", "execute", {"POST"}),
+        ("GET", "batch", {"PATCH"}),
+        ("GET", "delete", {"POST"}),
+        ("PATCH", "delete", {"POST"}),
+        ("PATCH", "groups", {"GET", "HEAD"}),
+        ("POST", "groups", {"GET", "HEAD"}),
+        ("POST", "feedback-scores/names", {"GET", "HEAD"}),
+        ("GET", "items", {"POST"}),
+        ("GET", "items/stream", {"POST"}),
+        ("GET", "items/delete", {"POST"}),
+        ("GET", "items/bulk", {"PUT"}),
+    ],
+)
+async def test_a_literal_path_with_a_method_it_does_not_serve_is_405(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    for prefix in ("", "/api"):
+        response = await client.request(method, f"{prefix}{EXPERIMENTS}/{path}", json={})
+
+        assert response.status_code == 405, (method, path, response.text)
+        assert response.json() == {"code": 405, "message": "HTTP 405 Method Not Allowed"}
+        assert set(response.headers["allow"].split(", ")) == allowed
+
+
+async def test_an_id_path_still_answers_for_ids_and_other_names(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await create(client, "shadowed")
+
+    assert (await client.get(f"{EXPERIMENTS}/{key}")).status_code == 200
+    assert (await client.get(f"{EXPERIMENTS}/streams")).status_code == 404
+    assert (await client.patch(f"{EXPERIMENTS}/{key}", json={})).status_code == 204
