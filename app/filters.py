@@ -18,10 +18,21 @@ OPERATORS: dict[str, list[str]] = {
     "dataset_id": [*_TEXT, ">", "<"],
     "project_id": [*_TEXT, ">", "<"],  # accepted and ignored, as in Opik's find
     "tags": _LIST,
+    "prompt_ids": _LIST,  # the prompts of the experiment's prompt versions
     "feedback_scores": [*_NUMBER, *_EMPTY],
     "experiment_scores": [*_NUMBER, *_EMPTY],
 }
 KEYED = {"metadata", "feedback_scores", "experiment_scores"}
+# Each field's type, by its name in Opik's FieldType, which its messages use.
+TYPES = {
+    "metadata": "DICTIONARY",
+    "dataset_id": "STRING_EXACT",
+    "project_id": "STRING_EXACT",
+    "tags": "LIST",
+    "prompt_ids": "LIST",
+    "feedback_scores": "FEEDBACK_SCORES_NUMBER",
+    "experiment_scores": "FEEDBACK_SCORES_NUMBER",
+}
 _DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
@@ -80,25 +91,20 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
             raise ApiError(400, message)
         if not isinstance(key, str):
             raise ApiError(400, message)
+        kind = TYPES[field]
         if operator not in OPERATORS[field]:
-            kind = (
-                "FEEDBACK_SCORES_NUMBER"
-                if field in ("feedback_scores", "experiment_scores")
-                else field.upper()
-            )
             raise ApiError(
                 400, f"Invalid operator '{operator}' for field '{field}' of type '{kind}'"
             )
         number = None
+        invalid = f"Invalid value '{value}' or key '{key}' for field '{field}' of type '{kind}'"
         if field in KEYED and not key.strip():
-            raise ApiError(400, f"Invalid value '{value}' or key '{key}' for field '{field}'")
+            raise ApiError(400, invalid)
         if field in ("feedback_scores", "experiment_scores") and operator not in _EMPTY:
             try:
                 number = float(value)
             except ValueError:
-                raise ApiError(
-                    400, f"Invalid value '{value}' or key '{key}' for field '{field}'"
-                ) from None
+                raise ApiError(400, invalid) from None
         found[Filter(field, operator, key, value, number)] = None
     return tuple(found)
 

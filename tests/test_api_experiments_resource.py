@@ -506,7 +506,7 @@ async def test_find_filters_on_metadata_tags_and_score_averages(
         EXPERIMENTS, params={"filters": '[{"field":"tags","operator":">","value":"a"}]'}
     )
     assert bad.status_code == 400
-    assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'TAGS'"
+    assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'LIST'"
 
 
 async def test_find_sorts_by_trace_count_and_duration_percentiles(
@@ -601,6 +601,7 @@ async def test_groups_refuse_a_missing_or_bad_grouping(
         ("PATCH", "delete", {"POST"}),
         ("PATCH", "groups", {"GET", "HEAD"}),
         ("POST", "groups", {"GET", "HEAD"}),
+        ("PATCH", "groups/aggregations", {"GET", "HEAD"}),
         ("POST", "feedback-scores/names", {"GET", "HEAD"}),
         ("GET", "items", {"POST"}),
         ("GET", "items/stream", {"POST"}),
@@ -627,3 +628,71 @@ async def test_an_id_path_still_answers_for_ids_and_other_names(
     assert (await client.get(f"{EXPERIMENTS}/{key}")).status_code == 200
     assert (await client.get(f"{EXPERIMENTS}/streams")).status_code == 404
     assert (await client.patch(f"{EXPERIMENTS}/{key}", json={})).status_code == 204
+
+
+# --- Find by prompt and by deleted project -------------------------------------------------
+
+
+async def version_of(client: httpx.AsyncClient, prompt: str) -> dict[str, Any]:
+    body = {"name": prompt, "version": {"template": "Answer {{q}}"}}
+    response = await client.post("/v1/private/prompts/versions", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_find_by_prompt_id_and_the_prompt_ids_filter(client: httpx.AsyncClient) -> None:
+    qa = await version_of(client, "qa-prompt")
+    math = await version_of(client, "math-prompt")
+    both = await create(client, "both", prompt_versions=[{"id": qa["id"]}, {"id": math["id"]}])
+    legacy = await create(client, "legacy", prompt_version={"id": math["id"]})
+    none = await create(client, "none")
+
+    async def found(**params: Any) -> list[str]:
+        response = await client.get(EXPERIMENTS, params=params)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["content"]]
+
+    def where(operator: str, value: str) -> dict[str, str]:
+        return {
+            "filters": json.dumps([{"field": "prompt_ids", "operator": operator, "value": value}])
+        }
+
+    assert await found(prompt_id=qa["prompt_id"]) == [both]
+    assert await found(prompt_id=math["prompt_id"]) == [legacy, both]
+    assert await found(**where("=", qa["prompt_id"].upper())) == [both]
+    assert await found(**where("!=", qa["prompt_id"])) == [none, legacy]
+    assert await found(**where("contains", math["prompt_id"][-12:])) == [legacy, both]
+    assert await found(**where("not_contains", math["prompt_id"][-12:])) == [none]
+    assert await found(**where("is_empty", "")) == [none]
+    assert await found(**where("is_not_empty", "")) == [legacy, both]
+    bad = await client.get(EXPERIMENTS, params=where(">", "x"))
+    assert bad.json() == {
+        "code": 400,
+        "message": "Invalid operator '>' for field 'prompt_ids' of type 'LIST'",
+    }
+
+
+async def test_find_with_project_deleted_keeps_experiments_in_no_stored_project(
+    client: httpx.AsyncClient,
+) -> None:
+    empty = await create(client, "no-items", project_name="Bots")
+    traced = new_id()
+    upload = {"experiment_name": "traced", "dataset_name": "qa", "experiment_id": traced}
+    items = [run(1000, {}, [])]
+    response = await client.put(f"{EXPERIMENTS}/items/bulk", json={**upload, "items": items})
+    assert response.status_code == 204, response.text
+    lost = await create(client, "lost-trace")
+    item = {
+        "id": new_id(),
+        "experiment_id": lost,
+        "dataset_item_id": new_id(),
+        "trace_id": new_id(),
+    }
+    await client.post(f"{EXPERIMENTS}/items", json={"experiment_items": [item]})
+
+    page = (await client.get(EXPERIMENTS, params={"project_deleted": "true"})).json()
+    everything = (await client.get(EXPERIMENTS, params={"project_deleted": "false"})).json()
+
+    assert [e["id"] for e in page["content"]] == [lost, empty]
+    assert page["total"] == 2
+    assert everything["total"] == 3
