@@ -84,13 +84,9 @@ async def test_each_group_has_the_aggregates_of_its_experiments(client: httpx.As
     by_label = {node["label"]: node for node in body["content"].values()}
     assert set(by_label) == {"qa", "math"}
     qa, math = by_label["qa"], by_label["math"]
-    a = {
-        "duration": durations([r[0] for r in a_runs]),
-        "accuracy": mean(r[1] for r in a_runs),
-        "cost": 0.5,
-        "cost_avg": 0.5 / 2,
-    }
-    b = {"duration": durations([2000]), "accuracy": 0.0, "cost": 0.25, "cost_avg": 0.25}
+    a_duration, a_accuracy = durations([r[0] for r in a_runs]), mean(r[1] for r in a_runs)
+    a_cost, a_cost_avg = 0.5, 0.5 / 2
+    b_duration, b_accuracy, b_cost, b_cost_avg = durations([2000]), 0.0, 0.25, 0.25
 
     gpt = qa["groups"]["gpt"]
     assert gpt["label"] == "gpt"
@@ -98,30 +94,30 @@ async def test_each_group_has_the_aggregates_of_its_experiments(client: httpx.As
     assert gpt["aggregations"] == {
         "experiment_count": 2,
         "trace_count": 2,
-        "total_estimated_cost": pytest.approx(a["cost"]),
-        "total_estimated_cost_avg": pytest.approx((a["cost_avg"] + 0) / 2),
-        "duration": pytest.approx(a["duration"]),
-        "feedback_scores": [{"name": "accuracy", "value": pytest.approx(a["accuracy"])}],
+        "total_estimated_cost": pytest.approx(a_cost),
+        "total_estimated_cost_avg": pytest.approx((a_cost_avg + 0) / 2),
+        "duration": pytest.approx(a_duration),
+        "feedback_scores": [{"name": "accuracy", "value": pytest.approx(a_accuracy)}],
         "experiment_scores": [{"name": "f1", "value": 1}],
     }
     assert qa["groups"]["claude"]["aggregations"] == {
         "experiment_count": 1,
         "trace_count": 1,
-        "total_estimated_cost": pytest.approx(b["cost"]),
-        "total_estimated_cost_avg": pytest.approx(b["cost_avg"]),
-        "duration": pytest.approx(b["duration"]),
+        "total_estimated_cost": pytest.approx(b_cost),
+        "total_estimated_cost_avg": pytest.approx(b_cost_avg),
+        "duration": pytest.approx(b_duration),
         "feedback_scores": [{"name": "accuracy", "value": 0}],
     }
     assert qa["aggregations"] == {
         "experiment_count": 3,
         "trace_count": 3,
-        "total_estimated_cost": pytest.approx(a["cost"] + b["cost"]),
-        "total_estimated_cost_avg": pytest.approx((a["cost_avg"] + b["cost_avg"] + 0) / 3),
+        "total_estimated_cost": pytest.approx(a_cost + b_cost),
+        "total_estimated_cost_avg": pytest.approx((a_cost_avg + b_cost_avg + 0) / 3),
         "duration": pytest.approx(
-            {p: (a["duration"][p] + b["duration"][p]) / 2 for p in ("p50", "p90", "p99")}
+            {p: (a_duration[p] + b_duration[p]) / 2 for p in ("p50", "p90", "p99")}
         ),
         "feedback_scores": [
-            {"name": "accuracy", "value": pytest.approx((a["accuracy"] + b["accuracy"]) / 2)}
+            {"name": "accuracy", "value": pytest.approx((a_accuracy + b_accuracy) / 2)}
         ],
         "experiment_scores": [{"name": "f1", "value": 1}],
     }
