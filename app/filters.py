@@ -98,7 +98,8 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
             )
         number = None
         invalid = f"Invalid value '{value}' or key '{key}' for field '{field}' of type '{kind}'"
-        if field in KEYED and not key.strip():
+        # A NUL cannot be in the SQL text the metadata path becomes (sqlite/filters.py).
+        if field in KEYED and (not key.strip() or "\x00" in key):
             raise ApiError(400, invalid)
         if field in ("feedback_scores", "experiment_scores") and operator not in _EMPTY:
             try:

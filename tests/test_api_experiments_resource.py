@@ -857,6 +857,10 @@ async def test_find_refuses_a_page_or_id_that_is_not_one(
             '[{"field":"metadata","key":"m","operator":">=","value":"1"}]',
             "Invalid operator '>=' for field 'metadata' of type 'DICTIONARY'",
         ),
+        (
+            '[{"field":"metadata","key":"a\\u0000b","operator":"=","value":"1"}]',
+            "Invalid value '1' or key 'a\x00b' for field 'metadata' of type 'DICTIONARY'",
+        ),
     ],
 )
 async def test_find_refuses_filters_it_cannot_apply(
