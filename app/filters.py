@@ -40,7 +40,8 @@ def _branch(field: str, operators: list[str], value: dict[str, Any]) -> dict[str
     properties = {"field": {"const": field}, "operator": {"enum": operators}, "value": value}
     required = ["field", "operator", "value"]
     if field in KEYED:
-        properties["key"] = {"type": "string", "minLength": 1, "pattern": "[^ ]"}
+        # Not blank, and no NUL (see parse_filters).
+        properties["key"] = {"type": "string", "pattern": r"^[^\u0000]*[^\u0000\s][^\u0000]*$"}
         required.append("key")
     return {"type": "object", "properties": properties, "required": required}
 
