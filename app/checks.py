@@ -368,6 +368,7 @@ def find_query(query: FindQuery) -> ExperimentQuery:
         ids=experiment_ids(query.experiment_ids),
         filters=parse_filters(query.filters),
         dataset_deleted=query.dataset_deleted,
+        project_deleted=query.project_deleted,
         sort=sort,
         descending=descending,
     )

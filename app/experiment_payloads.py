@@ -181,6 +181,7 @@ class FindQuery(Struct):
     types: Annotated[str, _json_param(_TYPES)] | None = None
     experiment_ids: Annotated[str, _json_param(_UUIDS)] | None = None
     dataset_deleted: bool = False
+    project_deleted: bool = False  # no item in a stored project, or one in none
     filters: Annotated[str, _json_param(FILTERS_SCHEMA)] | None = None
     sorting: Annotated[str, _json_param(_SORTING)] | None = None
     force_sorting: bool = False
@@ -241,9 +242,43 @@ _GROUPS = {
 
 class GroupsQuery(Struct):
     """How to group experiments (`groups`: a JSON array of {field, key, type}, one level
-    each) and which: as find's `name`, `types`, `project_id`."""
+    each) and which: as find's `name`, `types`, `project_id`, `project_deleted`, `filters`."""
 
     groups: Annotated[str, _json_param(_GROUPS)]
     name: str | None = None
     types: Annotated[str, _json_param(_TYPES)] | None = None
     project_id: AnyId | None = None
+    project_deleted: bool = False
+    filters: Annotated[str, _json_param(FILTERS_SCHEMA)] | None = None
+
+
+class GroupAggregations(Struct):
+    """A group's aggregates over its experiments, each counted once: their number, their
+    summed trace counts and costs, the mean of their average costs (an experiment without
+    costs counting 0), and per percentile and per score name the mean over the experiments
+    that have one. A group with subgroups always has `total_estimated_cost` (0 when none) and
+    both score lists; a last-level group leaves out what it has none of."""
+
+    experiment_count: int
+    trace_count: int
+    total_estimated_cost: float | UnsetType = UNSET
+    total_estimated_cost_avg: float | UnsetType = UNSET
+    duration: Duration | UnsetType = UNSET
+    feedback_scores: list[ScoreAverage] | UnsetType = UNSET
+    experiment_scores: list[ScoreAverage] | UnsetType = UNSET
+
+
+class GroupWithAggregations(Struct):
+    """One group: its label (the dataset's or project's name, `__DELETED` when it is gone,
+    else the value itself), its aggregates and its subgroups by value (`{}` at the last
+    level)."""
+
+    label: str
+    aggregations: GroupAggregations
+    groups: "dict[str, GroupWithAggregations]"
+
+
+class GroupsWithAggregations(Struct):
+    """The first level's groups by value (a dataset or project id, a tag, a metadata value)."""
+
+    content: dict[str, GroupWithAggregations]

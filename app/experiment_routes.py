@@ -2,6 +2,7 @@
 every route: the searches, which come before /experiments/{id}, and the rest."""
 
 from app import experiment_payloads, experiments, groups, payloads
+from app.experiment_payloads import GroupsWithAggregations
 from app.openapi import ANY_ID, EXAMPLE_IDS, Answer, Endpoint, Operation
 
 _EXAMPLE_IDS = EXAMPLE_IDS
@@ -36,7 +37,20 @@ SEARCHES = (
                     schema={"type": "object"},
                 )
             },
-            errors={400: "`groups` is missing or not a valid grouping"},
+            errors={400: "`groups` is missing or not a valid grouping, or `filters` is not valid"},
+            query=experiment_payloads.GroupsQuery,
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/private/experiments/groups/aggregations",
+        groups.find_group_aggregations,
+        "findExperimentGroupsAggregations",
+        Operation(
+            "The experiments' groups, as /groups makes them, each with the aggregates of its "
+            "experiments",
+            {200: Answer("Each group's label, aggregates and subgroups", GroupsWithAggregations)},
+            errors={400: "`groups` is missing or not a valid grouping, or `filters` is not valid"},
             query=experiment_payloads.GroupsQuery,
         ),
     ),

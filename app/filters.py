@@ -18,10 +18,21 @@ OPERATORS: dict[str, list[str]] = {
     "dataset_id": [*_TEXT, ">", "<"],
     "project_id": [*_TEXT, ">", "<"],  # accepted and ignored, as in Opik's find
     "tags": _LIST,
+    "prompt_ids": _LIST,  # the prompts of the experiment's prompt versions
     "feedback_scores": [*_NUMBER, *_EMPTY],
     "experiment_scores": [*_NUMBER, *_EMPTY],
 }
 KEYED = {"metadata", "feedback_scores", "experiment_scores"}
+# Each field's type, by its name in Opik's FieldType, which its messages use.
+TYPES = {
+    "metadata": "DICTIONARY",
+    "dataset_id": "STRING_EXACT",
+    "project_id": "STRING_EXACT",
+    "tags": "LIST",
+    "prompt_ids": "LIST",
+    "feedback_scores": "FEEDBACK_SCORES_NUMBER",
+    "experiment_scores": "FEEDBACK_SCORES_NUMBER",
+}
 _DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
@@ -29,7 +40,8 @@ def _branch(field: str, operators: list[str], value: dict[str, Any]) -> dict[str
     properties = {"field": {"const": field}, "operator": {"enum": operators}, "value": value}
     required = ["field", "operator", "value"]
     if field in KEYED:
-        properties["key"] = {"type": "string", "minLength": 1, "pattern": "[^ ]"}
+        # Not blank, and no NUL (see parse_filters).
+        properties["key"] = {"type": "string", "pattern": r"^[^\u0000]*[^\u0000\s][^\u0000]*$"}
         required.append("key")
     return {"type": "object", "properties": properties, "required": required}
 
@@ -80,25 +92,21 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
             raise ApiError(400, message)
         if not isinstance(key, str):
             raise ApiError(400, message)
+        kind = TYPES[field]
         if operator not in OPERATORS[field]:
-            kind = (
-                "FEEDBACK_SCORES_NUMBER"
-                if field in ("feedback_scores", "experiment_scores")
-                else field.upper()
-            )
             raise ApiError(
                 400, f"Invalid operator '{operator}' for field '{field}' of type '{kind}'"
             )
         number = None
-        if field in KEYED and not key.strip():
-            raise ApiError(400, f"Invalid value '{value}' or key '{key}' for field '{field}'")
+        invalid = f"Invalid value '{value}' or key '{key}' for field '{field}' of type '{kind}'"
+        # A NUL cannot be in the SQL text the metadata path becomes (sqlite/filters.py).
+        if field in KEYED and (not key.strip() or "\x00" in key):
+            raise ApiError(400, invalid)
         if field in ("feedback_scores", "experiment_scores") and operator not in _EMPTY:
             try:
                 number = float(value)
             except ValueError:
-                raise ApiError(
-                    400, f"Invalid value '{value}' or key '{key}' for field '{field}'"
-                ) from None
+                raise ApiError(400, invalid) from None
         found[Filter(field, operator, key, value, number)] = None
     return tuple(found)
 

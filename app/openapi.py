@@ -8,7 +8,8 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from app import __version__, payloads
 from app.logs import REQUEST_ID_HEADER
@@ -89,6 +90,29 @@ class ApiRoute(Route):
         super().__init__(prefix + path, endpoint, methods=[method], name=name)
         self.prefix = prefix
         self.operation = operation
+        # The path parameters of the literal paths (of other routes) that this route's
+        # pattern matches too: `stream` for /experiments/{id}. See `shadow`.
+        self.literals: set[tuple[tuple[str, Any], ...]] = set()
+
+    def shadow(self, others: Iterable["ApiRoute"]) -> None:
+        """Leave to `others` the literal paths they serve that this route's pattern also
+        matches: GET /experiments/stream is then a 405 (only POST serves it), not this GET
+        /experiments/{id} answering 404 for an id "stream" (CONTRACT.md, "Experiments
+        resource": literal paths first; 405 where the path exists for another method)."""
+        for other in others:
+            if other is self or other.param_convertors:
+                continue
+            found = self.path_regex.match(other.path)
+            if found:
+                self.literals.add(tuple(sorted(found.groupdict().items())))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if self.literals and match is not Match.NONE:
+            raw = {k: v for k, v in child["path_params"].items() if k in self.param_convertors}
+            if tuple(sorted((k, str(v)) for k, v in raw.items())) in self.literals:
+                return Match.NONE, {}
+        return match, child
 
 
 # CONTRACT.md, "Errors and limits" and "Identity".

@@ -339,6 +339,7 @@ class ExperimentQuery(msgspec.Struct, frozen=True, gc=False):
     types: tuple[str, ...] | None = None
     ids: tuple[bytes, ...] | None = None
     dataset_deleted: bool = False
+    project_deleted: bool = False  # no item in a stored project, or one in none
     sort: str | None = None
     descending: bool = False
     filters: tuple["Filter", ...] = ()

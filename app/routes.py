@@ -276,11 +276,15 @@ ENDPOINTS = (
 
 def routes() -> list[ApiRoute]:
     # Flat routes rather than two Mounts: one regex match per route tried, no nesting.
-    return [
+    served = [
         ApiRoute(prefix, e.path, e.method, e.endpoint, e.name, e.operation)
         for prefix in PREFIXES
         for e in ENDPOINTS
     ]
+    for route in served:
+        if route.param_convertors:
+            route.shadow(served)
+    return served
 
 
 # Each operation by its path (without a prefix) and method.

@@ -506,7 +506,7 @@ async def test_find_filters_on_metadata_tags_and_score_averages(
         EXPERIMENTS, params={"filters": '[{"field":"tags","operator":">","value":"a"}]'}
     )
     assert bad.status_code == 400
-    assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'TAGS'"
+    assert bad.json()["message"] == "Invalid operator '>' for field 'tags' of type 'LIST'"
 
 
 async def test_find_sorts_by_trace_count_and_duration_percentiles(
@@ -583,3 +583,290 @@ async def test_groups_refuse_a_missing_or_bad_grouping(
 
     assert response.status_code == 400
     assert response.json() == {"code": 400, "message": message}
+
+
+# --- Literal paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "stream", {"POST"}),
+        ("PATCH", "stream", {"POST"}),
+        ("GET", "finish", {"POST"}),
+        ("PATCH", "finish", {"POST"}),
+        ("GET", "execute", {"POST"}),
+        ("GET", "batch", {"PATCH"}),
+        ("GET", "delete", {"POST"}),
+        ("PATCH", "delete", {"POST"}),
+        ("PATCH", "groups", {"GET", "HEAD"}),
+        ("POST", "groups", {"GET", "HEAD"}),
+        ("PATCH", "groups/aggregations", {"GET", "HEAD"}),
+        ("POST", "feedback-scores/names", {"GET", "HEAD"}),
+        ("GET", "items", {"POST"}),
+        ("GET", "items/stream", {"POST"}),
+        ("GET", "items/delete", {"POST"}),
+        ("GET", "items/bulk", {"PUT"}),
+    ],
+)
+async def test_a_literal_path_with_a_method_it_does_not_serve_is_405(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    for prefix in ("", "/api"):
+        response = await client.request(method, f"{prefix}{EXPERIMENTS}/{path}", json={})
+
+        assert response.status_code == 405, (method, path, response.text)
+        assert response.json() == {"code": 405, "message": "HTTP 405 Method Not Allowed"}
+        assert set(response.headers["allow"].split(", ")) == allowed
+
+
+async def test_an_id_path_still_answers_for_ids_and_other_names(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await create(client, "shadowed")
+
+    assert (await client.get(f"{EXPERIMENTS}/{key}")).status_code == 200
+    assert (await client.get(f"{EXPERIMENTS}/streams")).status_code == 404
+    assert (await client.patch(f"{EXPERIMENTS}/{key}", json={})).status_code == 204
+
+
+# --- Find by prompt and by deleted project -------------------------------------------------
+
+
+async def version_of(client: httpx.AsyncClient, prompt: str) -> dict[str, Any]:
+    body = {"name": prompt, "version": {"template": "Answer {{q}}"}}
+    response = await client.post("/v1/private/prompts/versions", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_find_by_prompt_id_and_the_prompt_ids_filter(client: httpx.AsyncClient) -> None:
+    qa = await version_of(client, "qa-prompt")
+    math = await version_of(client, "math-prompt")
+    both = await create(client, "both", prompt_versions=[{"id": qa["id"]}, {"id": math["id"]}])
+    legacy = await create(client, "legacy", prompt_version={"id": math["id"]})
+    none = await create(client, "none")
+
+    async def found(**params: Any) -> list[str]:
+        response = await client.get(EXPERIMENTS, params=params)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["content"]]
+
+    def where(operator: str, value: str) -> dict[str, str]:
+        return {
+            "filters": json.dumps([{"field": "prompt_ids", "operator": operator, "value": value}])
+        }
+
+    assert await found(prompt_id=qa["prompt_id"]) == [both]
+    assert await found(prompt_id=math["prompt_id"]) == [legacy, both]
+    assert await found(**where("=", qa["prompt_id"].upper())) == [both]
+    assert await found(**where("!=", qa["prompt_id"])) == [none, legacy]
+    assert await found(**where("contains", math["prompt_id"][-12:])) == [legacy, both]
+    assert await found(**where("not_contains", math["prompt_id"][-12:])) == [none]
+    assert await found(**where("is_empty", "")) == [none]
+    assert await found(**where("is_not_empty", "")) == [legacy, both]
+    bad = await client.get(EXPERIMENTS, params=where(">", "x"))
+    assert bad.json() == {
+        "code": 400,
+        "message": "Invalid operator '>' for field 'prompt_ids' of type 'LIST'",
+    }
+
+
+async def test_find_with_project_deleted_keeps_experiments_in_no_stored_project(
+    client: httpx.AsyncClient,
+) -> None:
+    empty = await create(client, "no-items", project_name="Bots")
+    traced = new_id()
+    upload = {"experiment_name": "traced", "dataset_name": "qa", "experiment_id": traced}
+    items = [run(1000, {}, [])]
+    response = await client.put(f"{EXPERIMENTS}/items/bulk", json={**upload, "items": items})
+    assert response.status_code == 204, response.text
+    lost = await create(client, "lost-trace")
+    item = {
+        "id": new_id(),
+        "experiment_id": lost,
+        "dataset_item_id": new_id(),
+        "trace_id": new_id(),
+    }
+    await client.post(f"{EXPERIMENTS}/items", json={"experiment_items": [item]})
+
+    page = (await client.get(EXPERIMENTS, params={"project_deleted": "true"})).json()
+    everything = (await client.get(EXPERIMENTS, params={"project_deleted": "false"})).json()
+
+    assert [e["id"] for e in page["content"]] == [lost, empty]
+    assert page["total"] == 2
+    assert everything["total"] == 3
+
+
+# --- The rest of the reference's checklist (opik-reference/experiments.md §14) -------------
+
+
+async def test_find_by_a_lower_cased_inner_part_of_the_name_pages_newest_first(
+    client: httpx.AsyncClient,
+) -> None:
+    keys = [await create(client, f"Eval-Nightly-{n}") for n in range(5)]
+    await create(client, "weekly")
+
+    first = (await client.get(EXPERIMENTS, params={"name": "l-night", "size": 3})).json()
+    second = (
+        await client.get(EXPERIMENTS, params={"name": "l-night", "size": 3, "page": 2})
+    ).json()
+
+    assert (first["page"], first["size"], first["total"]) == (1, 3, 5)
+    assert [e["id"] for e in first["content"]] == keys[::-1][:3]
+    assert (second["page"], second["size"], second["total"]) == (2, 2, 5)
+    assert [e["id"] for e in second["content"]] == keys[::-1][3:]
+
+
+async def test_stream_pages_by_three_then_the_rest_then_nothing(client: httpx.AsyncClient) -> None:
+    keys = [await create(client, f"batch-{n}") for n in range(5)]
+
+    one = await stream(client, name="batch", limit=3)
+    two = await stream(client, name="batch", limit=3, last_retrieved_id=one[-1]["id"])
+    three = await stream(client, name="batch", limit=3, last_retrieved_id=two[-1]["id"])
+
+    assert [e["id"] for e in one + two] == keys[::-1]
+    assert (len(one), len(two), three) == (3, 2, [])
+
+
+async def test_an_empty_patch_is_204_and_changes_only_last_updated(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await create(client, "untouched", metadata={"a": 1}, tags=["t"])
+    before = (await client.get(f"{EXPERIMENTS}/{key}")).json()
+
+    response = await client.patch(f"{EXPERIMENTS}/{key}", json={})
+    after = (await client.get(f"{EXPERIMENTS}/{key}")).json()
+
+    assert (response.status_code, response.content) == (204, b"")
+    assert after["last_updated_at"] > before["last_updated_at"]
+    assert after["last_updated_by"] == "admin"
+    audit = ("last_updated_at", "last_updated_by")
+    assert {k: v for k, v in after.items() if k not in audit} == {
+        k: v for k, v in before.items() if k not in audit
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"type": "nope"}, "type invalid enum value 'nope'"),
+        ({"status": "nope"}, "status invalid enum value 'nope'"),
+        ({"tags_to_add": ["  "]}, "tags_to_add[0] must not be blank"),
+    ],
+)
+async def test_patch_refuses_an_unknown_type_or_status(
+    client: httpx.AsyncClient, body: dict[str, Any], error: str
+) -> None:
+    key = await create(client, "e")
+
+    response = await client.patch(f"{EXPERIMENTS}/{key}", json=body)
+
+    assert response.status_code == 422
+    assert response.json() == {"errors": [error]}
+
+
+@pytest.mark.parametrize("route", ["finish", "batch"])
+@pytest.mark.parametrize(
+    ("ids", "error"),
+    [
+        ([], "ids expected `array` of length >= 1"),
+        ([new_id()] * 1001, "ids expected `array` of length <= 1000"),
+        (["x"], "ids[0] must be a UUID"),
+        (None, "ids must not be null"),
+    ],
+)
+async def test_finish_and_batch_update_check_their_ids(
+    client: httpx.AsyncClient, route: str, ids: list[str] | None, error: str
+) -> None:
+    body: dict[str, Any] = {} if ids is None else {"ids": ids}
+    if route == "batch":
+        body["update"] = {"name": "renamed"}
+    send = client.patch if route == "batch" else client.post
+
+    response = await send(f"{EXPERIMENTS}/{route}", json=body)
+
+    assert response.status_code == 422
+    assert response.json() == {"errors": [error]}
+
+
+async def test_a_batch_update_without_its_update_is_422(client: httpx.AsyncClient) -> None:
+    key = await create(client, "kept")
+
+    response = await client.patch(f"{EXPERIMENTS}/batch", json={"ids": [key]})
+
+    assert response.status_code == 422
+    assert response.json() == {"errors": ["update must not be null"]}
+    assert (await client.get(f"{EXPERIMENTS}/{key}")).json()["name"] == "kept"
+
+
+async def test_a_batch_update_renames_every_experiment_it_names(client: httpx.AsyncClient) -> None:
+    one, two, three = [await create(client, n) for n in ("one", "two", "three")]
+
+    response = await client.patch(
+        f"{EXPERIMENTS}/batch", json={"ids": [one, two], "update": {"name": "same"}}
+    )
+
+    assert response.status_code == 204
+    names = [(await client.get(f"{EXPERIMENTS}/{k}")).json()["name"] for k in (one, two, three)]
+    assert names == ["same", "same", "three"]
+
+
+async def test_an_experiment_without_items_leaves_out_what_opik_leaves_out(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await create(client, "bare")
+
+    got = (await client.get(f"{EXPERIMENTS}/{key}")).json()
+
+    for absent in ("comments", "pass_rate", "passed_count", "total_count", "assertion_scores"):
+        assert absent not in got
+    assert "usage" not in got
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"page": "0"}, "page expected `int` >= 1"),
+        ({"size": "0"}, "size expected `int` >= 1"),
+        ({"datasetId": "nope"}, "datasetId must be a UUID"),
+        ({"prompt_id": "nope"}, "prompt_id must be a UUID"),
+        ({"project_deleted": "yes"}, "project_deleted expected `bool`, got `str`"),
+    ],
+)
+async def test_find_refuses_a_page_or_id_that_is_not_one(
+    client: httpx.AsyncClient, params: dict[str, str], error: str
+) -> None:
+    response = await client.get(EXPERIMENTS, params=params)
+
+    assert response.status_code == 422
+    assert response.json() == {"errors": [error]}
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ('[{"field":"name","operator":"=","value":"a"}]', "Invalid filters query parameter"),
+        ('[{"field":"tags","operator":"="}]', "Invalid filters query parameter"),
+        (
+            '[{"field":"feedback_scores","key":"a","operator":">","value":"x"}]',
+            "Invalid value 'x' or key 'a' for field 'feedback_scores' of type "
+            "'FEEDBACK_SCORES_NUMBER'",
+        ),
+        (
+            '[{"field":"metadata","key":"m","operator":">=","value":"1"}]',
+            "Invalid operator '>=' for field 'metadata' of type 'DICTIONARY'",
+        ),
+        (
+            '[{"field":"metadata","key":"a\\u0000b","operator":"=","value":"1"}]',
+            "Invalid value '1' or key 'a\x00b' for field 'metadata' of type 'DICTIONARY'",
+        ),
+    ],
+)
+async def test_find_refuses_filters_it_cannot_apply(
+    client: httpx.AsyncClient, filters: str, message: str
+) -> None:
+    response = await client.get(EXPERIMENTS, params={"filters": filters})
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith(message)

@@ -124,6 +124,15 @@ _HAS_PROMPT = """EXISTS (
      AND json_valid(e.prompt_version)
      AND lower(hex(v.id)) = lower(replace(json_extract(e.prompt_version, '$.id'), '-', ''))
 )"""
+# Opik's project_deleted, has(project_ids, '') OR empty(project_ids) over the projects of the
+# experiment's items: no item in a stored project, or an item in none (its own project, else
+# its trace's).
+_ITEM_PROJECTS = """SELECT 1 FROM experiment_items AS i
+    LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    LEFT JOIN projects AS p ON p.id = coalesce(i.project_id, t.project_id)
+     AND p.workspace = i.workspace
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id AND p.id IS"""
+_PROJECT_DELETED = f"(NOT EXISTS ({_ITEM_PROJECTS} NOT NULL) OR EXISTS ({_ITEM_PROJECTS} NULL))"
 _ITEMS_OF_E = "experiment_items AS i WHERE i.workspace = e.workspace AND i.experiment_id = e.id"
 _COST_OF_E = f"""(SELECT total(s.total_estimated_cost) FROM {
     _ITEMS_OF_E.replace(
@@ -213,6 +222,8 @@ def _where(workspace: str, q: ExperimentQuery, project: bytes | None) -> tuple[s
         sql, values = filters.condition(f)
         conditions.append(f"({sql})")
         params += values
+    if q.project_deleted:
+        conditions.append(_PROJECT_DELETED)
     if q.dataset_deleted:
         conditions.append(
             "NOT EXISTS (SELECT 1 FROM datasets AS d"

@@ -22,7 +22,17 @@ _EXPERIMENT_SCORE = """(SELECT json_extract(j.value, '$.value')
     FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
                    ELSE '[]' END) AS j
     WHERE lower(json_extract(j.value, '$.name')) = lower(?) LIMIT 1)"""
-_TAGS = "json_each(CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END)"
+_TAGS = "SELECT value FROM json_each(CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END)"
+# Opik's prompt_ids: the prompts of the experiment's prompt-version links, as they read back.
+_PROMPT_IDS = """SELECT value FROM (
+    SELECT json_extract(j.value, '$.prompt_id') AS value
+    FROM json_each(CASE WHEN json_valid(e.prompt_versions) THEN e.prompt_versions
+                   ELSE '[]' END) AS j
+    UNION ALL
+    SELECT json_extract(CASE WHEN json_valid(e.prompt_version) THEN e.prompt_version END,
+                        '$.prompt_id')
+) WHERE value IS NOT NULL"""
+_LISTS = {"tags": (_TAGS, "value = ?"), "prompt_ids": (_PROMPT_IDS, "lower(value) = lower(?)")}
 
 
 def _text(value_sql: str, operator: str, value: str, fold: bool) -> tuple[str, list[Any]]:
@@ -71,12 +81,14 @@ def condition(f: Filter) -> tuple[str, list[Any]]:
             numeric = f"json_type({_METADATA}, {path}) IN ('integer', 'real')"
             return f"({numeric} AND {raw} {f.operator} ?)", [number]
         return _text(value, f.operator, f.value, fold=True)
-    if f.field == "tags":
+    if f.field in _LISTS:
+        # An element equal to the value (=, !=: none is), or holding it, case-insensitively.
+        values, equal = _LISTS[f.field]
         if f.operator in ("is_empty", "is_not_empty"):
-            empty = f"NOT EXISTS (SELECT 1 FROM {_TAGS})"
+            empty = f"NOT EXISTS ({values})"
             return (empty if f.operator == "is_empty" else f"NOT {empty}"), []
-        match = "value = ?" if f.operator in ("=", "!=") else "instr(lower(value), lower(?)) > 0"
-        exists = f"EXISTS (SELECT 1 FROM {_TAGS} WHERE {match})"
+        match = equal if f.operator in ("=", "!=") else "instr(lower(value), lower(?)) > 0"
+        exists = f"EXISTS (SELECT 1 FROM ({values}) WHERE {match})"
         return (exists if f.operator in ("=", "contains") else f"NOT {exists}"), [f.value]
     score = _SCORE_AVERAGE if f.field == "feedback_scores" else _EXPERIMENT_SCORE
     if f.operator == "is_empty":
