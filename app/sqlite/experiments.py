@@ -160,7 +160,7 @@ SORT_KEYS = {
 
 
 def _duration_of_e(percent: int) -> str:
-    # As aggregates.DURATIONS, for the one experiment `e`; no ended trace sorts as 0.
+    # As summaries.DURATIONS, for the one experiment `e`; no ended trace sorts as 0.
     low = f"({percent} * last / 100)"
     return f"""coalesce((SELECT lo + (coalesce(hi, lo) - lo) * f FROM (
         SELECT max(CASE WHEN k = {low} THEN ms END) AS lo,

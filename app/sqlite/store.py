@@ -31,6 +31,7 @@ from app.sqlite import (
     items,
     prompts,
     stream,
+    summaries,
     trace_reads,
     traces,
     transfer,
@@ -44,6 +45,7 @@ from app.trace_payloads import Project, Span, Trace
 class SqliteStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.summaries = summaries.Summaries(db)
 
     @classmethod
     async def open(
@@ -58,6 +60,7 @@ class SqliteStore:
         return cls(await Database.open(path, readers, migrations, create))
 
     async def close(self) -> None:
+        await self.summaries.close()
         await self.db.close()
 
     async def ping(self) -> None:
@@ -81,14 +84,14 @@ class SqliteStore:
         await experiments.create_experiment(self.db, workspace, user, record)
 
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
-        found = await aggregates.experiments(self.db, workspace, [key])
+        found = await aggregates.experiments(self.db, self.summaries, workspace, [key])
         return found[0] if found else None
 
     async def find_experiments(
         self, workspace: str, query: ExperimentQuery, count: bool = False
     ) -> tuple[list[Experiment], int]:
         keys, total = await experiments.find_ids(self.db, workspace, query, count)
-        return await aggregates.experiments(self.db, workspace, keys), total
+        return await aggregates.experiments(self.db, self.summaries, workspace, keys), total
 
     async def update_experiments(
         self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
