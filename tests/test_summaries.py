@@ -1,6 +1,7 @@
 """Kept experiment summaries (app/sqlite/summaries.py): never served once what they were
 computed from changed, whatever changed it, and equal to the aggregates computed afresh."""
 
+import json
 import random
 import sqlite3
 from collections.abc import AsyncIterator
@@ -25,8 +26,10 @@ SPANS = "/v1/private/spans"
 
 
 @pytest.fixture
-async def store(db: Database) -> SqliteStore:
-    return SqliteStore(db)
+async def store(db: Database) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(db)
+    yield opened
+    await opened.summaries.close()
 
 
 @pytest.fixture
@@ -264,3 +267,72 @@ async def test_removing_what_a_summary_sums_empties_it_whoever_removes_it(
         conn.execute(removal)
 
     assert len(kept(db_path)) == left
+
+
+SORTED_BY = [
+    "trace_count",
+    "total_estimated_cost",
+    "total_estimated_cost_avg",
+    "feedback_scores.accuracy",
+    "feedback_scores.Accuracy",
+    "duration.p50",
+    "duration.p90",
+    "duration.p99",
+]
+SCORE_FILTERS = [
+    {"field": "feedback_scores", "key": "ACCURACY", "operator": ">", "value": "0.4"},
+    {"field": "feedback_scores", "key": "f1", "operator": "<=", "value": "0.5"},
+    {"field": "feedback_scores", "key": "accuracy", "operator": "is_empty", "value": ""},
+    {"field": "feedback_scores", "key": "f1", "operator": "is_not_empty", "value": ""},
+]
+
+
+async def test_find_sorts_and_filters_the_same_by_kept_summaries_as_by_live_ones(
+    api: httpx.AsyncClient, store: SqliteStore, db_path: Path
+) -> None:
+    rng = random.Random(11)
+    evaluation = Evaluation(api, rng)
+    evaluation.experiments = []
+    for _ in range(8):
+        one = Evaluation(api, rng)
+        one.experiments = one.experiments[:1]
+        await one.start()
+        for _ in range(rng.randint(0, 3)):
+            await one.add_items(with_traces=rng.random() < 0.8)
+            await one.add_span()
+            await one.score()
+        evaluation.experiments += one.experiments
+    # A name in another case only: filters fold it into "accuracy", sorting does not.
+    upper = Evaluation(api, rng)
+    upper.experiments = upper.experiments[:1]
+    await upper.start()
+    await upper.add_items(with_traces=True)
+    for trace in upper.traces:
+        scores = [{"id": trace, "name": "Accuracy", "value": 0.75, "source": "sdk"}]
+        ok(await api.put(f"{TRACES}/feedback-scores", json={"scores": scores}))
+    evaluation.experiments += upper.experiments
+
+    async def found(**params: str) -> list[str]:
+        response = await api.get(EXPERIMENTS, params={"size": "100", **params})
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["content"]]
+
+    queries = [
+        {"sorting": f'[{{"field":"{field}","direction":"{direction}"}}]'}
+        for field in SORTED_BY
+        for direction in ("ASC", "DESC")
+    ] + [{"filters": f"[{json.dumps(f)}]"} for f in SCORE_FILTERS]
+    for query in queries:
+        await store.summaries.idle()
+        forget(db_path)
+        live = await found(**query)
+        await store.summaries.idle()
+        assert len(kept(db_path)) == len(evaluation.experiments)
+        assert await found(**query) == live, query
+        await store.summaries.idle()
+        with closing(sqlite3.connect(db_path)) as conn, conn:  # some kept, some not
+            conn.execute(
+                "DELETE FROM experiment_summaries WHERE experiment_id IN "
+                "(SELECT experiment_id FROM experiment_summaries LIMIT 3)"
+            )
+        assert await found(**query) == live, query

@@ -102,7 +102,16 @@ TO_3 = """
 CREATE TABLE IF NOT EXISTS experiment_summaries (
     experiment_id BLOB PRIMARY KEY,
     workspace TEXT NOT NULL,
-    summary BLOB NOT NULL            -- app/sqlite/summaries.py: msgpack of the aggregates
+    summary BLOB NOT NULL,           -- app/sqlite/summaries.py: msgpack of the aggregates
+    -- What find sorts and filters by, as its live expressions give it (0 for none):
+    trace_count INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cost_avg REAL NOT NULL,
+    p50 REAL NOT NULL,
+    p90 REAL NOT NULL,
+    p99 REAL NOT NULL,
+    scores TEXT NOT NULL,            -- {"<name>": average}
+    folded_scores TEXT NOT NULL      -- {"<name in ASCII lower case>": average of those names}
 ) STRICT, WITHOUT ROWID;
 
 -- Which experiments a trace is in, for the triggers.

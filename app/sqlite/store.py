@@ -91,6 +91,9 @@ class SqliteStore:
         self, workspace: str, query: ExperimentQuery, count: bool = False
     ) -> tuple[list[Experiment], int]:
         keys, total = await experiments.find_ids(self.db, workspace, query, count)
+        if experiments.uses_aggregates(query):
+            # It read every experiment's aggregates: those it computed are kept for the next.
+            self.summaries.keep(workspace, await summaries.missing(self.db, workspace))
         return await aggregates.experiments(self.db, self.summaries, workspace, keys), total
 
     async def update_experiments(

@@ -151,14 +151,48 @@ async def compute(fetch: Fetch, workspace: str, keys: Sequence[bytes]) -> dict[b
     return found
 
 
+# Find's filters name a score case-insensitively and average every score so named.
+FOLDED_SCORE_AVERAGES = SCORE_AVERAGES.replace("f.name", "lower(f.name)")
+assert FOLDED_SCORE_AVERAGES.count("lower(f.name)") == 3, "SCORE_AVERAGES changed its shape"
+# The experiments of a workspace that have no kept summary, for find to keep.
+MISSING = """
+SELECT e.id FROM experiments AS e
+LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = e.workspace
+WHERE e.workspace = ? AND s.experiment_id IS NULL LIMIT ?
+"""
 # Kept only for experiments that exist when it is written, in the transaction that computed it.
 KEEP = """
-INSERT INTO experiment_summaries (experiment_id, workspace, summary)
-SELECT id, workspace, ? FROM experiments WHERE id = ? AND workspace = ?
+INSERT INTO experiment_summaries (experiment_id, workspace, summary, trace_count, cost,
+    cost_avg, p50, p90, p99, scores, folded_scores)
+SELECT id, workspace, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM experiments WHERE id = ? AND workspace = ?
 ON CONFLICT (experiment_id) DO UPDATE SET workspace = excluded.workspace,
-    summary = excluded.summary
+    summary = excluded.summary, trace_count = excluded.trace_count, cost = excluded.cost,
+    cost_avg = excluded.cost_avg, p50 = excluded.p50, p90 = excluded.p90, p99 = excluded.p99,
+    scores = excluded.scores, folded_scores = excluded.folded_scores
 """
+_json = msgspec.json.Encoder().encode
+
+
+def _kept_row(
+    a: Aggregates, folded: dict[str, float], key: bytes, workspace: str
+) -> tuple[Any, ...]:
+    p50, p90, p99 = a.duration or (0, 0, 0)
+    scores = _json(dict(a.feedback_scores)).decode()
+    return (
+        _encode(a), a.trace_count, a.cost or 0, a.cost_avg or 0, p50, p90, p99, scores,
+        _json(folded).decode(), key, workspace,
+    )  # fmt: skip
+
+
 _PER_TRANSACTION = 20  # experiments computed while the writer is held, between other writes
+
+
+_MISSING_AT_ONCE = 1000
+
+
+async def missing(db: Database, workspace: str) -> list[bytes]:
+    """Experiments of the workspace without a kept summary, a thousand at most."""
+    return [row[0] for row in await db.fetch_all(MISSING, (workspace, _MISSING_AT_ONCE))]
 
 
 class Summaries:
@@ -191,9 +225,14 @@ class Summaries:
                 self._missing.clear()
 
     async def _keep(self, workspace: str, keys: Sequence[bytes]) -> None:
+        m = marks(len(keys))
         async with self.db.transaction() as conn:
             found = await compute(conn.execute_fetchall, workspace, keys)
-            rows = [(_encode(summary), key, workspace) for key, summary in found.items()]
+            sql = FOLDED_SCORE_AVERAGES.format(marks=m)
+            folded: dict[bytes, dict[str, float]] = {}
+            for e, name, value in await conn.execute_fetchall(sql, (workspace, *keys)):
+                folded.setdefault(e, {})[name] = value
+            rows = [_kept_row(a, folded.get(k, {}), k, workspace) for k, a in found.items()]
             await conn.executemany(KEEP, rows)
 
     async def idle(self) -> None:
