@@ -248,4 +248,75 @@ CREATE TABLE IF NOT EXISTS experiment_items (
 CREATE INDEX IF NOT EXISTS experiment_items_by_experiment
     ON experiment_items (workspace, experiment_id, id);
 
-PRAGMA user_version = 3;
+-- Each experiment's aggregates as the API shows them (version 4): a cache, filled when an
+-- experiment is read and emptied, by the triggers below, in the transaction that changes what
+-- they are computed from (its items, their traces, spans and scores). A find page then reads
+-- 100 rows rather than every item of 100 experiments. Never exported: it is derived.
+CREATE TABLE IF NOT EXISTS experiment_summaries (
+    experiment_id BLOB PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    summary BLOB NOT NULL,           -- app/sqlite/summaries.py: msgpack of the aggregates
+    -- What find sorts and filters by, as its live expressions give it (0 for none):
+    trace_count INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cost_avg REAL NOT NULL,
+    p50 REAL NOT NULL,
+    p90 REAL NOT NULL,
+    p99 REAL NOT NULL,
+    scores TEXT NOT NULL,            -- {"<name>": average}
+    folded_scores TEXT NOT NULL      -- {"<name in ASCII lower case>": average of those names}
+) STRICT, WITHOUT ROWID;
+
+-- Which experiments a trace is in, for the triggers.
+CREATE INDEX IF NOT EXISTS experiment_items_by_trace ON experiment_items (trace_id, experiment_id);
+
+CREATE TRIGGER IF NOT EXISTS summary_item_added AFTER INSERT ON experiment_items BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id = NEW.experiment_id;
+END;
+CREATE TRIGGER IF NOT EXISTS summary_item_changed AFTER UPDATE ON experiment_items BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (OLD.experiment_id, NEW.experiment_id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_item_removed AFTER DELETE ON experiment_items BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id = OLD.experiment_id;
+END;
+CREATE TRIGGER IF NOT EXISTS summary_experiment_removed AFTER DELETE ON experiments BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS summary_trace_added AFTER INSERT ON traces BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_trace_changed AFTER UPDATE ON traces BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.id, NEW.id));
+END;
+CREATE TRIGGER IF NOT EXISTS summary_trace_removed AFTER DELETE ON traces BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_span_added AFTER INSERT ON spans BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.trace_id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_span_changed AFTER UPDATE ON spans BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.trace_id, NEW.trace_id));
+END;
+CREATE TRIGGER IF NOT EXISTS summary_span_removed AFTER DELETE ON spans BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.trace_id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_score_added AFTER INSERT ON feedback_scores BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.trace_id);
+END;
+CREATE TRIGGER IF NOT EXISTS summary_score_changed AFTER UPDATE ON feedback_scores BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.trace_id, NEW.trace_id));
+END;
+CREATE TRIGGER IF NOT EXISTS summary_score_removed AFTER DELETE ON feedback_scores BEGIN
+    DELETE FROM experiment_summaries WHERE experiment_id IN (
+        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.trace_id);
+END;
+
+PRAGMA user_version = 4;

@@ -56,13 +56,14 @@ def notes(path: Path) -> list[Any]:
     return query(path, "SELECT note FROM experiment_items")
 
 
-async def test_this_release_is_version_3() -> None:
-    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 3)
+async def test_this_release_is_version_4() -> None:
+    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 4)
     assert f"PRAGMA user_version = {SCHEMA_VERSION};" in schema_path().read_text()
 
 
 def shape(path: Path) -> dict[str, Any]:
-    """Every table's columns (name, type, not null, default, key) and every index's columns."""
+    """Every table's columns (name, type, not null, default, key), every index's columns and
+    every trigger's statement."""
     with closing(sqlite3.connect(path)) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")]
         found: dict[str, Any] = {}
@@ -72,6 +73,8 @@ def shape(path: Path) -> dict[str, Any]:
             for index in conn.execute(f"PRAGMA index_list({table})").fetchall():
                 info = conn.execute(f"PRAGMA index_info({index[1]})").fetchall()
                 found[f"{table}.{index[1]}"] = (index[2], [i[2] for i in info])
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_schema WHERE type='trigger'"):
+            found[f"trigger {name}"] = sql
         return found
 
 

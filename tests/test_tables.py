@@ -9,7 +9,7 @@ import pytest
 
 from app.payloads import Item
 from app.sqlite.connection import schema_path
-from app.sqlite.tables import TABLES, Table, select
+from app.sqlite.tables import CACHES, TABLES, Table, select
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def test_every_table_of_the_schema_is_described_with_its_columns_in_order(
         row[0] for row in schema.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
     ]
 
-    assert sorted(names) == sorted(table.name for table in TABLES)
-    for table in TABLES:
+    assert sorted(names) == sorted(table.name for table in (*TABLES, *CACHES))
+    for table in (*TABLES, *CACHES):
         info = schema.execute(f"PRAGMA table_info({table.name})").fetchall()
         assert table.columns == tuple(row[1] for row in info), table.name
         key = tuple(row[1] for row in sorted(info, key=lambda row: row[5]) if row[5])

@@ -1,6 +1,6 @@
 """Experiments as the API shows them: the stored fields and the aggregates of their items'
-traces, spans and scores (opik-reference/experiments.md §2.2), computed now, for a whole page
-of experiments in a few grouped statements."""
+traces, spans and scores (opik-reference/experiments.md §2.2), kept or computed by
+summaries.py, for a whole page of experiments in one statement when all are kept."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,8 +10,10 @@ from msgspec import UNSET
 from app import clock, ids
 from app.experiment_payloads import Duration, Experiment, ScoreAverage, ScoreName
 from app.records import batched
+from app.sqlite import summaries as summaries_
 from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
+from app.sqlite.summaries import Aggregates, Summaries
 from app.sqlite.tables import marks
 
 # An experiment's project is its own, else the project of one of its items (or of their
@@ -29,95 +31,11 @@ WITH e AS (
 SELECT e.id, d.name, e.dataset_id, e.shown_project, p.name, e.name, e.metadata, e.tags,
        e.type, e.evaluation_method, e.optimization_id, e.created_at, e.last_updated_at,
        e.created_by, e.last_updated_by, e.status, e.experiment_scores, e.prompt_version,
-       e.prompt_versions, e.dataset_version_id
+       e.prompt_versions, e.dataset_version_id, s.summary
 FROM e
 LEFT JOIN datasets AS d ON d.id = e.dataset_id AND d.workspace = e.workspace
 LEFT JOIN projects AS p ON p.id = e.shown_project AND p.workspace = e.workspace
-"""
-# The items of the page's experiments, for the statements below: parameters workspace, ids.
-_ITEMS = "experiment_items AS i WHERE i.workspace = ? AND i.experiment_id IN ({marks})"
-# Traces that no longer exist still count (Opik's count(DISTINCT trace_id)).
-ITEM_COUNTS = f"""
-SELECT i.experiment_id, count(DISTINCT i.trace_id), count(DISTINCT i.dataset_item_id)
-FROM {_ITEMS} GROUP BY i.experiment_id
-"""
-# One row per item: a trace two items share counts twice, as in Opik. Only stored traces.
-_ITEM_TRACES = """experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks})"""
-# Per item and name, the trace's score is its authors' average; the experiment's is the
-# average of those over its items (experiments.md §2.2, feedback_scores steps 1-3).
-SCORE_AVERAGES = """
-SELECT experiment_id, name, avg(value) FROM (
-    SELECT i.experiment_id AS experiment_id, f.name AS name, avg(f.value) AS value
-    FROM experiment_items AS i
-    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-    JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-    WHERE i.workspace = ? AND i.experiment_id IN ({marks})
-    GROUP BY i.id, f.name
-)
-GROUP BY experiment_id, name ORDER BY experiment_id, name
-"""
-
-
-def _bounds(percent: int) -> str:
-    # Linear interpolation at index q * (n - 1) of the sorted values (ClickHouse's quantiles
-    # for fewer than 8192 values): the values at the index's floor and the next, and the
-    # index's fraction, in integer arithmetic so that a whole index is exact.
-    low = f"({percent} * last / 100)"
-    return (
-        f"max(CASE WHEN k = {low} THEN ms END) AS lo{percent}, "
-        f"max(CASE WHEN k = {low} + 1 THEN ms END) AS hi{percent}, "
-        f"(({percent} * last) % 100 / 100.0) AS f{percent}"
-    )
-
-
-def _percentile(percent: int) -> str:
-    return f"lo{percent} + (coalesce(hi{percent}, lo{percent}) - lo{percent}) * f{percent}"
-
-
-# Opik's duration: dateDiff('microsecond', start, end) / 1000.0, of traces that have ended.
-DURATIONS = f"""
-WITH d AS (
-    SELECT i.experiment_id AS e, (t.end_time / 1000 - t.start_time / 1000) / 1000.0 AS ms
-    FROM {_ITEM_TRACES} AND t.end_time IS NOT NULL
-), r AS (
-    SELECT e, ms, row_number() OVER (PARTITION BY e ORDER BY ms) - 1 AS k,
-           count(*) OVER (PARTITION BY e) - 1 AS last
-    FROM d
-), b AS (
-    SELECT e, {_bounds(50)}, {_bounds(90)}, {_bounds(99)} FROM r GROUP BY e
-)
-SELECT e, {_percentile(50)}, {_percentile(90)}, {_percentile(99)} FROM b
-"""
-# Per item, its trace's spans' summed cost; the average counts an item without spans as 0.
-_TRACES_OF_ITEMS = (
-    "SELECT trace_id FROM experiment_items WHERE workspace = ? AND experiment_id IN ({marks})"
-)
-COSTS = f"""
-WITH c AS (
-    SELECT trace_id, total(total_estimated_cost) AS cost FROM spans
-    WHERE workspace = ? AND total_estimated_cost IS NOT NULL
-      AND trace_id IN ({_TRACES_OF_ITEMS})
-    GROUP BY trace_id
-)
-SELECT i.experiment_id, total(c.cost), avg(coalesce(c.cost, 0))
-FROM experiment_items AS i LEFT JOIN c ON c.trace_id = i.trace_id
-WHERE i.workspace = ? AND i.experiment_id IN ({{marks}})
-GROUP BY i.experiment_id
-"""
-# Per key, the mean over the items whose trace's spans have that key (Opik's avgMap).
-USAGE = f"""
-WITH u AS (
-    SELECT s.trace_id, j.key AS key, total(j.value) AS value
-    FROM spans AS s, json_each(s.usage) AS j
-    WHERE s.workspace = ? AND s.usage IS NOT NULL AND s.trace_id IN ({_TRACES_OF_ITEMS})
-    GROUP BY s.trace_id, j.key
-)
-SELECT i.experiment_id, u.key, avg(u.value)
-FROM experiment_items AS i JOIN u ON u.trace_id = i.trace_id
-WHERE i.workspace = ? AND i.experiment_id IN ({{marks}})
-GROUP BY i.experiment_id, u.key ORDER BY i.experiment_id, u.key
+LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = e.workspace
 """
 
 
@@ -187,52 +105,47 @@ _SHOWN: tuple[Callable[[Any], Any], ...] = (
 _KEYS_PER_QUERY = 5000  # twice in a statement, under SQLite's 32,766 parameters
 
 
-async def experiments(db: Database, workspace: str, keys: Sequence[bytes]) -> list[Experiment]:
+async def experiments(
+    db: Database, kept: Summaries, workspace: str, keys: Sequence[bytes]
+) -> list[Experiment]:
     """The experiments of `keys` in the workspace, in the order of `keys`; missing ones are
-    left out."""
+    left out. Their aggregates are the kept summaries; those missing are computed here, on
+    the reader, and `kept` keeps them for the next read."""
     found: list[Experiment] = []
     for chunk in batched(keys, _KEYS_PER_QUERY):
-        found += await _experiments(db, workspace, chunk)
+        found += await _experiments(db, kept, workspace, chunk)
     return found
 
 
-async def _experiments(db: Database, workspace: str, keys: Sequence[bytes]) -> list[Experiment]:
-    m = marks(len(keys))
-    one = (workspace, *keys)
-    rows = await db.fetch_all(EXPERIMENT_ROWS.format(marks=m), one)
-    counts = {e: (traces, items) for e, traces, items in await _all(db, ITEM_COUNTS, m, one)}
-    scores: dict[bytes, list[ScoreAverage]] = {}
-    for e, name, value in await _all(db, SCORE_AVERAGES, m, one):
-        scores.setdefault(e, []).append(ScoreAverage(name, number(value)))
-    durations = {
-        e: Duration(number(p50), number(p90), number(p99))
-        for e, p50, p90, p99 in await _all(db, DURATIONS, m, one)
-    }
-    costs = {e: (s, a) for e, s, a in await _all(db, COSTS, m, (workspace, *one, *one))}
-    usage: dict[bytes, dict[str, float]] = {}
-    for e, key, value in await _all(db, USAGE, m, (workspace, *one, *one)):
-        usage.setdefault(e, {})[key] = number(value)
+async def _experiments(
+    db: Database, kept: Summaries, workspace: str, keys: Sequence[bytes]
+) -> list[Experiment]:
+    rows = await db.fetch_all(EXPERIMENT_ROWS.format(marks=marks(len(keys))), (workspace, *keys))
+    summaries = {row[0]: summaries_.decode(row[-1]) for row in rows if row[-1] is not None}
+    missing = [row[0] for row in rows if row[-1] is None]
+    if missing:
+        summaries |= await summaries_.compute(db.fetch_all, workspace, missing)
+        kept.keep(workspace, missing)
     found: dict[bytes, Experiment] = {}
     for row in rows:
-        shown = [show(value) for show, value in zip(_SHOWN, row, strict=True)]
+        shown = [show(value) for show, value in zip(_SHOWN, row[:-1], strict=True)]
         key = row[0]
-        traces, items = counts.get(key, (0, 0))
-        cost, cost_avg = costs.get(key, (None, None))
-        found[key] = Experiment(
-            **dict(zip(_STORED, shown, strict=True)),
-            feedback_scores=scores.get(key, UNSET),
-            trace_count=traces,
-            dataset_item_count=items,
-            duration=durations.get(key, UNSET),
-            total_estimated_cost=_positive(cost),
-            total_estimated_cost_avg=_positive(cost_avg),
-            usage=usage.get(key, UNSET),
-        )
+        found[key] = Experiment(**dict(zip(_STORED, shown, strict=True)), **_shown(summaries[key]))
     return [found[key] for key in keys if key in found]
 
 
-async def _all(db: Database, sql: str, m: str, params: Sequence[Any]) -> list[Any]:
-    return await db.fetch_all(sql.format(marks=m), params)
+def _shown(a: Aggregates) -> dict[str, Any]:
+    """An experiment's aggregates as the answer's fields; an experiment without items leaves
+    out those it has none of, as Opik does."""
+    return {
+        "feedback_scores": [ScoreAverage(n, number(v)) for n, v in a.feedback_scores] or UNSET,
+        "trace_count": a.trace_count,
+        "dataset_item_count": a.dataset_item_count,
+        "duration": UNSET if a.duration is None else Duration(*map(number, a.duration)),
+        "total_estimated_cost": _positive(a.cost),
+        "total_estimated_cost_avg": _positive(a.cost_avg),
+        "usage": {k: number(v) for k, v in a.usage.items()} or UNSET,
+    }
 
 
 # --- Score names ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from app.records import batched
 from app.sqlite.connection import Database
 from app.sqlite.datasets import _DATASET, _dataset
 from app.sqlite.tables import marks
-from app.sqlite.trace_reads import get_span
+from app.sqlite.span_reads import get_span
 from app.trace_payloads import Span
 
 MAX_DATASETS = 500
@@ -52,12 +52,14 @@ SPANS_OF_TRACE = """
 SELECT id FROM spans WHERE workspace = ? AND trace_id = ? AND partial = 0
 ORDER BY start_time, id LIMIT ?
 """
-# Only items whose trace is stored, as the aggregates count them (app/sqlite/aggregates.py).
+# Only items whose trace is stored, as the aggregates count them (app/sqlite/summaries.py);
+# an item's value of a name is its authors' average.
 SCORE_VALUES = """
-SELECT i.experiment_id, f.name, f.value FROM experiment_items AS i
+SELECT i.experiment_id, f.name, avg(f.value) FROM experiment_items AS i
 JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
 JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
 WHERE i.workspace = ? AND i.experiment_id IN ({marks})
+GROUP BY i.id, f.name
 """
 DURATIONS = """
 SELECT i.experiment_id, (t.end_time / 1000 - t.start_time / 1000) / 1000.0

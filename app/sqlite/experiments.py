@@ -141,6 +141,15 @@ _COST_OF_E = f"""(SELECT total(s.total_estimated_cost) FROM {
     JOIN spans AS s ON s.trace_id = i.trace_id AND s.workspace = i.workspace WHERE''',
     )
 })"""
+
+
+# The aggregates' sort keys read the experiment's kept summary (app/sqlite/summaries.py,
+# joined as `kept`); only an experiment without one evaluates the live expression. The live `?`
+# comes first.
+def _kept_or(kept: str, live: str) -> str:
+    return f"(CASE WHEN kept.experiment_id IS NULL THEN {live} ELSE {kept} END)"
+
+
 # The sort key of each sortable field; `?` is the name of a score. A missing score sorts as 0.
 SORT_KEYS = {
     "id": "e.id",
@@ -150,18 +159,25 @@ SORT_KEYS = {
     "created_by": "e.created_by",
     "last_updated_by": "e.last_updated_by",
     "tags": "coalesce(e.tags, '[]')",
-    "trace_count": f"(SELECT count(DISTINCT i.trace_id) FROM {_ITEMS_OF_E})",
-    "total_estimated_cost": _COST_OF_E,
-    "total_estimated_cost_avg": f"({_COST_OF_E} / max(1, (SELECT count(*) FROM {_ITEMS_OF_E})))",
-    "feedback_scores.": f"""coalesce((SELECT avg({trace_score("i.trace_id", "i.workspace")})
+    "trace_count": _kept_or(
+        "kept.trace_count", f"(SELECT count(DISTINCT i.trace_id) FROM {_ITEMS_OF_E})"
+    ),
+    "total_estimated_cost": _kept_or("kept.cost", _COST_OF_E),
+    "total_estimated_cost_avg": _kept_or(
+        "kept.cost_avg", f"({_COST_OF_E} / max(1, (SELECT count(*) FROM {_ITEMS_OF_E})))"
+    ),
+    "feedback_scores.": _kept_or(
+        "coalesce((SELECT value FROM json_each(kept.scores) WHERE key = ?), 0)",
+        f"""coalesce((SELECT avg({trace_score("i.trace_id", "i.workspace")})
         FROM {
-        _ITEMS_OF_E.replace(
-            " WHERE",
-            '''
+            _ITEMS_OF_E.replace(
+                " WHERE",
+                '''
         JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
         WHERE''',
-        )
-    }), 0)""",
+            )
+        }), 0)""",
+    ),
     "experiment_scores.": """coalesce((SELECT json_extract(j.value, '$.value')
         FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
                        ELSE '[]' END) AS j
@@ -170,7 +186,7 @@ SORT_KEYS = {
 
 
 def _duration_of_e(percent: int) -> str:
-    # As aggregates.DURATIONS, for the one experiment `e`; no ended trace sorts as 0.
+    # As summaries.DURATIONS, for the one experiment `e`; no ended trace sorts as 0.
     low = f"({percent} * last / 100)"
     return f"""coalesce((SELECT lo + (coalesce(hi, lo) - lo) * f FROM (
         SELECT max(CASE WHEN k = {low} THEN ms END) AS lo,
@@ -184,9 +200,15 @@ def _duration_of_e(percent: int) -> str:
                       AND t.end_time IS NOT NULL)))), 0)"""
 
 
-SORT_KEYS |= {f"duration.p{p}": _duration_of_e(p) for p in (50, 90, 99)}
-FIND_IDS = "SELECT e.id FROM experiments AS e WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-COUNT_FOUND = "SELECT count(*) FROM experiments AS e WHERE {where}"
+SORT_KEYS |= {f"duration.p{p}": _kept_or(f"kept.p{p}", _duration_of_e(p)) for p in (50, 90, 99)}
+# The sort keys whose `?` is bound twice: once for the live expression, once for the kept.
+_TWICE = {"feedback_scores."}
+# SQLite leaves the join out when nothing reads `kept` (its key is the experiment's id).
+_WITH_KEPT = """experiments AS e
+LEFT JOIN experiment_summaries AS kept
+    ON kept.experiment_id = e.id AND kept.workspace = e.workspace"""
+FIND_IDS = f"SELECT e.id FROM {_WITH_KEPT} WHERE {{where}} ORDER BY {{order}} LIMIT ? OFFSET ?"
+COUNT_FOUND = f"SELECT count(*) FROM {_WITH_KEPT} WHERE {{where}}"
 FIND_PROJECT_ID = "SELECT id FROM projects WHERE workspace = ? AND name_key = ?"
 
 
@@ -240,7 +262,16 @@ def _order(q: ExperimentQuery) -> tuple[str, list[Any]]:
     field, _, name = q.sort.partition(".")
     key = SORT_KEYS[f"{field}."]
     direction = "DESC" if q.descending else "ASC"
-    return f"{key} {direction}, e.id DESC", [name] if name else []
+    return f"{key} {direction}, e.id DESC", [name] * (2 if f"{field}." in _TWICE else 1)
+
+
+def uses_aggregates(q: ExperimentQuery) -> bool:
+    """Whether find sorts or filters `q`'s experiments by their aggregates, and so reads the
+    summaries of every experiment of the workspace."""
+    plain = {"id", "name", "created_at", "last_updated_at", "created_by", "last_updated_by"}
+    return (q.sort is not None and q.sort not in plain | {"tags"} and not
+            q.sort.startswith("experiment_scores.")) or any(
+        f.field == "feedback_scores" for f in q.filters)  # fmt: skip
 
 
 async def find_ids(

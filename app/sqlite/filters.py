@@ -13,11 +13,15 @@ UUID_TEXT = (
     "substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
 )
 _METADATA = "CASE WHEN json_valid(e.metadata) THEN e.metadata END"
-# Each item's trace's score (its authors' average), averaged over the items that have one.
-_SCORE_AVERAGE = f"""(SELECT avg({trace_score("i.trace_id", "i.workspace", fold=True)})
+# The kept summary's average (app/sqlite/summaries.py, joined as `kept`), else the live one:
+# each item's trace's score (its authors' average), averaged over the items that have one.
+# The name is bound twice, for the live `?` first.
+_SCORE_AVERAGE = f"""(CASE WHEN kept.experiment_id IS NULL
+    THEN (SELECT avg({trace_score("i.trace_id", "i.workspace", fold=True)})
     FROM experiment_items AS i
     JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-    WHERE i.workspace = e.workspace AND i.experiment_id = e.id)"""
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id)
+    ELSE (SELECT value FROM json_each(kept.folded_scores) WHERE key = lower(?)) END)"""
 _EXPERIMENT_SCORE = """(SELECT json_extract(j.value, '$.value')
     FROM json_each(CASE WHEN json_valid(e.experiment_scores) THEN e.experiment_scores
                    ELSE '[]' END) AS j
@@ -90,9 +94,11 @@ def condition(f: Filter) -> tuple[str, list[Any]]:
         match = equal if f.operator in ("=", "!=") else "instr(lower(value), lower(?)) > 0"
         exists = f"EXISTS (SELECT 1 FROM ({values}) WHERE {match})"
         return (exists if f.operator in ("=", "contains") else f"NOT {exists}"), [f.value]
-    score = _SCORE_AVERAGE if f.field == "feedback_scores" else _EXPERIMENT_SCORE
+    score, names = _EXPERIMENT_SCORE, [f.key]
+    if f.field == "feedback_scores":
+        score, names = _SCORE_AVERAGE, [f.key, f.key]
     if f.operator == "is_empty":
-        return f"{score} IS NULL", [f.key]
+        return f"{score} IS NULL", names
     if f.operator == "is_not_empty":
-        return f"{score} IS NOT NULL", [f.key]
-    return f"{score} {_NUMBER[f.operator]} ?", [f.key, f.number]
+        return f"{score} IS NOT NULL", names
+    return f"{score} {_NUMBER[f.operator]} ?", [*names, f.number]

@@ -38,6 +38,7 @@ from app.sqlite import (
     prompts,
     span_reads,
     stream,
+    summaries,
     trace_reads,
     traces,
     transfer,
@@ -51,6 +52,7 @@ from app.trace_payloads import Project, Span, Trace
 class SqliteStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.summaries = summaries.Summaries(db)
 
     @classmethod
     async def open(
@@ -65,6 +67,7 @@ class SqliteStore:
         return cls(await Database.open(path, readers, migrations, create))
 
     async def close(self) -> None:
+        await self.summaries.close()
         await self.db.close()
 
     async def ping(self) -> None:
@@ -88,14 +91,17 @@ class SqliteStore:
         await experiments.create_experiment(self.db, workspace, user, record)
 
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
-        found = await aggregates.experiments(self.db, workspace, [key])
+        found = await aggregates.experiments(self.db, self.summaries, workspace, [key])
         return found[0] if found else None
 
     async def find_experiments(
         self, workspace: str, query: ExperimentQuery, count: bool = False
     ) -> tuple[list[Experiment], int]:
         keys, total = await experiments.find_ids(self.db, workspace, query, count)
-        return await aggregates.experiments(self.db, workspace, keys), total
+        if experiments.uses_aggregates(query):
+            # It read every experiment's aggregates: those it computed are kept for the next.
+            self.summaries.keep(workspace, await summaries.missing(self.db, workspace))
+        return await aggregates.experiments(self.db, self.summaries, workspace, keys), total
 
     async def update_experiments(
         self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange

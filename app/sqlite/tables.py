@@ -140,6 +140,13 @@ TABLES = (
     PROMPT_VERSIONS,
 )
 NAMED_TABLES = {"projects": PROJECTS, "datasets": DATASETS}
+# Derived from the tables above, never exported or imported (app/sqlite/summaries.py).
+EXPERIMENT_SUMMARIES = Table(
+    "experiment_summaries",
+    "experiment_id workspace summary trace_count cost cost_avg p50 p90 p99 scores folded_scores",
+    key=("experiment_id",),
+)
+CACHES = (EXPERIMENT_SUMMARIES,)
 
 
 def select(struct: type[msgspec.Struct], **expressions: str) -> str:
