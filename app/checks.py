@@ -181,9 +181,10 @@ def experiment_record(write: ExperimentWrite) -> ExperimentRecord:
 
 
 def instant(value: datetime, path: str) -> int:
-    if not clock.storable(value):
+    ns = clock.to_ns(value)
+    if not clock.MIN_NS <= ns <= clock.MAX_NS:
         raise Invalid([f"{path} must be between the years 1677 and 2262"])
-    return clock.to_ns(value)
+    return ns
 
 
 def _times(record: TraceWrite | SpanWrite, at: str) -> tuple[int, int | None]:

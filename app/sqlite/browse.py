@@ -9,8 +9,8 @@ from app.dataset_payloads import Dataset
 from app.records import batched
 from app.sqlite.connection import Database
 from app.sqlite.datasets import _DATASET, _dataset
-from app.sqlite.tables import marks
 from app.sqlite.span_reads import get_span
+from app.sqlite.tables import marks
 from app.trace_payloads import Span
 
 MAX_DATASETS = 500

@@ -4,7 +4,6 @@ of one trace and type when asked, newest id first), as trace_reads reads traces.
 import json
 from collections.abc import AsyncIterator, Sequence
 
-import msgspec
 from msgspec import UNSET
 
 from app import clock, ids
@@ -13,7 +12,7 @@ from app.sqlite.connection import Database
 from app.sqlite.experiments import id_or_unset, raw_or_unset
 from app.sqlite.scores import SPAN_SCORES, read_scores, span_score
 from app.sqlite.tables import marks
-from app.sqlite.trace_reads import count, instant_or_unset, or_unset, page_keys
+from app.sqlite.trace_reads import instant_or_unset, or_unset, page_keys, page_of
 from app.trace_payloads import Span
 
 _SEARCH_CHUNK_SPANS = 100
@@ -95,11 +94,4 @@ async def search_spans(
 
 async def page_spans(db: Database, workspace: str, query: TraceQuery) -> tuple[list[Span], int]:
     """One page of the project's spans and how many match in all."""
-    total = await count(db, workspace, "spans", _SPAN_SCORE, query)
-    if query.offset >= total:  # also keeps a huge page number out of SQLite's 64 bits
-        return [], total
-    limited = msgspec.structs.replace(query, limit=min(query.limit, total))
-    found: list[Span] = []
-    for chunk in batched(await page_keys(db, workspace, "spans", _SPAN_SCORE, limited), 500):
-        found += await spans(db, workspace, chunk, query.truncate)
-    return found, total
+    return await page_of(db, workspace, "spans", _SPAN_SCORE, spans, query)

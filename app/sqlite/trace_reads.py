@@ -4,8 +4,8 @@ projects by id or name. A row only a
 PATCH made (partial) is not read: it has no start time yet, which every answer carries."""
 
 import math
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET
@@ -217,13 +217,25 @@ async def search_traces(
         yield await traces(db, workspace, chunk, query.truncate)
 
 
-async def page_traces(db: Database, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
-    """One page of the project's traces and how many there are in all."""
-    total = await count(db, workspace, "traces", _TRACE_SCORE, query)
+T = TypeVar("T")
+Read = Callable[[Database, str, Sequence[bytes], bool], Awaitable[list[T]]]
+
+
+async def page_of(
+    db: Database, workspace: str, table: str, score: str, read: Read[T], query: TraceQuery
+) -> tuple[list[T], int]:
+    """One page of the project's traces or spans (`table`, read by `read`) and how many
+    match in all."""
+    total = await count(db, workspace, table, score, query)
     if query.offset >= total:  # also keeps a huge page number out of SQLite's 64 bits
         return [], total
     limited = msgspec.structs.replace(query, limit=min(query.limit, total))
-    found: list[Trace] = []
-    for chunk in batched(await page_keys(db, workspace, "traces", _TRACE_SCORE, limited), 500):
-        found += await traces(db, workspace, chunk, query.truncate)
+    found: list[T] = []
+    for chunk in batched(await page_keys(db, workspace, table, score, limited), 500):
+        found += await read(db, workspace, chunk, query.truncate)
     return found, total
+
+
+async def page_traces(db: Database, workspace: str, query: TraceQuery) -> tuple[list[Trace], int]:
+    """One page of the project's traces and how many there are in all."""
+    return await page_of(db, workspace, "traces", _TRACE_SCORE, traces, query)
