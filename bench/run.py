@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--quick] [--only ROW,...] [--seconds S] [--warmup S]
         [--connections 1,16,64,256] [--sizes 10000,1000000,10000000] [--write-items N]
         [--batch-records N] [--evaluate-items N] [--evaluate-rounds N]
-        [--find-items 1000,10] [--cold-starts N] [--cache-dir DIR] [--out DIR]
+        [--find-items 1000,10] [--find-seconds S] [--cold-starts N] [--cache-dir DIR] [--out DIR]
 
 Each target is one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; wrk is
 pinned to core 1, and so is this script. Targets: the floor (a constant body from a bare
@@ -24,6 +24,7 @@ the official SDK, and the experiment find page on a big and a small workspace.
 --evaluate-items  dataset items of the opik.evaluate row (default 1000)
 --evaluate-rounds  evaluate runs, in turns with nothing, median reported (default 3)
 --find-items   items per experiment of the find row's big and small workspace (default 1000,10)
+--find-seconds length of each find point (default --seconds); a slow page needs longer
 --cold-starts  process starts timed per target (default 3)
 --quick        a smoke run of about two minutes: 2 s points, 1 s warm-up, no 10M database
 --cache-dir    where generated databases are kept (default ~/.cache/experiment-items-bench)
@@ -102,6 +103,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--evaluate-items", type=int, default=1000)
     parser.add_argument("--evaluate-rounds", type=int)
     parser.add_argument("--find-items", type=ints, default=[1000, 10])
+    parser.add_argument("--find-seconds", type=float)
     parser.add_argument("--cold-starts", type=int)
     parser.add_argument("--cache-dir", type=Path, default=data.cache_dir())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -121,6 +123,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             setattr(options, name, value)
     if MAIN_ITEMS not in options.sizes:
         options.sizes.append(MAIN_ITEMS)
+    options.find_seconds = options.find_seconds or options.seconds
     unknown = [row for row in options.only if row not in ROWS]
     if unknown:
         parser.error(f"--only: no row {', '.join(unknown)}; the rows are {', '.join(ROWS)}")
@@ -165,6 +168,7 @@ class Live:
     headers: dict[str, str] = field(default_factory=dict)
     prefix: str = ITEM_PATH  # what wrk puts before each line of `ids`
     timeout_seconds: int = 10
+    seconds: float | None = None  # of each measured point: --seconds when None
 
 
 class Session:
@@ -215,7 +219,7 @@ class Session:
         for attempt in range(1 + MAX_RETRIES):
             self.quiet()
             others, cpu = machine.Others(), live.server.cpu_seconds()
-            got = self.load(live, connections, self.options.seconds)
+            got = self.load(live, connections, live.seconds or self.options.seconds)
             cpu = live.server.cpu_seconds() - cpu
             share = others.share(got.seconds)
             attempts.append((share, got, cpu))
@@ -628,6 +632,7 @@ class Session:
                     query,
                     prefix=FIND_PATH,
                     timeout_seconds=FIND_TIMEOUT_SECONDS,
+                    seconds=self.options.find_seconds,
                 )
                 live.server.wait_for(live.port, "/is-alive/ping", HEADERS)
                 for _ in range(FIND_WARMUP_REQUESTS):
@@ -664,6 +669,7 @@ class Session:
             "experiments": FIND_EXPERIMENTS,
             "page_size": workspace.PAGE_SIZE,
             "connections": FIND_CONNECTIONS,
+            "seconds": self.options.find_seconds,
             "warmup_requests": FIND_WARMUP_REQUESTS,
             "first_requests_ms": first_ms,
             "spaces": {
@@ -719,8 +725,9 @@ def merge_previous(results: dict[str, Any], rows: list[str], previous_file: Path
     for row, keys in ROW_KEYS.items():
         if row in rows:
             continue
-        found = {key: previous[key] for key in keys if key in previous}
-        if not found:
+        found = {key: previous[key] for key in keys if previous.get(key)}
+        # A file that records its rows has those; an older one has every row it holds.
+        if not found or ("rows" in previous and row not in previous["rows"]):
             continue
         results.update(found)
         results["rows"][row] = previous.get("rows", {}).get(row, earlier)
