@@ -71,6 +71,8 @@ def _goal(
 ) -> Goal:
     if value is None:
         return Goal(name, target, None, None, "not measured")
+    if math.isinf(value):  # a find point in which no request finished
+        return Goal(name, target, value, False, "no request finished")
     check = "" if per_cpu is None else fmt.format(per_cpu)
     return Goal(name, target, value, ok(value), fmt.format(value), check)
 

@@ -3,7 +3,8 @@
     .venv/bin/python bench/run.py [--quick] [--only ROW,...] [--seconds S] [--warmup S]
         [--connections 1,16,64,256] [--sizes 10000,1000000,10000000] [--write-items N]
         [--batch-records N] [--evaluate-items N] [--evaluate-rounds N]
-        [--find-items 1000,10] [--find-seconds S] [--cold-starts N] [--cache-dir DIR] [--out DIR]
+        [--find-items 1000,10] [--find-seconds S] [--find-rounds N]
+        [--cold-starts N] [--cache-dir DIR] [--out DIR]
 
 Each target is one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; wrk is
 pinned to core 1, and so is this script. Targets: the floor (a constant body from a bare
@@ -25,6 +26,7 @@ the official SDK, and the experiment find page on a big and a small workspace.
 --evaluate-rounds  evaluate runs, in turns with nothing, median reported (default 3)
 --find-items   items per experiment of the find row's big and small workspace (default 1000,10)
 --find-seconds length of each find point (default --seconds); a slow page needs longer
+--find-rounds  find points per workspace, in turns (default 3)
 --cold-starts  process starts timed per target (default 3)
 --quick        a smoke run of about two minutes: 2 s points, 1 s warm-up, no 10M database
 --cache-dir    where generated databases are kept (default ~/.cache/experiment-items-bench)
@@ -80,7 +82,7 @@ FIND_QUERY = f"?page=1&size={workspace.PAGE_SIZE}"
 FIND_EXPERIMENTS = 1000
 FIND_CONNECTIONS = 8
 FIND_WARMUP_REQUESTS = 5
-FIND_ROUNDS = 3
+SETTLE_SECONDS = 300.0
 FIND_TIMEOUT_SECONDS = 120  # wrk's per request: aggregates read at request time take seconds
 
 
@@ -104,6 +106,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--evaluate-rounds", type=int)
     parser.add_argument("--find-items", type=ints, default=[1000, 10])
     parser.add_argument("--find-seconds", type=float)
+    parser.add_argument("--find-rounds", type=int, default=3)
     parser.add_argument("--cold-starts", type=int)
     parser.add_argument("--cache-dir", type=Path, default=data.cache_dir())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -179,6 +182,8 @@ class Session:
         self.wrk = wrk_path
         self.workdir = workdir
         self.retries_left = RETRY_BUDGET
+        # Servers that must be idle before a point starts (see settle).
+        self.settling: list[Server] = []
         self.quiet_budget = QUIET_BUDGET_SECONDS
         self.results: dict[str, Any] = {
             "disturbed_points": 0,
@@ -207,6 +212,20 @@ class Session:
         if waited >= 4:  # more than the quiet window itself
             log(f"  waited {waited:.0f} s for other processes to leave the cores")
 
+    def settle(self) -> None:
+        """Waits, up to SETTLE_SECONDS, until every server in `settling` stops using CPU.
+        wrk drops the requests still in flight when a point ends, but a server cannot stop
+        the SQL it runs for them: a page that takes seconds keeps its core busy into the
+        next point, which would then measure two servers at once."""
+        deadline = time.perf_counter() + SETTLE_SECONDS
+        while self.settling and time.perf_counter() < deadline:
+            before = sum(server.cpu_seconds() for server in self.settling)
+            time.sleep(0.5)
+            if sum(server.cpu_seconds() for server in self.settling) - before < 0.05:
+                return
+        if self.settling:
+            log(f"  a server was still busy after {SETTLE_SECONDS} s; measuring anyway")
+
     def flag(self, other: float) -> None:
         if other > OTHER_CPU_LIMIT:
             self.results["disturbed_points"] += 1
@@ -217,6 +236,7 @@ class Session:
         machine may be shared."""
         attempts: list[tuple[float, wrk.Load, float]] = []
         for attempt in range(1 + MAX_RETRIES):
+            self.settle()
             self.quiet()
             others, cpu = machine.Others(), live.server.cpu_seconds()
             got = self.load(live, connections, live.seconds or self.options.seconds)
@@ -606,7 +626,7 @@ class Session:
         """GET the first page of 100 experiments, every aggregate, on a workspace of
         FIND_EXPERIMENTS experiments of `big` items each and one of `small`, both served at
         once: FIND_WARMUP_REQUESTS requests first (a server may fill a summary lazily on the
-        first reads), the answer checked against the rows, then FIND_ROUNDS points in turns
+        first reads), the answer checked against the rows, then --find-rounds points in turns
         at FIND_CONNECTIONS connections."""
         big_items, small_items = self.options.find_items
         spaces = {}
@@ -655,15 +675,23 @@ class Session:
                     + " ms; the page matches the rows"
                 )
                 lives[key] = live
+            self.settling = [live.server for live in lives.values()]
             for live in lives.values():
+                self.settle()
                 self.load(live, FIND_CONNECTIONS, self.options.warmup)
-            for turn in range(FIND_ROUNDS):
+            for turn in range(self.options.find_rounds):
                 order = list(lives) if turn % 2 == 0 else list(reversed(lives))
                 for key in order:
                     points[key].append(self.measure(lives[key], FIND_CONNECTIONS))
             memory = {key: live.server.memory() for key, live in lives.items()}
+            self.settling = []
+        # A point in which no request finished has no p99: None, which fails the goals.
         rounds = [
-            {key: points[key][n]["latency_us"]["p99"] for key in spaces} for n in range(FIND_ROUNDS)
+            {
+                key: points[key][n]["latency_us"]["p99"] if points[key][n]["requests"] else None
+                for key in spaces
+            }
+            for n in range(self.options.find_rounds)
         ]
         self.results["find"] = {
             "experiments": FIND_EXPERIMENTS,
