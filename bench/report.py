@@ -4,6 +4,7 @@
 """
 
 import json
+import math
 import statistics
 import sys
 from collections.abc import Callable
@@ -70,6 +71,8 @@ def _goal(
 ) -> Goal:
     if value is None:
         return Goal(name, target, None, None, "not measured")
+    if math.isinf(value):  # a find point in which no request finished
+        return Goal(name, target, value, False, "no request finished")
     check = "" if per_cpu is None else fmt.format(per_cpu)
     return Goal(name, target, value, ok(value), fmt.format(value), check)
 
@@ -89,6 +92,14 @@ def goals(results: Results) -> list[Goal]:
     per_item = [s["bytes_per_item"] for s in results.get("storage", {}).values()]
     rss = results["targets"].get("hit", {}).get("memory", {}).get("rss")
     cold = results.get("cold_start", {}).get("service_cli")
+    batch_writes = results.get("batch_writes", {})
+    find_big, find_ratio = _find_p99(results)
+    find = results.get("find", {})
+    find_names = [
+        f"{find.get('experiments', 1000):,} experiments x {space.get('items', items):,} items"
+        for space, items in ((find.get("spaces", {}).get(k, {}), n) for k, n in FIND_SPACES)
+    ]
+    find_connections = find.get("connections", 8)
 
     def cpu(key: str) -> float | None:
         return _per_cpu(_point(results, key, c))
@@ -153,6 +164,30 @@ def goals(results: Results) -> list[Goal]:
             lambda v: v >= 0.5,
             "{:.2f}",
         ),
+        *(
+            _goal(
+                f"{label} / raw executemany, records/s (median of rounds)",
+                ">= 0.5",
+                batch_writes.get(key, {}).get("ratio"),
+                lambda v: v >= 0.5,
+                "{:.2f}",
+            )
+            for key, label in BATCH_LABELS.items()
+        ),
+        _goal(
+            f"find page p99, {find_names[0]}, {find_connections} connections (median of rounds)",
+            "<= 25 ms",
+            find_big,
+            lambda v: v <= 25,
+            "{:.1f} ms",
+        ),
+        _goal(
+            f"find page p99, {find_names[0]} / {find_names[1]} (median of rounds)",
+            "<= 2",
+            find_ratio,
+            lambda v: v <= 2,
+            "{:.2f}",
+        ),
         _goal(
             "bytes per item on disk, indexes included (worst file)",
             "<= 200",
@@ -177,6 +212,30 @@ def goals(results: Results) -> list[Goal]:
     ]
 
 
+BATCH_LABELS = {
+    "traces": "POST /traces/batch",
+    "spans": "POST /spans/batch",
+    "dataset_items": "PUT /datasets/items",
+}
+
+
+FIND_SPACES = (("big", 1000), ("small", 10))
+
+
+def _find_p99(results: Results) -> tuple[float | None, float | None]:
+    """The big workspace's median p99 in ms, and the median over rounds of big / small."""
+    rounds = results.get("find", {}).get("p99_rounds_us")
+    if not rounds:
+        return None, None
+    # A round in which no request finished (None) counts as infinitely slow.
+    big = [math.inf if r["big"] is None else r["big"] / 1000 for r in rounds]
+    small = [math.inf if r["small"] is None else r["small"] / 1000 for r in rounds]
+    ratios = [
+        b / s if s and math.isfinite(s) else math.inf for b, s in zip(big, small, strict=True)
+    ]
+    return statistics.median(big), statistics.median(ratios)
+
+
 def _fmt(value: float | None, pattern: str = "{:,.0f}") -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -192,6 +251,7 @@ def markdown(results: Results) -> str:
         f"`make bench` run of {meta['started']} on commit {meta['commit']}; "
         f"the whole run took {meta['total_seconds'] / 60:.1f} min.",
         "",
+        *_earlier_rows(results),
         f"Each server: one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; "
         f"wrk ({meta['versions']['wrk']}, one thread) pinned to core 1. {settings['warmup']} s "
         f"warm-up per server, then {settings['seconds']} s per measured point. GETs rotate "
@@ -296,6 +356,9 @@ def markdown(results: Results) -> str:
             f"{s['table_per_item']:.0f} | {s['index_per_item']:.0f} |"
         )
     out += _writes_and_more(results)
+    out += _batch_writes(results)
+    out += _evaluate(results)
+    out += _find(results)
     out += [
         "",
         "## Machine and versions",
@@ -305,6 +368,19 @@ def markdown(results: Results) -> str:
     out += [f"- {name} {version}" for name, version in meta["versions"].items()]
     out += ["", "![throughput and p99 per target](latest.png)", ""]
     return "\n".join(out)
+
+
+def _earlier_rows(results: Results) -> list[str]:
+    """Rows `run.py --only` kept from an earlier run, with when and on which commit."""
+    started = results["meta"]["started"]
+    earlier = [
+        f"{row} ({r.get('started')}, commit {r.get('commit')})"
+        for row, r in results.get("rows", {}).items()
+        if r.get("started") != started and r.get("started") is not None
+    ]
+    if not earlier:
+        return []
+    return [f"Rows from earlier runs (`run.py --only` ran the rest): {', '.join(earlier)}.", ""]
 
 
 def _disturbed(results: Results) -> list[str]:
@@ -369,6 +445,106 @@ def _writes_and_more(results: Results) -> list[str]:
     return out
 
 
+def _batch_writes(results: Results) -> list[str]:
+    found = results.get("batch_writes")
+    if not found:
+        return []
+    out = [
+        "",
+        "## Trace, span and dataset-item batches",
+        "",
+        "1000 records a request, gzipped as the SDK sends them, 4 clients, beside a raw "
+        "`executemany` of the same rows (same pragmas, schema.sql, one transaction per batch, "
+        "pinned to the server's core); rounds in turns, ratio = raw seconds / API seconds.",
+        "",
+        "| route | records | API records/s | raw records/s | ratio per round | median "
+        "| others' CPU |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for w in found.values():
+        ratios = ", ".join(f"{r['ratio']:.2f}" for r in w["rounds"])
+        out.append(
+            f"| `{w['label']}` | {w['items']:,} | {w['api_items_per_second']:,.0f} | "
+            f"{w['raw_items_per_second']:,.0f} | {ratios} | {w['ratio']:.2f} | "
+            f"{w['other_cpu_share']:.0%} |"
+        )
+    return out
+
+
+def _evaluate(results: Results) -> list[str]:
+    found = results.get("evaluate")
+    if not found:
+        return []
+    out = [
+        "",
+        f"## `opik.evaluate` of {found['items']:,} items through the official SDK",
+        "",
+        "A trivial task and `Equals` (no LLM); the SDK pinned to core 1, the server to core 0. "
+        "Wall time from the call until the SDK has flushed; CPU seconds of each process over "
+        "the same span, and as a share of the wall time.",
+        "",
+        "| round | wall | items/s | server CPU | server share | SDK CPU | SDK share | "
+        "dataset insert | others' CPU |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, r in enumerate(found["rounds"], 1):
+        out.append(
+            f"| {n} | {r['seconds']:.1f} s | {r['items'] / r['seconds']:,.0f} | "
+            f"{r['server_cpu_seconds']:.1f} s | {r['server_cpu_share']:.0%} | "
+            f"{r['sdk_cpu_seconds']:.1f} s | {r['sdk_cpu_share']:.0%} | "
+            f"{r['insert_seconds']:.2f} s | {r['other_cpu_share']:.0%} |"
+        )
+    m = found["median"]
+    out += [
+        "",
+        f"Median round: {m['seconds']:.1f} s, the server busy {m['server_cpu_share']:.0%} of it "
+        f"and the SDK {m['sdk_cpu_share']:.0%}.",
+    ]
+    return out
+
+
+def _find(results: Results) -> list[str]:
+    found = results.get("find")
+    if not found:
+        return []
+    out = [
+        "",
+        f"## Experiment find page: `GET /v1/private/experiments?page=1&size={found['page_size']}`",
+        "",
+        f"{found['experiments']:,} experiments; every item has a trace, 2 spans with usage and "
+        f"cost and 2 feedback scores. {found['warmup_requests']} requests one at a time first "
+        f"(shown: their times), the page checked against the rows, then wrk at "
+        f"{found['connections']} connections, {found.get('seconds', 10):g} s points, rounds "
+        "in turns.",
+        "",
+        "| workspace | req/s per round | p50 per round | p99 per round | first requests | file |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
+    for key, space in found["spaces"].items():
+        points = space["points"]
+        first = ", ".join(f"{t:,.0f}" for t in found["first_requests_ms"][key])
+        out.append(
+            f"| {found['experiments']:,} x {space['items']:,} items | "
+            + ", ".join(f"{p['rps']:,.1f}" for p in points)
+            + " | "
+            + ", ".join(_latency(p, "p50") for p in points)
+            + " | "
+            + ", ".join(_latency(p, "p99") for p in points)
+            + f" | {first} ms | {space['file_bytes'] / MIB:,.0f} MiB |"
+        )
+    errors = sum(p["socket_errors"] for s in found["spaces"].values() for p in s["points"])
+    if errors:
+        out += ["", f"**{errors} requests timed out or failed** (wrk's socket errors)."]
+    return out
+
+
+def _latency(point: dict[str, Any], percentile: str) -> str:
+    """A percentile of a point in ms; "none finished" when no request ended within it."""
+    if not point["requests"]:
+        return "none finished"
+    return f"{point['latency_us'][percentile] / 1000:,.1f} ms"
+
+
 def chart(results: Results, path: Path) -> None:
     import matplotlib
 
@@ -408,7 +584,8 @@ def write(results: Results, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
     (directory / "latest.md").write_text(markdown(results))
-    chart(results, directory / "latest.png")
+    if results["targets"]:  # a run of other rows only keeps the chart it had
+        chart(results, directory / "latest.png")
 
 
 if __name__ == "__main__":

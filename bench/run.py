@@ -1,20 +1,32 @@
 """`make bench`: every target measured in one session under the same conditions.
 
-    .venv/bin/python bench/run.py [--quick] [--seconds S] [--warmup S]
+    .venv/bin/python bench/run.py [--quick] [--only ROW,...] [--seconds S] [--warmup S]
         [--connections 1,16,64,256] [--sizes 10000,1000000,10000000] [--write-items N]
+        [--batch-records N] [--evaluate-items N] [--evaluate-rounds N]
+        [--find-items 1000,10] [--find-seconds S] [--find-rounds N]
         [--cold-starts N] [--cache-dir DIR] [--out DIR]
 
 Each target is one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; wrk is
 pinned to core 1, and so is this script. Targets: the floor (a constant body from a bare
 Starlette route), this service (GET hit, GET miss, GET with API keys on), peer A (FastAPI +
 pydantic) and peer B (naive Starlette + msgspec). Every peer's answers are checked
-byte for byte against the service's before it is measured.
+byte for byte against the service's before it is measured. Then the writes (POST /items,
+trace, span and dataset-item batches, each beside a raw executemany), `opik.evaluate` through
+the official SDK, and the experiment find page on a big and a small workspace.
 
+--only         the rows to run, of ROWS (default: all); the others keep their figures from
+               the results file already in --out
 --seconds      length of each measured point (default 10)
 --warmup       warm-up load before a server's first measured point (default 3)
 --connections  the connection counts of the throughput sweep (default 1,16,64,256)
 --sizes        database sizes of the scaling check (default 10000,1000000,10000000)
 --write-items  items posted in the write benchmark (default 200000)
+--batch-records  traces, spans and dataset items each posted in the batch rows (default 30000)
+--evaluate-items  dataset items of the opik.evaluate row (default 1000)
+--evaluate-rounds  evaluate runs, in turns with nothing, median reported (default 3)
+--find-items   items per experiment of the find row's big and small workspace (default 1000,10)
+--find-seconds length of each find point (default --seconds); a slow page needs longer
+--find-rounds  find points per workspace, in turns (default 3)
 --cold-starts  process starts timed per target (default 3)
 --quick        a smoke run of about two minutes: 2 s points, 1 s warm-up, no 10M database
 --cache-dir    where generated databases are kept (default ~/.cache/experiment-items-bench)
@@ -39,7 +51,7 @@ from typing import Any
 # `python bench/run.py` puts bench/ first on the path; the modules import as `bench.*`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data, machine, report, servers, stream, writes, wrk
+from bench import batches, data, evaluate, machine, report, servers, stream, workspace, writes, wrk
 from bench.servers import REPO, Reply, Server, Target
 from bench.writes import WriteRate
 
@@ -61,6 +73,17 @@ QUIET_BUDGET_SECONDS = 180.0
 # The headline points (floor, hit, miss) and the write benchmark are measured in rounds.
 HEADLINE_ROUNDS = 3
 WRITE_ROUNDS = 5
+# The rows `--only` picks from, in the order they run.
+ROWS = ("throughput", "sizes", "cold", "writes", "evaluate", "find")
+# The find page (issue 12): 1000 experiments, the first page of 100 with every aggregate, at
+# 8 connections; requests before the measured ones let a server fill what it derives lazily.
+FIND_PATH = "/v1/private/experiments"
+FIND_QUERY = f"?page=1&size={workspace.PAGE_SIZE}"
+FIND_EXPERIMENTS = 1000
+FIND_CONNECTIONS = 8
+FIND_WARMUP_REQUESTS = 5
+SETTLE_SECONDS = 300.0
+FIND_TIMEOUT_SECONDS = 120  # wrk's per request: aggregates read at request time take seconds
 
 
 def log(message: str) -> None:
@@ -70,12 +93,20 @@ def log(message: str) -> None:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ints = lambda text: [int(part) for part in text.split(",")]  # noqa: E731
+    names = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", type=names, default=list(ROWS))
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--warmup", type=float)
     parser.add_argument("--connections", type=ints, default=[1, 16, 64, 256])
     parser.add_argument("--sizes", type=ints)
     parser.add_argument("--write-items", type=int)
+    parser.add_argument("--batch-records", type=int)
+    parser.add_argument("--evaluate-items", type=int, default=1000)
+    parser.add_argument("--evaluate-rounds", type=int)
+    parser.add_argument("--find-items", type=ints, default=[1000, 10])
+    parser.add_argument("--find-seconds", type=float)
+    parser.add_argument("--find-rounds", type=int, default=3)
     parser.add_argument("--cold-starts", type=int)
     parser.add_argument("--cache-dir", type=Path, default=data.cache_dir())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -86,6 +117,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "warmup": 1.0 if quick else 3.0,
         "sizes": [10_000, MAIN_ITEMS] if quick else [10_000, MAIN_ITEMS, 10_000_000],
         "write_items": 20_000 if quick else 200_000,
+        "batch_records": 5_000 if quick else 30_000,
+        "evaluate_rounds": 1 if quick else 3,
         "cold_starts": 1 if quick else 3,
     }
     for name, value in defaults.items():
@@ -93,6 +126,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
             setattr(options, name, value)
     if MAIN_ITEMS not in options.sizes:
         options.sizes.append(MAIN_ITEMS)
+    options.find_seconds = options.find_seconds or options.seconds
+    unknown = [row for row in options.only if row not in ROWS]
+    if unknown:
+        parser.error(f"--only: no row {', '.join(unknown)}; the rows are {', '.join(ROWS)}")
+    if len(options.find_items) != 2:
+        parser.error("--find-items: two counts, the big workspace's and the small one's")
     return options
 
 
@@ -130,6 +169,9 @@ class Live:
     ids: Path
     hits: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    prefix: str = ITEM_PATH  # what wrk puts before each line of `ids`
+    timeout_seconds: int = 10
+    seconds: float | None = None  # of each measured point: --seconds when None
 
 
 class Session:
@@ -140,6 +182,8 @@ class Session:
         self.wrk = wrk_path
         self.workdir = workdir
         self.retries_left = RETRY_BUDGET
+        # Servers that must be idle before a point starts (see settle).
+        self.settling: list[Server] = []
         self.quiet_budget = QUIET_BUDGET_SECONDS
         self.results: dict[str, Any] = {
             "disturbed_points": 0,
@@ -153,7 +197,10 @@ class Session:
     def load(self, live: Live, connections: int, seconds: float) -> wrk.Load:
         sent = {**HEADERS, **live.headers}
         lines = tuple(f"{name}: {value}" for name, value in sent.items())
-        return wrk.run(self.wrk, live.port, live.ids, connections, seconds, lines, core=LOAD_CORE)
+        return wrk.run(
+            self.wrk, live.port, live.ids, connections, seconds, lines, live.prefix, LOAD_CORE,
+            live.timeout_seconds,
+        )  # fmt: skip
 
     def quiet(self) -> None:
         """Waits for other processes to leave the cores, within the run's waiting budget."""
@@ -165,6 +212,20 @@ class Session:
         if waited >= 4:  # more than the quiet window itself
             log(f"  waited {waited:.0f} s for other processes to leave the cores")
 
+    def settle(self) -> None:
+        """Waits, up to SETTLE_SECONDS, until every server in `settling` stops using CPU.
+        wrk drops the requests still in flight when a point ends, but a server cannot stop
+        the SQL it runs for them: a page that takes seconds keeps its core busy into the
+        next point, which would then measure two servers at once."""
+        deadline = time.perf_counter() + SETTLE_SECONDS
+        while self.settling and time.perf_counter() < deadline:
+            before = sum(server.cpu_seconds() for server in self.settling)
+            time.sleep(0.5)
+            if sum(server.cpu_seconds() for server in self.settling) - before < 0.05:
+                return
+        if self.settling:
+            log(f"  a server was still busy after {SETTLE_SECONDS} s; measuring anyway")
+
     def flag(self, other: float) -> None:
         if other > OTHER_CPU_LIMIT:
             self.results["disturbed_points"] += 1
@@ -175,9 +236,10 @@ class Session:
         machine may be shared."""
         attempts: list[tuple[float, wrk.Load, float]] = []
         for attempt in range(1 + MAX_RETRIES):
+            self.settle()
             self.quiet()
             others, cpu = machine.Others(), live.server.cpu_seconds()
-            got = self.load(live, connections, self.options.seconds)
+            got = self.load(live, connections, live.seconds or self.options.seconds)
             cpu = live.server.cpu_seconds() - cpu
             share = others.share(got.seconds)
             attempts.append((share, got, cpu))
@@ -308,6 +370,14 @@ class Session:
                     "file_bytes": ds.db.stat().st_size,
                 }
 
+    def item_body(self, main: data.Dataset) -> bytes:
+        """A real item's body, for the floor, when the throughput row did not run."""
+        path = ITEM_PATH + main.hit_ids.read_text(encoding="ascii")[:36]
+        port = servers.free_port()
+        with Server.uvicorn(service(main.db), port, self.workdir, SERVER_CORE) as server:
+            server.wait_for(port, path, HEADERS)
+            return servers.request(port, path, headers=HEADERS).body
+
     def cold_starts(self, main: data.Dataset, floor_body: bytes) -> None:
         path = ITEM_PATH + main.hit_ids.read_text(encoding="ascii")[:36]
         floor = Target(
@@ -337,22 +407,19 @@ class Session:
             log(f"  cold start, {label}: {median:.2f} s")
 
     def writes(self) -> None:
-        """POST /items through the service and the raw executemany of the same rows, in
-        WRITE_ROUNDS alternating rounds, then the stream on what was written.
+        """POST /items through the service and as the raw executemany of the same rows, in
+        WRITE_ROUNDS alternating rounds, then the stream on what was written; then the
+        trace, span and dataset-item batches the same way (batch_writes).
 
         Both sides wait on fsync, whose speed on a shared disk drifts by half within
         minutes; measured in turns, a drift falls on both, and the ratio is the median of
         the rounds' ratios."""
         db = self.workdir / "writes.db"
-        raw_db = self.workdir / "raw.db"
+        servers.create_database(db, self.workdir)
         port = servers.free_port()
         experiment_id = writes.new_id()
         warm_items = 3 * writes.BATCH_ITEMS
-        batches = writes.make_batches(self.options.write_items + warm_items, experiment_id)
-        warm, measured = batches[:3], batches[3:]
-        per_round = -(-len(measured) // WRITE_ROUNDS)
-        rounds = [measured[at : at + per_round] for at in range(0, len(measured), per_round)]
-        results: list[dict[str, float]] = []
+        bodies = writes.make_batches(self.options.write_items + warm_items, experiment_id)
         with Server.uvicorn(service(db), port, self.workdir, SERVER_CORE) as server:
             server.wait_for(port, "/is-alive/ping", HEADERS)
             created = servers.request(
@@ -365,29 +432,10 @@ class Session:
                 ).encode(),
                 {**HEADERS, "Content-Type": "application/json"},
             )
-            writes.post_batches(port, warm, HEADERS)
-            for number, chunk in enumerate(rounds, 1):
-                self.quiet()
-                others = machine.Others()
-                api = writes.post_batches(port, chunk, HEADERS)
-                api_other = others.share(api.seconds)
-                self.quiet()
-                raw, raw_other = self.raw_executemany(raw_db, chunk)
-                self.flag(max(api_other, raw_other))
-                results.append(
-                    {
-                        "items": api.items,
-                        "api_seconds": api.seconds,
-                        "raw_seconds": raw.seconds,
-                        "ratio": raw.seconds / api.seconds,
-                        "other_cpu_share": max(api_other, raw_other),
-                    }
-                )
-                log(
-                    f"  writes, round {number}: POST /items {api.items_per_second:,.0f} "
-                    f"items/s, raw executemany {raw.items_per_second:,.0f} items/s, "
-                    f"ratio {raw.seconds / api.seconds:.2f}, other {max(api_other, raw_other):.0%}"
-                )
+            writes.post_batches(port, bodies[:3], HEADERS)
+            self.results["writes"] = self.write_rounds(
+                "POST /items", port, bodies[3:], bodies[3:], None, ["bench.writes"]
+            )
             self.quiet()
             rate = stream.stream_all(port, STREAM_EXPERIMENT, HEADERS, self.options.seconds)
         if not rate.available:
@@ -405,8 +453,90 @@ class Session:
         }
         log("  stream: " + (why or f"{rate.items_per_second:,.0f} items/s"))
         self.results["storage"]["api"] = data.storage(db)
+        self.batch_writes()
+
+    def batch_writes(self) -> None:
+        """The trace, span and dataset-item batches, on a file of their own (the storage
+        figures above are the items')."""
+        db = self.workdir / "batches.db"
+        servers.create_database(db, self.workdir)
+        port = servers.free_port()
+        with Server.uvicorn(service(db), port, self.workdir, SERVER_CORE) as server:
+            server.wait_for(port, "/is-alive/ping", HEADERS)
+            self.results["batch_writes"] = {}
+            for kind in batches.KINDS.values():
+                made = batches.MAKERS[kind.key](self.options.batch_records + batches.BATCH_RECORDS)
+                warm, measured = made[0], made[1:]
+                gzipped = {**HEADERS, "Content-Encoding": "gzip"}
+                writes.post_batches(
+                    port,
+                    [warm.body],
+                    gzipped,
+                    path=kind.path,
+                    method=kind.method,
+                    records=[warm.records],
+                )
+                self.results["batch_writes"][kind.key] = self.write_rounds(
+                    kind.label,
+                    port,
+                    [b.body for b in measured],
+                    [b.text for b in measured],
+                    kind,
+                    ["bench.batches", kind.key],
+                    [b.records for b in measured],
+                )
+
+    def write_rounds(
+        self,
+        label: str,
+        port: int,
+        sent: list[bytes],
+        raw: list[bytes],
+        kind: batches.Kind | None,
+        raw_module: list[str],
+        records: list[int] | None = None,
+    ) -> dict[str, Any]:
+        """`sent` through the API and `raw` (the same batches uncompressed) through the raw
+        side `raw_module`, in WRITE_ROUNDS rounds in turns, each side adding to its own file."""
+        raw_db = self.workdir / f"raw-{raw_module[-1]}.db"
+        per_round = -(-len(sent) // WRITE_ROUNDS)
+        headers = HEADERS if kind is None else {**HEADERS, "Content-Encoding": "gzip"}
+        path, method = (writes.ITEMS_PATH, "POST") if kind is None else (kind.path, kind.method)
+        results: list[dict[str, float]] = []
+        for number, at in enumerate(range(0, len(sent), per_round), 1):
+            part = slice(at, at + per_round)
+            self.quiet()
+            others = machine.Others()
+            api = writes.post_batches(
+                port,
+                sent[part],
+                headers,
+                path=path,
+                method=method,
+                records=None if records is None else records[part],
+            )
+            api_other = others.share(api.seconds)
+            self.quiet()
+            rate, raw_other = self.raw_executemany(raw_db, raw[part], raw_module)
+            other = max(api_other, raw_other)
+            self.flag(other)
+            results.append(
+                {
+                    "items": api.items,
+                    "api_seconds": api.seconds,
+                    "raw_seconds": rate.seconds,
+                    "ratio": rate.seconds / api.seconds,
+                    "other_cpu_share": other,
+                }
+            )
+            log(
+                f"  {label}, round {number}: {api.items_per_second:,.0f} records/s, raw "
+                f"executemany {rate.items_per_second:,.0f} records/s, ratio "
+                f"{rate.seconds / api.seconds:.2f}, other {other:.0%}"
+            )
         items = sum(r["items"] for r in results)
-        self.results["writes"] = {
+        return {
+            "label": label,
             "items": items,
             "clients": writes.CLIENTS,
             "rounds": results,
@@ -416,12 +546,15 @@ class Session:
             "other_cpu_share": max(r["other_cpu_share"] for r in results),
         }
 
-    def raw_executemany(self, raw_db: Path, batches: list[bytes]) -> tuple[WriteRate, float]:
-        """bench.writes run on the server's core, adding `batches` to `raw_db`."""
+    def raw_executemany(
+        self, raw_db: Path, texts: list[bytes], module: list[str]
+    ) -> tuple[WriteRate, float]:
+        """The raw side (`python -m MODULE...`) run on the server's core, adding `texts` to
+        `raw_db`."""
         batches_file = self.workdir / "batches.jsonl"
-        batches_file.write_bytes(b"\n".join(batches))
+        batches_file.write_bytes(b"\n".join(texts))
         others, wall = machine.Others(), time.perf_counter()
-        command = ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "bench.writes"]
+        command = ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", *module]
         done = subprocess.run(
             [*command, str(raw_db), str(batches_file)],
             cwd=REPO,
@@ -432,6 +565,153 @@ class Session:
         other = others.share(time.perf_counter() - wall)
         raw = json.loads(done.stdout)
         return WriteRate(raw["items"], raw["seconds"]), other
+
+    def evaluate(self) -> None:
+        """`opik.evaluate` of --evaluate-items items through the official SDK, pinned to the
+        load generator's core, against the service on a new file: the run's wall time and
+        both processes' CPU. Each round evaluates a dataset of its own; a round that other
+        processes disturbed is run again (once), and the median round is reported."""
+        db = self.workdir / "evaluate.db"
+        servers.create_database(db, self.workdir)
+        port = servers.free_port()
+        items = self.options.evaluate_items
+        rounds: list[dict[str, Any]] = []
+        env = {**os.environ, **evaluate.sdk_env(port)}
+        with Server.uvicorn(service(db), port, self.workdir, SERVER_CORE) as server:
+            server.wait_for(port, "/is-alive/ping", HEADERS)
+            for number in range(1, self.options.evaluate_rounds + 1):
+                for attempt in range(2):
+                    name = f"{evaluate.EXPERIMENT_PREFIX}-{number}-{attempt}"
+                    self.quiet()
+                    others, wall = machine.Others(), time.perf_counter()
+                    command = [
+                        "taskset",
+                        "-c",
+                        str(LOAD_CORE),
+                        sys.executable,
+                        "-m",
+                        "bench.evaluate",
+                        str(port),
+                        str(server.pid),
+                        str(items),
+                        name,
+                    ]
+                    done = subprocess.run(
+                        command, cwd=REPO, env=env, capture_output=True, text=True
+                    )
+                    other = others.share(time.perf_counter() - wall)
+                    if done.returncode != 0:
+                        raise SystemExit(f"opik.evaluate failed:\n{done.stderr[-3000:]}")
+                    got = json.loads(done.stdout.strip().splitlines()[-1])
+                    if got["trace_count"] != items:
+                        raise SystemExit(f"opik.evaluate stored {got['trace_count']} of {items}")
+                    if other <= OTHER_CPU_LIMIT or attempt or not self.retries_left:
+                        break
+                    self.retries_left -= 1
+                    log(f"  evaluate: other processes used {other:.0%} of a core; again")
+                self.flag(other)
+                got["other_cpu_share"] = other
+                got["server_cpu_share"] = got["server_cpu_seconds"] / got["seconds"]
+                got["sdk_cpu_share"] = got["sdk_cpu_seconds"] / got["seconds"]
+                rounds.append(got)
+                log(
+                    f"  opik.evaluate of {items:,} items, round {number}: {got['seconds']:.1f} s, "
+                    f"server CPU {got['server_cpu_share']:.0%} of the wall time, SDK "
+                    f"{got['sdk_cpu_share']:.0%}, other {other:.0%}"
+                )
+        middle = sorted(rounds, key=lambda r: r["seconds"])[len(rounds) // 2]
+        self.results["evaluate"] = {"items": items, "rounds": rounds, "median": middle}
+
+    def find(self) -> None:
+        """GET the first page of 100 experiments, every aggregate, on a workspace of
+        FIND_EXPERIMENTS experiments of `big` items each and one of `small`, both served at
+        once: FIND_WARMUP_REQUESTS requests first (a server may fill a summary lazily on the
+        first reads), the answer checked against the rows, then --find-rounds points in turns
+        at FIND_CONNECTIONS connections."""
+        big_items, small_items = self.options.find_items
+        spaces = {}
+        for key, items in (("big", big_items), ("small", small_items)):
+            log(f"  workspace of {FIND_EXPERIMENTS:,} experiments x {items:,} items ...")
+            spaces[key] = workspace.workspace(FIND_EXPERIMENTS, items, self.options.cache_dir)
+            prewarm(spaces[key].db)
+        query = self.workdir / "find-query.txt"
+        query.write_text(FIND_QUERY + "\n")
+        points: dict[str, list[dict[str, Any]]] = {key: [] for key in spaces}
+        first_ms: dict[str, list[float]] = {key: [] for key in spaces}
+        with ExitStack() as stack:
+            lives = {}
+            for key, ws in spaces.items():
+                # A copy: a server that fills a summary table writes to its file.
+                db = self.workdir / f"find-{key}.db"
+                db.write_bytes(ws.db.read_bytes())
+                label = f"find page, {FIND_EXPERIMENTS:,} x {ws.items:,} items"
+                live = self.start(
+                    stack,
+                    f"find_{key}",
+                    service(db, label),
+                    query,
+                    prefix=FIND_PATH,
+                    timeout_seconds=FIND_TIMEOUT_SECONDS,
+                    seconds=self.options.find_seconds,
+                )
+                live.server.wait_for(live.port, "/is-alive/ping", HEADERS)
+                for _ in range(FIND_WARMUP_REQUESTS):
+                    started = time.perf_counter()
+                    reply = servers.request(
+                        live.port,
+                        FIND_PATH + FIND_QUERY,
+                        headers=HEADERS,
+                        timeout=FIND_TIMEOUT_SECONDS,
+                    )
+                    first_ms[key].append((time.perf_counter() - started) * 1000)
+                    if reply.status != 200:
+                        raise SystemExit(f"{label}: GET answered {reply.status}: {reply.body!r}")
+                wrong = workspace.check_page(json.loads(reply.body), ws)
+                if wrong:
+                    raise SystemExit(f"{label}: the page is wrong:\n  " + "\n  ".join(wrong[:5]))
+                log(
+                    f"  {label}: first requests "
+                    + ", ".join(f"{t:,.0f}" for t in first_ms[key])
+                    + " ms; the page matches the rows"
+                )
+                lives[key] = live
+            self.settling = [live.server for live in lives.values()]
+            for live in lives.values():
+                self.settle()
+                self.load(live, FIND_CONNECTIONS, self.options.warmup)
+            for turn in range(self.options.find_rounds):
+                order = list(lives) if turn % 2 == 0 else list(reversed(lives))
+                for key in order:
+                    points[key].append(self.measure(lives[key], FIND_CONNECTIONS))
+            memory = {key: live.server.memory() for key, live in lives.items()}
+            self.settling = []
+        # A point in which no request finished has no p99: None, which fails the goals.
+        rounds = [
+            {
+                key: points[key][n]["latency_us"]["p99"] if points[key][n]["requests"] else None
+                for key in spaces
+            }
+            for n in range(self.options.find_rounds)
+        ]
+        self.results["find"] = {
+            "experiments": FIND_EXPERIMENTS,
+            "page_size": workspace.PAGE_SIZE,
+            "connections": FIND_CONNECTIONS,
+            "seconds": self.options.find_seconds,
+            "warmup_requests": FIND_WARMUP_REQUESTS,
+            "first_requests_ms": first_ms,
+            "spaces": {
+                key: {
+                    "items": ws.items,
+                    "file_bytes": ws.db.stat().st_size,
+                    "build_seconds": ws.build_seconds,
+                    "points": points[key],
+                    "memory": memory[key],
+                }
+                for key, ws in spaces.items()
+            },
+            "p99_rounds_us": rounds,
+        }
 
 
 def check_answers(
@@ -451,6 +731,47 @@ def check_answers(
             )
 
 
+# Each row's part of the results, for `--only` to keep the others' from the previous file.
+ROW_KEYS = {
+    "throughput": ("targets", "headline"),
+    "sizes": ("sizes", "build_seconds"),
+    "cold": ("cold_start",),
+    "writes": ("writes", "batch_writes", "stream"),
+    "evaluate": ("evaluate",),
+    "find": ("find",),
+}
+
+
+def merge_previous(results: dict[str, Any], rows: list[str], previous_file: Path) -> None:
+    """The rows not run this time, as the results file already there has them, with the run
+    each came from."""
+    if not previous_file.is_file():
+        return
+    previous = json.loads(previous_file.read_text())
+    meta = previous.get("meta", {})
+    earlier = {"started": meta.get("started"), "commit": meta.get("commit"), "disturbed": None}
+    for row, keys in ROW_KEYS.items():
+        if row in rows:
+            continue
+        found = {key: previous[key] for key in keys if previous.get(key)}
+        # A file that records its rows has those; an older one has every row it holds.
+        if not found or ("rows" in previous and row not in previous["rows"]):
+            continue
+        results.update(found)
+        results["rows"][row] = previous.get("rows", {}).get(row, earlier)
+    storage = previous.get("storage", {})
+    if "writes" not in rows and "api" in storage:
+        results["storage"]["api"] = storage["api"]
+    if not {"throughput", "sizes", "cold"} & set(rows):
+        results["storage"].update({k: v for k, v in storage.items() if k != "api"})
+    kept = [r["disturbed"] for row, r in results["rows"].items() if row not in rows]
+    if None in kept:  # a file from before rows were recorded: its count is all there is
+        results["disturbed_points"] += previous.get("disturbed_points", 0)
+    else:
+        results["disturbed_points"] += sum(kept)
+    results["settings"] = {**previous.get("settings", {}), **results["settings"]}
+
+
 def main(argv: Sequence[str]) -> int:
     options = parse(argv)
     options.headline = 64 if 64 in options.connections else options.connections[-1]
@@ -459,28 +780,55 @@ def main(argv: Sequence[str]) -> int:
         sys.exit("bench needs two cores: one for the server, one for wrk")
     os.sched_setaffinity(0, {LOAD_CORE})  # this script stays off the server's core
     wrk_path = wrk.ensure_wrk()
+    rows = [row for row in ROWS if row in options.only]
 
     datasets = {}
-    for items in sorted(options.sizes):
-        log(f"database of {items:,} items in {options.cache_dir} ...")
-        datasets[items] = data.dataset(items, options.cache_dir)
-    main_ds = datasets[MAIN_ITEMS]
-    prewarm(main_ds.db)
+    if {"throughput", "sizes", "cold"} & set(rows):
+        for items in sorted(options.sizes if "sizes" in rows else [MAIN_ITEMS]):
+            log(f"database of {items:,} items in {options.cache_dir} ...")
+            datasets[items] = data.dataset(items, options.cache_dir)
+        prewarm(datasets[MAIN_ITEMS].db)
+    commit = machine.describe()["commit"]
 
     with tempfile.TemporaryDirectory(prefix="experiment-items-bench-") as tmp:
         session = Session(options, wrk_path, Path(tmp))
         results = session.results
-        results["build_seconds"] = {str(n): d.build_seconds for n, d in datasets.items()}
-        log("throughput: every target on the same database, in turns")
-        floor_body = session.throughput(main_ds)
-        log("database sizes")
-        session.sizes(datasets)
-        log("cold starts")
-        session.cold_starts(main_ds, floor_body)
-        log("writes and stream")
-        session.writes()
+        results["rows"] = {}
+        floor_body = b""
+        for row in rows:
+            disturbed, row_started = results["disturbed_points"], time.strftime("%Y-%m-%d %H:%M %Z")
+            if row == "throughput":
+                log("throughput: every target on the same database, in turns")
+                floor_body = session.throughput(datasets[MAIN_ITEMS])
+            elif row == "sizes":
+                log("database sizes")
+                results["build_seconds"] = {str(n): d.build_seconds for n, d in datasets.items()}
+                session.sizes(datasets)
+            elif row == "cold":
+                log("cold starts")
+                session.cold_starts(
+                    datasets[MAIN_ITEMS], floor_body or session.item_body(datasets[MAIN_ITEMS])
+                )
+            elif row == "writes":
+                log("writes: POST /items, trace, span and dataset-item batches; stream")
+                session.writes()
+            elif row == "evaluate":
+                log("opik.evaluate through the official SDK")
+                session.evaluate()
+            elif row == "find":
+                log("experiment find page")
+                session.find()
+            results["rows"][row] = {
+                "started": row_started,
+                "commit": commit,
+                "disturbed": results["disturbed_points"] - disturbed,
+            }
 
-    results["storage"] = {str(MAIN_ITEMS): data.storage(main_ds.db), **results["storage"]}
+    if datasets:
+        results["storage"] = {
+            str(MAIN_ITEMS): data.storage(datasets[MAIN_ITEMS].db),
+            **results["storage"],
+        }
     results["settings"] = {
         "seconds": options.seconds,
         "warmup": options.warmup,
@@ -490,6 +838,8 @@ def main(argv: Sequence[str]) -> int:
         "main_items": MAIN_ITEMS,
         "quick": options.quick,
     }
+    if rows != list(ROWS):
+        merge_previous(results, rows, options.out / "latest.json")
     results["meta"] = machine.describe() | {"started": started}
     results["meta"]["versions"]["wrk"] = wrk.version(wrk_path)
     results["meta"]["total_seconds"] = time.perf_counter() - clock

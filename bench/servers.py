@@ -180,3 +180,12 @@ class Server:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def create_database(path: Path, logs: Path, cwd: Path = REPO) -> None:
+    """A new, empty database at `path`, made as `experiment-items serve` makes it: uvicorn
+    workers open only a file that exists (app/main.py), so a target on a new file needs it."""
+    port = free_port()
+    command = [sys.executable, "-m", "app", "serve", "--db", str(path), "--port", str(port)]
+    with Server([*command, "--no-access-log"], {}, logs / "create.log", cwd=cwd) as server:
+        server.wait_for(port, "/is-alive/ping", {})

@@ -82,26 +82,35 @@ def make_batches(items: int, experiment_id: str) -> list[bytes]:
     return batches
 
 
-def post_batches(port: int, batches: list[bytes], headers: dict[str, str]) -> WriteRate:
-    """Every batch through the API, CLIENTS at a time; each must answer 204."""
-    pending: Iterator[bytes] = iter(batches)
+def post_batches(
+    port: int,
+    batches: list[bytes],
+    headers: dict[str, str],
+    *,
+    path: str = ITEMS_PATH,
+    method: str = "POST",
+    records: list[int] | None = None,
+) -> WriteRate:
+    """Every batch through the API, CLIENTS at a time; each must answer 204. `records`:
+    how many records each batch holds (by default, items counted by their trace_id)."""
+    counts = records or [body.count(b'"trace_id"') for body in batches]
+    pending: Iterator[tuple[bytes, int]] = iter(zip(batches, counts, strict=True))
     lock = threading.Lock()
     failures: list[str] = []
     sent = {"items": 0}
+    sent_headers = {**headers, "Content-Type": "application/json"}
 
     def client() -> None:
         while True:
             with lock:
-                body = next(pending, None)
-            if body is None or failures:
+                body, count = next(pending, (b"", 0))
+            if not body or failures:
                 return
-            reply = request(
-                port, ITEMS_PATH, "POST", body, {**headers, "Content-Type": "application/json"}
-            )
+            reply = request(port, path, method, body, sent_headers)
             if reply.status != 204:
                 failures.append(f"{reply.status} {reply.body[:300]!r}")
             with lock:
-                sent["items"] += body.count(b'"trace_id"')
+                sent["items"] += count
 
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     started = time.perf_counter()
@@ -111,7 +120,7 @@ def post_batches(port: int, batches: list[bytes], headers: dict[str, str]) -> Wr
         thread.join()
     seconds = time.perf_counter() - started
     if failures:
-        raise RuntimeError(f"POST {ITEMS_PATH} failed: {failures[0]}")
+        raise RuntimeError(f"{method} {path} failed: {failures[0]}")
     return WriteRate(sent["items"], seconds)
 
 

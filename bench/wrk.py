@@ -71,13 +71,15 @@ def run(
     headers: tuple[str, ...] = (),
     prefix: str = "/v1/private/experiments/items/",
     core: int = 1,
+    timeout_seconds: int = 10,
 ) -> Load:
     """GET prefix+id for ids from `ids_file` over `connections` connections for `seconds`.
     One wrk thread: it has one core, and one thread drives tens of thousands of requests
     per second, several times what one Python worker serves."""
     command = [
         "taskset", "-c", str(core),
-        wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        "--timeout", f"{timeout_seconds}s",
         "-s", str(SCRIPT), f"http://127.0.0.1:{port}",
         "--", str(ids_file), prefix, *headers,
     ]  # fmt: skip
