@@ -196,6 +196,7 @@ def _serve_arguments(serve: _Parser) -> None:
         "readers": int,
         "head_timeout_seconds": float,
         "body_timeout_seconds": float,
+        "send_timeout_seconds": float,
     }
     for name, env, default, help in config.describe():
         if name == "access_log":
