@@ -213,6 +213,8 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
 
 
 AUDIT_KEYS = frozenset({"project_id", *AUDIT})
+# Who gave a score and when, per author (where scores keep their authors): the target's own.
+SCORE_AUDIT_KEYS = AUDIT_KEYS | {"value_by_author"}
 
 
 def _as_read(client: httpx.Client, path: str) -> dict[str, Any]:
@@ -223,7 +225,7 @@ def _as_read(client: httpx.Client, path: str) -> dict[str, Any]:
     got: dict[str, Any] = answer.json()
     project = client.get(f"/projects/{got['project_id']}").json()["name"]
     scores = [
-        {k: v for k, v in score.items() if k not in AUDIT_KEYS}
+        {k: v for k, v in score.items() if k not in SCORE_AUDIT_KEYS}
         for score in got.get("feedback_scores", [])
     ]
     kept = {k: v for k, v in got.items() if k not in AUDIT_KEYS and k != "feedback_scores"}
