@@ -54,9 +54,9 @@ IMPORT_HELP = (
     "line was rejected."
 )
 PUSH_HELP = (
-    "Copy the experiments and items of a workspace, or of one experiment, to another server "
-    "that speaks this API (another experiment-items, or Opik), as the Opik SDK sends them. "
-    "Traces, spans and scores stay here. A checkpoint file records what the target "
+    "Copy the datasets, experiments, traces, spans, feedback scores and items of a workspace, "
+    "or of one experiment, to another server that speaks this API (another experiment-items, "
+    "or Opik), as the Opik SDK sends them. A checkpoint file records what the target "
     "acknowledged: an interrupted push goes on where it stopped, and the next push sends "
     "only what is new or changed."
 )
@@ -142,7 +142,7 @@ def _transfer_commands(command: Callable[..., _Parser]) -> None:
         help=f"lines per transaction (default {importer.DEFAULT_BATCH_LINES})",
     )
     sub.set_defaults(run=run_import)
-    sub = command("push", "copy experiments and items to another server", PUSH_HELP)
+    sub = command("push", "copy a workspace or an experiment to another server", PUSH_HELP)
     sub.add_argument(
         "url",
         metavar="URL",
@@ -196,6 +196,7 @@ def _serve_arguments(serve: _Parser) -> None:
         "readers": int,
         "head_timeout_seconds": float,
         "body_timeout_seconds": float,
+        "send_timeout_seconds": float,
     }
     for name, env, default, help in config.describe():
         if name == "access_log":

@@ -336,6 +336,9 @@ def run_push(args: argparse.Namespace) -> int:
         f"created and {pushed.existing:,} there already, {_count(pushed.items, 'item')}, "
         f"{_count(pushed.datasets, 'dataset')} created and {pushed.existing_datasets:,} there "
         f"already, {_count(pushed.dataset_items, 'dataset item')}, "
+        f"{_count(pushed.traces, 'trace')}, {_count(pushed.spans, 'span')}, "
+        f"{_count(pushed.trace_scores, 'trace feedback score')}, "
+        f"{_count(pushed.span_scores, 'span feedback score')}, "
         f"{_count(pushed.requests, 'request')}, in {pushed.seconds:.2f} s ({rate:,.0f} items/s); "
         f"checkpoint {checkpoint}"
     )

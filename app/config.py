@@ -50,9 +50,18 @@ class Settings:
         "seconds a request's whole body may take to arrive after its headers; then 408 and "
         "the connection closes",
     )
+    # uvicorn waits for ever on a reader that takes no byte of an answer, holding the socket
+    # and the chunk being sent (up to 8 MiB of a stream's trace text): app/protocol.py cuts
+    # it off (reliability probe D2).
+    send_timeout_seconds: float = _setting(
+        30.0,
+        float,
+        "seconds a client may take no byte of an answer while the server's write buffer is "
+        "full; then the connection is aborted",
+    )
 
     def __post_init__(self) -> None:
-        for name in ("head_timeout_seconds", "body_timeout_seconds"):
+        for name in ("head_timeout_seconds", "body_timeout_seconds", "send_timeout_seconds"):
             value = getattr(self, name)
             if not 0 < value < math.inf:  # NaN too
                 raise ValueError(f"{name} must be a finite number of seconds over 0, not {value}")

@@ -1,8 +1,12 @@
 """The HTTP protocol the server runs: uvicorn's httptools protocol with deadlines for a
 request's head and body, which it lacks, and one write for each GET's head and body."""
 
+import array
 import asyncio
+import contextlib
+import fcntl
 import logging
+import termios
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,11 +30,6 @@ if TYPE_CHECKING:
 
 
 _BODILESS = frozenset(("GET", "HEAD"))
-
-# A reader that takes no byte of an answer for this long, its write buffer full, is cut off:
-# uvicorn would wait on it for ever, holding the socket and the chunk being sent (up to 8 MiB
-# of a stream's trace text) while it stays connected (reliability probe D2).
-SEND_TIMEOUT_SECONDS = 30.0
 
 
 def _not_logged_yet(record: logging.LogRecord) -> bool:
@@ -147,9 +146,13 @@ class HttpProtocol(HttpToolsProtocol):
         settings = current_settings()
         self.head_timeout = settings.head_timeout_seconds
         self.body_timeout = settings.body_timeout_seconds
+        # A reader that takes no byte of an answer for this long, its write buffer full, is
+        # cut off: uvicorn would wait on it for ever (reliability probe D2).
+        self.send_timeout = settings.send_timeout_seconds
         self.phase: Phase | None = None  # of the request partly received, if one is
         self.deadline: asyncio.TimerHandle | None = None
         self.send_deadline: asyncio.TimerHandle | None = None
+        self.unsent_bytes = 0  # in the write buffer when the send deadline was armed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -163,11 +166,11 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def pause_writing(self) -> None:
-        # The transport's buffer is over its high-water mark: the reader has SEND_TIMEOUT_SECONDS
-        # to take enough of it for writing to resume.
+        # The transport's buffer is over its high-water mark: the reader has send_timeout
+        # seconds to take enough of it for writing to resume.
         super().pause_writing()
         if self.send_deadline is None:
-            self.send_deadline = self.loop.call_later(SEND_TIMEOUT_SECONDS, self._stalled)
+            self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         self._writable()
@@ -178,9 +181,42 @@ class HttpProtocol(HttpToolsProtocol):
             self.send_deadline.cancel()
             self.send_deadline = None
 
+    def _arm_send_deadline(self) -> None:
+        self.unsent_bytes = self._unsent_bytes()
+        self.send_deadline = self.loop.call_later(self.send_timeout, self._stalled)
+
+    def _unsent_bytes(self) -> int:
+        """What the reader has not taken: the transport's buffer, and the kernel's send queue
+        (Linux's SIOCOUTQ, man 7 tcp), which the transport refills only once a third or so
+        of it is free: a reader can take megabytes before the transport's buffer shrinks."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            queued = array.array("i", [0])
+            # Not a TCP socket, or not Linux: the transport's buffer alone.
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
+            unsent += queued[0]
+        return unsent
+
     def _stalled(self) -> None:
+        # Writing resumes only once the buffer is down to its low-water mark, which a slow
+        # reader of an 8 MiB chunk reaches long after the deadline: one that took some of it
+        # meanwhile (nothing is added while paused) gets another send_timeout.
+        if self._unsent_bytes() < self.unsent_bytes:
+            self._arm_send_deadline()
+            return
         # abort(), not close(): close() waits to write the buffer the reader does not take.
         self.send_deadline = None
+        cycle = self.cycle
+        request = f' "{cycle.scope["method"]} {cycle.scope["path"]}"' if cycle else ""
+        peer = ":".join(map(str, self.client)) if self.client else "unknown"
+        self.logger.warning(
+            "Aborted the connection of %s%s: it took no byte of the answer for %g s",
+            peer,
+            request,
+            self.send_timeout,
+        )
         self.transport.abort()
 
     def data_received(self, data: bytes) -> None:

@@ -15,6 +15,9 @@ import httpx
 import pytest
 
 from app import ids
+from app import push as push_module
+from app.progress import Progress
+from app.push import Target
 from tests.command import run
 from tests.factories import new_id, sha
 from tests.running import running_server
@@ -23,7 +26,10 @@ API = "/api/v1/private"
 KEY, OTHER_KEY = "key-of-team", "key-of-elsewhere"
 EXPERIMENTS = 3
 ITEMS = 2500  # three requests of at most 1000
+SPANS = 1200  # two requests
 AT = "2024-01-15T09:30:00.123456789Z"
+# The routes take times to the microsecond (the SDK's), as Python's datetime holds them.
+STARTED = "2024-01-15T09:30:00.123456Z"
 AUDIT = {"created_at": AT, "last_updated_at": AT, "created_by": "ann", "last_updated_by": "ann"}
 
 
@@ -37,6 +43,8 @@ class Source:
     project_of: dict[str, str] = field(default_factory=dict)  # item id: project name
     dataset: dict[str, Any] = field(default_factory=dict)
     dataset_items: list[dict[str, Any]] = field(default_factory=list)
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _source(folder: Path) -> Source:
@@ -63,7 +71,34 @@ def _source(folder: Path) -> Source:
         }
         for n in range(EXPERIMENTS)
     ]  # fmt: skip
-    traces = [{"id": new_id(), "project_id": demo["id"], "start_time": AT, **AUDIT}]
+    traces: list[dict[str, Any]] = [
+        {"id": new_id(), "project_id": demo["id"], "start_time": STARTED, **AUDIT}
+    ]
+    traces.append(
+        {
+            "id": new_id(), "project_id": other["id"], "name": "qa", "start_time": STARTED,
+            "end_time": "2024-01-15T09:30:02.5Z", "input": {"q": "2+2?"},
+            "output": {"a": "4"}, "metadata": {"model": "m"}, "tags": ["x", "y"],
+            "error_info": {"exception_type": "E", "traceback": "tb", "message": "m"},
+            "thread_id": "t-1",
+            "ttft": 12.5, "source": "sdk", "environment": "prod", **AUDIT,
+        }
+    )  # fmt: skip
+    spans = [
+        {
+            "id": new_id(), "trace_id": traces[n % 2]["id"],
+            "project_id": [demo, other][n % 2]["id"], "name": f"s{n}", "type": "llm",
+            "start_time": STARTED, "end_time": "2024-01-15T09:30:01Z", "input": {"n": n},
+            "model": "gpt", "provider": "openai", "usage": {"prompt_tokens": n},
+            "total_estimated_cost": 0.25, "metadata": {"k": [1, 2]}, **AUDIT,
+        }
+        for n in range(SPANS)
+    ]  # fmt: skip
+    spans[3]["parent_span_id"] = spans[1]["id"]
+    score = {"value": 0.75, "source": "sdk", "reason": "close", **AUDIT}
+    scores = [{"trace_id": t["id"], "name": "f1", **score} for t in traces]
+    scores.append({"trace_id": traces[1]["id"], "name": "grade", "category_name": "A", **score})
+    span_scores = [{"span_id": s["id"], "name": "ok", **score} for s in spans[:3]]
     items: list[dict[str, Any]] = []
     project_of: dict[str, str] = {}
     for n in range(ITEMS):
@@ -81,12 +116,14 @@ def _source(folder: Path) -> Source:
         project_of[items[-1]["id"]] = "Other" if own else "Demo"
     lines: list[dict[str, Any]] = [{"project": demo}, {"project": other}, {"dataset": dataset}]
     lines += [{"experiment": e} for e in experiments] + [{"trace": t} for t in traces]
+    lines += [{"span": sp} for sp in spans] + [{"feedback_score": sc} for sc in scores]
+    lines += [{"span_feedback_score": sc} for sc in span_scores]
     lines += [{"dataset_item": i} for i in [*dataset_items, orphan]]
     lines += [{"experiment_item": i} for i in items]
     file, db = folder / "source.jsonl", folder / "source.db"
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert run("import", "--db", str(db), str(file)).returncode == 0
-    return Source(db, experiments, items, project_of, dataset, dataset_items)
+    return Source(db, experiments, items, project_of, dataset, dataset_items, traces, spans)
 
 
 @pytest.fixture
@@ -142,13 +179,15 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
     assert first.stdout.startswith(
         f"pushed workspace default of {source.db} to {url}/api workspace team: 3 experiments "
         "created and 0 there already, 2,500 items, 1 dataset created and 0 there already, "
-        "3 dataset items, 8 requests, in "
-    )  # the dataset, its items in one, then 3 experiments, then items in 3
+        "3 dataset items, 2 traces, 1,200 spans, 3 trace feedback scores, 3 span feedback "
+        "scores, 13 requests, in "
+    )  # the dataset, its items in one, 3 experiments, traces, spans in 2, scores, items in 3
     assert requests_after_first == 6  # 3 experiments, then items in 3 requests
     assert second.returncode == 0, second.stderr
     assert (
         ": 0 experiments created and 0 there already, 0 items, 0 datasets created and 0 there "
-        "already, 0 dataset items, 0 requests, in"
+        "already, 0 dataset items, 0 traces, 0 spans, 0 trace feedback scores, 0 span feedback "
+        "scores, 0 requests, in"
     ) in second.stdout
     assert requests_after_second == requests_after_first
     for sent, answer in zip(source.experiments, experiments, strict=True):
@@ -173,6 +212,76 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
     assert {i["created_by"] for i in dataset_items["content"]} == {"pusher"}
 
 
+AUDIT_KEYS = frozenset({"project_id", *AUDIT})
+# Who gave a score and when, per author (where scores keep their authors): the target's own.
+SCORE_AUDIT_KEYS = AUDIT_KEYS | {"value_by_author"}
+
+
+def _as_read(client: httpx.Client, path: str) -> dict[str, Any]:
+    """What a server answers for a trace or span, but for what the target makes its own: the
+    project's id (its name instead) and who wrote what when, in the record and its scores."""
+    answer = client.get(path)
+    assert answer.status_code == 200, (path, answer.text)
+    got: dict[str, Any] = answer.json()
+    project = client.get(f"/projects/{got['project_id']}").json()["name"]
+    scores = [
+        {k: v for k, v in score.items() if k not in SCORE_AUDIT_KEYS}
+        for score in got.get("feedback_scores", [])
+    ]
+    kept = {k: v for k, v in got.items() if k not in AUDIT_KEYS and k != "feedback_scores"}
+    return {**kept, "project": project, "scores": sorted(scores, key=lambda sc: sc["name"])}
+
+
+def test_push_copies_traces_spans_and_their_scores_as_the_source_reads_them(
+    source: Source, tmp_path: Path
+) -> None:
+    with target(tmp_path) as (url, log), running_server(source.db) as here:
+        result = push(source, url, "--api-key", KEY)
+        with (
+            httpx.Client(base_url=f"{here}{API}") as mine,
+            httpx.Client(base_url=f"{url}{API}", headers={"Authorization": KEY}) as theirs,
+        ):
+            paths = [f"/traces/{t['id']}" for t in source.traces]
+            paths += [f"/spans/{sp['id']}" for sp in source.spans]
+            sent = [_as_read(mine, path) for path in paths]
+            received = [_as_read(theirs, path) for path in paths]
+        requests = log.read_text()
+
+    assert result.returncode == 0, result.stderr
+    assert received == sent
+    # Every field that was stored came across, scores with their categories and reasons.
+    assert sent[1]["thread_id"] == "t-1"
+    assert sent[1]["error_info"] == {"exception_type": "E", "traceback": "tb", "message": "m"}
+    assert sent[1]["project"] == "Other"
+    assert [sc["name"] for sc in sent[1]["scores"]] == ["f1", "grade"]
+    assert sent[2]["scores"] == [{"name": "ok", "value": 0.75, "reason": "close", "source": "sdk"}]
+    assert sent[2 + 3]["parent_span_id"] == source.spans[1]["id"]
+    assert sent[2 + 1]["usage"] == {"prompt_tokens": 1}
+    # Through the SDK's routes, in batches of at most 1000.
+    assert requests.count(f'"POST {API}/traces/batch" 204') == 1
+    assert requests.count(f'"POST {API}/spans/batch" 204') == 2
+    assert requests.count(f'"PUT {API}/traces/feedback-scores" 204') == 1
+    assert requests.count(f'"PUT {API}/spans/feedback-scores" 204') == 1
+
+
+def test_a_batch_is_cut_at_its_byte_bound_before_its_count(
+    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1200 spans of about 450 bytes: two requests by count, three at 200 kB a request.
+    monkeypatch.setattr(push_module, "BYTES_PER_REQUEST", 200_000)
+    with target(tmp_path) as (url, log):
+        pushed = push_module.push(
+            source.db, "default", None, Target(f"{url}/api", KEY), tmp_path / "cp", Progress()
+        )
+        with httpx.Client(base_url=f"{url}{API}", headers={"Authorization": KEY}) as client:
+            found = [client.get(f"/spans/{sp['id']}") for sp in source.spans]
+        requests = log.read_text()
+
+    assert pushed.spans == SPANS
+    assert requests.count(f'"POST {API}/spans/batch" 204') == 3
+    assert {answer.status_code for answer in found} == {200}
+
+
 def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: Path) -> None:
     in_the_way = source.items[1500]  # in the second request of items
     taken = {k: in_the_way[k] for k in ("id", "experiment_id", "dataset_item_id", "trace_id")}
@@ -193,7 +302,8 @@ def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: 
     assert resumed.returncode == 0, resumed.stderr
     resumed_what = (
         ": 0 experiments created and 0 there already, 1,500 items, 0 datasets created and "
-        "0 there already, 0 dataset items, 2 requests, in"
+        "0 there already, 0 dataset items, 0 traces, 0 spans, 0 trace feedback scores, 0 span "
+        "feedback scores, 2 requests, in"
     )
     assert resumed_what in resumed.stdout
     assert set(project_names(tmp_path / "target.db", "team")) == set(source.project_of)

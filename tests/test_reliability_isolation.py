@@ -17,6 +17,7 @@ from tests.soak.harness import Server, fingerprint
 ANN_KEY, BEN_KEY = "ann-7c1a-secret-key", "ben-9f2b-secret-key"
 ANN, BEN = {"Authorization": ANN_KEY}, {"Authorization": f"Bearer {BEN_KEY}"}
 ITEMS, EXPERIMENTS = "/v1/private/experiments/items", "/v1/private/experiments"
+START = "2024-01-15T09:30:00Z"
 
 
 @pytest.fixture(scope="module")
@@ -83,17 +84,67 @@ def owned(server: Server, doc: dict[str, Any]) -> dict[str, str]:
             ],
         }
         assert ann.put("/v1/private/experiments/items/bulk", json=bulk).status_code == 204
+        # One record of every kind a path names by id, with an id of its own.
+        dataset, dataset_item, span = new_id(), new_id(), new_id()
+        made = [
+            ann.post("/v1/private/datasets", json={"id": dataset, "name": "ann-secret"}),
+            ann.put(
+                "/v1/private/datasets/items",
+                json={
+                    "dataset_name": "ann-secret",
+                    "items": [{"id": dataset_item, "source": "sdk", "data": {"q": "ann"}}],
+                },
+            ),
+            ann.post(
+                "/v1/private/spans/batch",
+                json={
+                    "spans": [{"id": span, "trace_id": trace, "start_time": "2024-01-15T09:30:00Z"}]
+                },
+            ),
+        ]
+        assert [r.status_code for r in made] == [201, 204, 204], [r.text for r in made]
+        version = ann.post(
+            "/v1/private/prompts/versions",
+            json={"name": "ann-prompt", "version": {"template": "Hi {{ann}}"}},
+        )
+        assert version.status_code == 200, version.text
+        project = ann.get(f"/v1/private/traces/{trace}").json()["project_id"]
     item = doc["paths"]["/v1/private/experiments/items"]["post"]
     return {
         "item": example("", item)["experiment_items"][0]["id"],
         "experiment": created.headers["location"].rsplit("/", 1)[1],
         "trace": trace,
+        "span": span,
+        "dataset": dataset,
+        "dataset_item": dataset_item,
+        "prompt_version": version.json()["id"],
+        "project": project,
     }
 
 
+# Which of Ann's ids each path's {id} takes, by the path's start, the longest first.
+ID_OF = {
+    "/v1/private/experiments/items/": "item",
+    "/v1/private/experiments/": "experiment",
+    "/v1/private/datasets/": "dataset",
+    "/v1/private/prompts/versions/": "prompt_version",
+    "/v1/private/traces/": "trace",
+    "/v1/private/spans/": "span",
+    "/v1/private/projects/": "project",
+}
+
+
 def url(path: str, owned: dict[str, str]) -> str:
-    kind = "item" if "/items/" in path else "trace" if "/traces/" in path else "experiment"
-    return path.replace("{id}", owned[kind])
+    """The path with Ann's id of the kind its parameter names: a route added with a kind of
+    id this does not know fails here."""
+    if "{" not in path:
+        return path
+    bare = path.removeprefix("/api")
+    kind = next((kind for start, kind in ID_OF.items() if bare.startswith(start)), None)
+    assert kind is not None, f"{path}: add the kind of its id to ID_OF"
+    filled = path.replace("{id}", owned[kind])
+    assert "{" not in filled, f"{path}: a parameter other than {{id}}"
+    return filled
 
 
 def test_without_a_key_or_with_a_wrong_one_every_route_is_401_and_changes_nothing(
@@ -165,6 +216,9 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 if response.status_code == 200:
                     assert response.json()["total"] == 0, f"{method} {path}"
                     assert not any(key in response.text for key in owned.values()), path
+                else:  # the error shape alone, naming at most the id Ben sent
+                    assert set(response.json()) <= {"code", "message", "errors"}, path
+                assert "ann" not in response.text.lower(), f"{method} {path}"
             elif method == "GET":  # a search: it answers (400 without a required parameter,
                 # the groups' `groups`), with nothing of Ann's
                 assert response.status_code in (200, 400), f"{method} {path}"
@@ -172,6 +226,12 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 assert "ann" not in response.text, path
             if path.endswith("/stream"):
                 assert response.content == b"", path
+        # Ann's names find nothing either.
+        lookups = [
+            ben.post("/v1/private/datasets/retrieve", json={"dataset_name": "ann-secret"}),
+            ben.post("/v1/private/prompts/versions/retrieve", json={"name": "ann-prompt"}),
+            ben.post("/v1/private/datasets/items/stream", json={"dataset_name": "ann-secret"}),
+        ]
         # Ids are global: one of another workspace is a conflict, never an overwrite.
         item = {"id": owned["item"], "experiment_id": new_id(), "dataset_item_id": new_id()}
         trace = {"id": owned["trace"], "start_time": "2024-01-15T09:30:00Z"}
@@ -193,18 +253,64 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
             ),
             ben.post("/v1/private/traces/batch", json={"traces": [trace]}),
             ben.patch(f"/v1/private/traces/{owned['trace']}", json={"name": "ben's"}),
+            ben.post(
+                "/v1/private/spans/batch",
+                json={"spans": [{"id": owned["span"], "trace_id": new_id(), "start_time": START}]},
+            ),
+            ben.patch(
+                f"/v1/private/spans/{owned['span']}",
+                json={"trace_id": owned["trace"], "name": "ben's"},
+            ),
+            ben.patch(f"/v1/private/experiments/{owned['experiment']}", json={"name": "ben's"}),
+            ben.post("/v1/private/datasets", json={"id": owned["dataset"], "name": "ben's"}),
+            ben.put(
+                "/v1/private/datasets/items",
+                json={
+                    "dataset_name": "ben's",
+                    "items": [{"id": owned["dataset_item"], "source": "sdk", "data": {"q": 1}}],
+                },
+            ),
+            ben.put(
+                "/v1/private/traces/feedback-scores",
+                json={"scores": [{"id": owned["trace"], "name": "f", "value": 1, "source": "sdk"}]},
+            ),
+            ben.put(
+                "/v1/private/spans/feedback-scores",
+                json={"scores": [{"id": owned["span"], "name": "f", "value": 1, "source": "sdk"}]},
+            ),
         ]
         deleted = [
             ben.post("/v1/private/experiments/items/delete", json={"ids": [owned["item"]]}),
             ben.post("/v1/private/experiments/delete", json={"ids": [owned["experiment"]]}),
+            ben.delete(f"/v1/private/datasets/{owned['dataset']}"),
+            ben.post("/v1/private/datasets/delete", json={"dataset_name": "ann-secret"}),
+            ben.post(
+                "/v1/private/datasets/items/delete", json={"item_ids": [owned["dataset_item"]]}
+            ),
+            ben.post(
+                "/v1/private/datasets/items/delete",
+                json={"dataset_id": owned["dataset"], "items": []},
+            ),
         ]
 
-    assert [c.status_code for c in collisions] == [409] * 6
-    assert [d.status_code for d in deleted] == [204, 204]
+    # An experiment of another workspace is not found by its PATCH, as on read.
+    assert [c.status_code for c in collisions] == [409] * 8 + [404] + [409] * 4, [
+        c.text for c in collisions
+    ]
+    # A delete of what Ben does not own is a delete of nothing: 204, or 404 for a name.
+    assert [d.status_code for d in deleted] == [204, 204, 204, 404, 204, 204]
+    assert [r.status_code for r in lookups] == [404, 404, 200]
+    assert lookups[2].content == b""
     assert fingerprint(server.db, "one") == anns
     with httpx.Client(base_url=server.url, headers=ANN) as ann:
         assert ann.get(f"/v1/private/experiments/items/{owned['item']}").status_code == 200
         assert ann.get(f"/v1/private/experiments/{owned['experiment']}").status_code == 200
+        for path in ID_OF:  # every record of hers that Ben tried, by its id, still hers
+            if path != "/v1/private/experiments/items/":
+                kind = ID_OF[path]
+                assert ann.get(path + owned[kind]).status_code == 200, kind
+        page = ann.get(f"/v1/private/datasets/{owned['dataset']}/items").json()
+        assert [i["id"] for i in page["content"]] == [owned["dataset_item"]]
 
 
 def test_keys_never_reach_the_log(

@@ -10,7 +10,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from app.config import current
-from app.protocol import SEND_TIMEOUT_SECONDS, HttpProtocol
+from app.protocol import HttpProtocol
 from tests.protocol_harness import RecordingTransport, connect
 
 pytestmark = pytest.mark.anyio
@@ -119,9 +119,13 @@ class AbortableTransport(RecordingTransport):
     def __init__(self) -> None:
         super().__init__()
         self.aborted = False
+        self.buffered = 1 << 20  # bytes the reader has not taken
 
     def abort(self) -> None:
         self.aborted = self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
 
 async def stalled_reader() -> tuple[HttpProtocol, AbortableTransport]:
@@ -138,10 +142,28 @@ async def test_a_reader_that_takes_nothing_past_the_send_deadline_is_cut_off(
 ) -> None:
     protocol, transport = await stalled_reader()
 
-    assert timers[-1] == SEND_TIMEOUT_SECONDS
+    assert timers[-1] == current().send_timeout_seconds
     assert protocol.send_deadline is not None
     protocol.send_deadline._run()  # as the loop does at the deadline
 
+    assert transport.aborted
+
+
+async def test_a_reader_that_takes_some_bytes_before_the_deadline_gets_another(
+    timers: list[float],
+) -> None:
+    protocol, transport = await stalled_reader()
+    first = protocol.send_deadline
+    transport.buffered -= 1  # a byte taken, writing still paused (above the low-water mark)
+
+    assert first is not None
+    first._run()
+
+    assert not transport.aborted
+    assert protocol.send_deadline is not None
+    assert protocol.send_deadline is not first
+    assert timers[-2:] == [current().send_timeout_seconds] * 2
+    protocol.send_deadline._run()  # nothing taken since: cut off
     assert transport.aborted
 
 
