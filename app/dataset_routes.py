@@ -144,7 +144,10 @@ ENDPOINTS = (
         Operation(
             "A page of a dataset's items, newest id first",
             {200: Answer("The page", dataset_payloads.DatasetItemPage)},
-            errors={404: "The id is not a UUID"},
+            errors={
+                400: "`filters` is not a JSON array of Opik's dataset item filters",
+                404: "The id is not a UUID",
+            },
             path_parameters={"id": ANY_ID},
             query=dataset_payloads.DatasetItemsQuery,
         ),

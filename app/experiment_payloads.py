@@ -217,7 +217,8 @@ _GROUPS = {
                 "type": "object",
                 "properties": {
                     "field": {"const": "metadata"},
-                    "key": {"type": "string", "pattern": "^[A-Za-z0-9_]+$"},
+                    # Any key with a non-blank character, as app/groups.py checks it.
+                    "key": {"type": "string", "pattern": "\\S"},
                     "type": {"const": "dictionary"},
                 },
                 "required": ["field", "key"],
