@@ -1,7 +1,8 @@
 """Traces and spans: batches, single creates, PATCHes, reads, feedback scores, the trace and
 span searches and pages (opik-reference/datasets-traces.md, sections 3.6 to 3.8)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -135,18 +136,22 @@ async def _searched_project(request: Request, search: TraceSearch | SpanSearch) 
     return key
 
 
+def _ndjson(chunks: AsyncIterator[Sequence[Any]]) -> Response:
+    """A search's answer: each record on its own line, a chunk written at a time."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield b"".join(encoder.encode(record) + NDJSON_LINE_END for record in chunk)
+
+    return StreamingResponse(lines(), media_type="application/octet-stream")
+
+
 async def search_traces(request: Request) -> Response:
     identity, store = acting(request)
     search = await decode(request, TraceSearch)
     project_id = await _searched_project(request, search)
     query = trace_checks.trace_query(search, project_id)
-    chunks = store.search_traces(identity.workspace, query)
-
-    async def lines() -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            yield b"".join(encoder.encode(trace) + NDJSON_LINE_END for trace in chunk)
-
-    return StreamingResponse(lines(), media_type="application/octet-stream")
+    return _ndjson(store.search_traces(identity.workspace, query))
 
 
 async def search_spans(request: Request) -> Response:
@@ -154,13 +159,7 @@ async def search_spans(request: Request) -> Response:
     search = await decode(request, SpanSearch)
     project_id = await _searched_project(request, search)
     query = trace_checks.span_query(search, project_id)
-    chunks = store.search_spans(identity.workspace, query)
-
-    async def lines() -> AsyncIterator[bytes]:
-        async for chunk in chunks:
-            yield b"".join(encoder.encode(span) + NDJSON_LINE_END for span in chunk)
-
-    return StreamingResponse(lines(), media_type="application/octet-stream")
+    return _ndjson(store.search_spans(identity.workspace, query))
 
 
 async def get_traces(request: Request) -> Response:
