@@ -67,9 +67,9 @@ VALUES (?, 'default', ?, ?, ?, ?, ?, ?, ?, 'gpt-4o-mini', 'openai', ?, ?, 'exper
         'admin', ?, 'admin')
 """
 INSERT_SCORE = """
-INSERT INTO feedback_scores (trace_id, name, workspace, value, source, created_at, created_by,
-                             last_updated_at, last_updated_by)
-VALUES (?, ?, 'default', ?, 'sdk', ?, 'admin', ?, 'admin')
+INSERT INTO feedback_scores (trace_id, name, author, workspace, value, source, created_at,
+                             created_by, last_updated_at, last_updated_by)
+VALUES (?, ?, 'admin', 'default', ?, 'sdk', ?, 'admin', ?, 'admin')
 """
 
 
