@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS experiments (
 -- The stream finds every experiment of one name.
 CREATE INDEX IF NOT EXISTS experiments_by_name ON experiments (workspace, name);
 
+-- Find pages read a workspace's experiments newest id first (version 5).
+CREATE INDEX IF NOT EXISTS experiments_by_workspace ON experiments (workspace, id);
+
 CREATE TABLE IF NOT EXISTS traces (
     id BLOB PRIMARY KEY,
     workspace TEXT NOT NULL,
@@ -264,11 +267,16 @@ CREATE TABLE IF NOT EXISTS experiment_summaries (
     p90 REAL NOT NULL,
     p99 REAL NOT NULL,
     scores TEXT NOT NULL,            -- {"<name>": average}
-    folded_scores TEXT NOT NULL      -- {"<name in ASCII lower case>": average of those names}
+    folded_scores TEXT NOT NULL,     -- {"<name in ASCII lower case>": average of those names}
+    -- The least and greatest trace id of the experiment's items (version 5; NULL: no items):
+    -- a trace, span or score of a trace in between empties the summary. Trace ids are version
+    -- 7, in time order, so a trace written now meets only the experiments running now.
+    first_trace BLOB,
+    last_trace BLOB
 ) STRICT, WITHOUT ROWID;
 
--- Which experiments a trace is in, for the triggers.
-CREATE INDEX IF NOT EXISTS experiment_items_by_trace ON experiment_items (trace_id, experiment_id);
+CREATE INDEX IF NOT EXISTS experiment_summaries_by_last_trace
+    ON experiment_summaries (workspace, last_trace);
 
 CREATE TRIGGER IF NOT EXISTS summary_item_added AFTER INSERT ON experiment_items BEGIN
     DELETE FROM experiment_summaries WHERE experiment_id = NEW.experiment_id;
@@ -283,40 +291,46 @@ CREATE TRIGGER IF NOT EXISTS summary_experiment_removed AFTER DELETE ON experime
     DELETE FROM experiment_summaries WHERE experiment_id = OLD.id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_trace_added AFTER INSERT ON traces BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.id);
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.id AND first_trace <= NEW.id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_trace_changed AFTER UPDATE ON traces BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.id, NEW.id));
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.id AND first_trace <= OLD.id;
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.id AND first_trace <= NEW.id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_trace_removed AFTER DELETE ON traces BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.id);
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.id AND first_trace <= OLD.id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_span_added AFTER INSERT ON spans BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.trace_id);
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.trace_id AND first_trace <= NEW.trace_id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_span_changed AFTER UPDATE ON spans BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.trace_id, NEW.trace_id));
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.trace_id AND first_trace <= OLD.trace_id;
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.trace_id AND first_trace <= NEW.trace_id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_span_removed AFTER DELETE ON spans BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.trace_id);
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.trace_id AND first_trace <= OLD.trace_id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_score_added AFTER INSERT ON feedback_scores BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = NEW.trace_id);
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.trace_id AND first_trace <= NEW.trace_id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_score_changed AFTER UPDATE ON feedback_scores BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id IN (OLD.trace_id, NEW.trace_id));
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.trace_id AND first_trace <= OLD.trace_id;
+    DELETE FROM experiment_summaries WHERE workspace = NEW.workspace
+        AND last_trace >= NEW.trace_id AND first_trace <= NEW.trace_id;
 END;
 CREATE TRIGGER IF NOT EXISTS summary_score_removed AFTER DELETE ON feedback_scores BEGIN
-    DELETE FROM experiment_summaries WHERE experiment_id IN (
-        SELECT experiment_id FROM experiment_items WHERE trace_id = OLD.trace_id);
+    DELETE FROM experiment_summaries WHERE workspace = OLD.workspace
+        AND last_trace >= OLD.trace_id AND first_trace <= OLD.trace_id;
 END;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

@@ -56,8 +56,8 @@ def notes(path: Path) -> list[Any]:
     return query(path, "SELECT note FROM experiment_items")
 
 
-async def test_this_release_is_version_4() -> None:
-    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 4)
+async def test_this_release_is_version_5() -> None:
+    assert (FIRST_VERSION, SCHEMA_VERSION) == (1, 5)
     assert f"PRAGMA user_version = {SCHEMA_VERSION};" in schema_path().read_text()
 
 

@@ -219,6 +219,57 @@ async def test_a_write_empties_the_summaries_of_the_experiments_it_touches_only(
     assert set(kept(db_path)) == {other.replace("-", "")}
 
 
+async def test_a_trace_span_or_score_empties_the_summaries_whose_trace_range_holds_it(
+    api: httpx.AsyncClient, store: SqliteStore, db_path: Path
+) -> None:
+    # The triggers find a summary by the least and greatest trace id of its items: a write at
+    # either end of that range, or inside a range of one, must reach it; one outside must not.
+    evaluation = Evaluation(api, random.Random(5))
+    evaluation.experiments = [new_id(), new_id()]
+    await evaluation.start()
+    wide, single = evaluation.experiments
+    first, middle, last, only = new_id(), new_id(), new_id(), new_id()
+    items = [(wide, first), (wide, middle), (wide, last), (single, only)]
+    body = [{"id": new_id(), "experiment_id": e, "trace_id": t, "dataset_item_id": new_id()}
+            for e, t in items]  # fmt: skip
+    ok(await api.post(f"{EXPERIMENTS}/items", json={"experiment_items": body}))
+
+    async def kept_after(write: Any) -> set[str]:
+        await evaluation.shown()
+        await store.summaries.idle()
+        assert len(kept(db_path)) == 2
+        ok(await write)
+        left = set(kept(db_path))
+        return {key for key in (wide, single) if key.replace("-", "") not in left}
+
+    def trace(key: str) -> Any:
+        start = {"id": key, "name": "task", "start_time": instant(1), "end_time": instant(2)}
+        return api.post(f"{TRACES}/batch", json={"traces": [start]})
+
+    def span(key: str) -> Any:
+        body = {"id": new_id(), "trace_id": key, "name": "llm", "start_time": instant(1),
+                "total_estimated_cost": 0.5}  # fmt: skip
+        return api.post(f"{SPANS}/batch", json={"spans": [body]})
+
+    def score(key: str) -> Any:
+        body = {"id": key, "source": "sdk", "name": "f1", "value": 1}
+        return api.put(f"{TRACES}/feedback-scores", json={"scores": [body]})
+
+    assert await kept_after(trace(first)) == {wide}
+    assert await kept_after(trace(last)) == {wide}
+    assert await kept_after(trace(only)) == {single}
+    assert await kept_after(span(only)) == {single}
+    assert await kept_after(score(only)) == {single}
+    assert await kept_after(span(middle)) == {wide}
+    assert await kept_after(trace(new_id())) == set()  # newer than every range
+    assert await kept_after(api.patch(f"{TRACES}/{first}", json={"end_time": instant(9)})) == {wide}
+    shown = {e["id"]: e for e in await evaluation.shown()}
+    assert shown[wide]["trace_count"] == 3
+    assert shown[single]["trace_count"] == 1
+    assert shown[single]["total_estimated_cost"] == 0.5
+    assert shown[single]["feedback_scores"] == [{"name": "f1", "value": 1}]
+
+
 async def test_the_find_page_reads_kept_summaries_and_keeps_the_missing_ones(
     api: httpx.AsyncClient, store: SqliteStore, db_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ WITH e AS (
         WHERE i.workspace = x.workspace AND i.experiment_id = x.id
           AND coalesce(i.project_id, t.project_id) IS NOT NULL
         LIMIT 1)) AS shown_project
-    FROM experiments AS x WHERE x.workspace = ? AND x.id IN ({marks})
+    FROM experiments AS x WHERE +x.workspace = ? AND x.id IN ({marks})  -- by id, not name
 )
 SELECT e.id, d.name, e.dataset_id, e.shown_project, p.name, e.name, e.metadata, e.tags,
        e.type, e.evaluation_method, e.optimization_id, e.created_at, e.last_updated_at,

@@ -166,15 +166,21 @@ SELECT e.id FROM experiments AS e
 LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = e.workspace
 WHERE e.workspace = ? AND s.experiment_id IS NULL LIMIT ?
 """
-# Kept only for experiments that exist when it is written, in the transaction that computed it.
+# Kept only for experiments that exist when it is written, in the transaction that computed it,
+# with the range of its items' trace ids by which schema.sql's triggers find it.
 KEEP = """
 INSERT INTO experiment_summaries (experiment_id, workspace, summary, trace_count, cost,
-    cost_avg, p50, p90, p99, scores, folded_scores)
-SELECT id, workspace, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM experiments WHERE id = ? AND workspace = ?
+    cost_avg, p50, p90, p99, scores, folded_scores, first_trace, last_trace)
+SELECT e.id, e.workspace, ?, ?, ?, ?, ?, ?, ?, ?, ?, r.first, r.last
+FROM experiments AS e,
+    (SELECT min(trace_id) AS first, max(trace_id) AS last FROM experiment_items
+     WHERE workspace = ?11 AND experiment_id = ?10) AS r
+WHERE e.id = ?10 AND e.workspace = ?11
 ON CONFLICT (experiment_id) DO UPDATE SET workspace = excluded.workspace,
     summary = excluded.summary, trace_count = excluded.trace_count, cost = excluded.cost,
     cost_avg = excluded.cost_avg, p50 = excluded.p50, p90 = excluded.p90, p99 = excluded.p99,
-    scores = excluded.scores, folded_scores = excluded.folded_scores
+    scores = excluded.scores, folded_scores = excluded.folded_scores,
+    first_trace = excluded.first_trace, last_trace = excluded.last_trace
 """
 _json = msgspec.json.Encoder().encode
 

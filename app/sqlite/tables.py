@@ -143,7 +143,8 @@ NAMED_TABLES = {"projects": PROJECTS, "datasets": DATASETS}
 # Derived from the tables above, never exported or imported (app/sqlite/summaries.py).
 EXPERIMENT_SUMMARIES = Table(
     "experiment_summaries",
-    "experiment_id workspace summary trace_count cost cost_avg p50 p90 p99 scores folded_scores",
+    "experiment_id workspace summary trace_count cost cost_avg p50 p90 p99 scores folded_scores"
+    " first_trace last_trace",
     key=("experiment_id",),
 )
 CACHES = (EXPERIMENT_SUMMARIES,)
