@@ -2,7 +2,7 @@
 traces, spans and scores (opik-reference/experiments.md §2.2), kept or computed by
 summaries.py, for a whole page of experiments in one statement when all are kept."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from msgspec import UNSET
@@ -55,51 +55,84 @@ def _tags(text: str | None) -> Any:
     return UNSET if text is None or text.strip() == "[]" else raw_or_unset(text)
 
 
-# EXPERIMENT_ROWS's columns, by Experiment's field, and how each shows in the answer.
-_STORED = [
-    "id",
-    "dataset_name",
-    "dataset_id",
-    "project_id",
-    "project_name",
-    "name",
-    "metadata",
-    "tags",
-    "type",
-    "evaluation_method",
-    "optimization_id",
-    "created_at",
-    "last_updated_at",
-    "created_by",
-    "last_updated_by",
-    "status",
-    "experiment_scores",
-    "prompt_version",
-    "prompt_versions",
-    "dataset_version_id",
-]
-_SHOWN: tuple[Callable[[Any], Any], ...] = (
-    ids.to_str,
-    lambda name: UNSET if name is None else name,
-    ids.to_str,
-    id_or_unset,
-    lambda name: UNSET if name is None else name,
-    str,
-    raw_or_unset,
-    _tags,
-    str,
-    str,
-    id_or_unset,
-    clock.format_instant,
-    clock.format_instant,
-    str,
-    str,
-    lambda status: status or "completed",  # Opik's default, and its reading of unknown ones
-    lambda text: UNSET if text is None or text.strip() == "[]" else raw_or_unset(text),
-    raw_or_unset,
-    raw_or_unset,
-    id_or_unset,
-)
+def _name(name: str | None) -> Any:
+    return UNSET if name is None else name
+
+
+def _scores(text: str | None) -> Any:
+    return UNSET if text is None or text.strip() == "[]" else raw_or_unset(text)
+
+
+# An experiment's aggregates as the answer shows them: feedback_scores, trace_count,
+# dataset_item_count, duration, total_estimated_cost, total_estimated_cost_avg, usage. An
+# experiment without items leaves out those it has none of, as Opik does.
+Shown = tuple[Any, int, int, Any, Any, Any, Any]
+
+
+def _shown(a: Aggregates) -> Shown:
+    return (
+        [ScoreAverage(n, number(v)) for n, v in a.feedback_scores] or UNSET,
+        a.trace_count,
+        a.dataset_item_count,
+        UNSET if a.duration is None else Duration(*map(number, a.duration)),
+        _positive(a.cost),
+        _positive(a.cost_avg),
+        {k: number(v) for k, v in a.usage.items()} or UNSET,
+    )
+
+
+# A kept summary's blob only changes with what it sums: the same blob shows the same way, so
+# the pages read most (find's first, the UI's list) show it once. The answers only read them.
+_SHOWN_KEPT: dict[bytes, Shown] = {}
+_SHOWN_KEPT_AT_MOST = 4096
+
+
+def _shown_kept(blob: bytes) -> Shown:
+    shown = _SHOWN_KEPT.get(blob)
+    if shown is None:
+        if len(_SHOWN_KEPT) >= _SHOWN_KEPT_AT_MOST:
+            _SHOWN_KEPT.clear()
+        shown = _SHOWN_KEPT[blob] = _shown(summaries_.decode(blob))
+    return shown
+
+
+def _experiment(row: Sequence[Any], shown: Shown) -> Experiment:
+    """One row of EXPERIMENT_ROWS and its aggregates as shown, built by position (a find page
+    builds a hundred; keywords cost twice as much)."""
+    (key, dataset_name, dataset_id, project_id, project_name, name, metadata, tags, kind,
+     method, optimization_id, created_at, last_updated_at, created_by, last_updated_by,
+     status, experiment_scores, prompt_version, prompt_versions, dataset_version_id,
+     _) = row  # fmt: skip
+    scores, traces, items, duration, cost, cost_avg, usage = shown
+    return Experiment(
+        ids.to_str(key),
+        _name(dataset_name),
+        ids.to_str(dataset_id),
+        id_or_unset(project_id),
+        _name(project_name),
+        name,
+        raw_or_unset(metadata),
+        _tags(tags),
+        kind,
+        method,
+        id_or_unset(optimization_id),
+        scores,
+        traces,
+        items,
+        clock.format_instant(created_at),
+        duration,
+        cost,
+        cost_avg,
+        usage,
+        clock.format_instant(last_updated_at),
+        created_by,
+        last_updated_by,
+        status or "completed",  # Opik's default, and its reading of unknown ones
+        _scores(experiment_scores),
+        raw_or_unset(prompt_version),
+        raw_or_unset(prompt_versions),
+        id_or_unset(dataset_version_id),
+    )
 
 
 _KEYS_PER_QUERY = 5000  # twice in a statement, under SQLite's 32,766 parameters
@@ -121,31 +154,14 @@ async def _experiments(
     db: Database, kept: Summaries, workspace: str, keys: Sequence[bytes]
 ) -> list[Experiment]:
     rows = await db.fetch_all(EXPERIMENT_ROWS.format(marks=marks(len(keys))), (workspace, *keys))
-    summaries = {row[0]: summaries_.decode(row[-1]) for row in rows if row[-1] is not None}
+    shown = {row[0]: _shown_kept(row[-1]) for row in rows if row[-1] is not None}
     missing = [row[0] for row in rows if row[-1] is None]
     if missing:
-        summaries |= await summaries_.compute(db.fetch_all, workspace, missing)
+        computed = await summaries_.compute(db.fetch_all, workspace, missing)
+        shown |= {key: _shown(a) for key, a in computed.items()}
         kept.keep(workspace, missing)
-    found: dict[bytes, Experiment] = {}
-    for row in rows:
-        shown = [show(value) for show, value in zip(_SHOWN, row[:-1], strict=True)]
-        key = row[0]
-        found[key] = Experiment(**dict(zip(_STORED, shown, strict=True)), **_shown(summaries[key]))
+    found = {row[0]: _experiment(row, shown[row[0]]) for row in rows}
     return [found[key] for key in keys if key in found]
-
-
-def _shown(a: Aggregates) -> dict[str, Any]:
-    """An experiment's aggregates as the answer's fields; an experiment without items leaves
-    out those it has none of, as Opik does."""
-    return {
-        "feedback_scores": [ScoreAverage(n, number(v)) for n, v in a.feedback_scores] or UNSET,
-        "trace_count": a.trace_count,
-        "dataset_item_count": a.dataset_item_count,
-        "duration": UNSET if a.duration is None else Duration(*map(number, a.duration)),
-        "total_estimated_cost": _positive(a.cost),
-        "total_estimated_cost_avg": _positive(a.cost_avg),
-        "usage": {k: number(v) for k, v in a.usage.items()} or UNSET,
-    }
 
 
 # --- Score names ---------------------------------------------------------------------------
