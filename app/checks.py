@@ -4,6 +4,7 @@ checked in the order of the body, and the values computed for it (keys, nanoseco
 text) kept for the store. 400 for ids, 422 for the rest, as the contract says."""
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -193,8 +194,18 @@ def _times(record: TraceWrite | SpanWrite, at: str) -> tuple[int, int | None]:
     return start, end
 
 
-def trace_record(trace: TraceWrite, at: str) -> TraceRecord:
-    key = ids.uuid7() if trace.id is None else require_v7(trace.id, "id", "Trace", f"{at}.id")
+def v7_column(texts: Sequence[str | None]) -> Sequence[bytes | None] | None:
+    """The keys of a batch's ids, a column at a time (ids.parse_v7_column); None when any is
+    missing or not a version 7 UUID, for the caller to check them one by one and name it."""
+    if None in texts:
+        return None
+    return ids.parse_v7_column(cast(list[str], texts))
+
+
+def trace_record(trace: TraceWrite, at: str, key: bytes | None = None) -> TraceRecord:
+    """The trace as a record; `key` is its id already checked (v7_column)."""
+    if key is None:
+        key = ids.uuid7() if trace.id is None else require_v7(trace.id, "id", "Trace", f"{at}.id")
     start, end = _times(trace, at)
     return TraceRecord(
         id=key,
@@ -215,11 +226,14 @@ def trace_record(trace: TraceWrite, at: str) -> TraceRecord:
     )
 
 
-def span_record(span: SpanWrite, at: str) -> SpanRecord:
+def span_record(
+    span: SpanWrite, at: str, key: bytes | None = None, parent: bytes | None = None
+) -> SpanRecord:
+    """The span as a record; `key` and `parent` are its ids already checked (v7_column)."""
     start, end = _times(span, at)
-    key = ids.uuid7() if span.id is None else require_v7(span.id, "id", "Span", f"{at}.id")
-    parent = None
-    if span.parent_span_id is not None:
+    if key is None:
+        key = ids.uuid7() if span.id is None else require_v7(span.id, "id", "Span", f"{at}.id")
+    if parent is None and span.parent_span_id is not None:
         path = f"{at}.parent_span_id"
         parent = require_v7(span.parent_span_id, "parent_span_id", "Span", path)
     return SpanRecord(

@@ -1,12 +1,14 @@
 """From trace, span, score and search payloads to records: what the Structs' types cannot say
 (ids that must be version 7, instants the store can hold), as app/checks.py does for items."""
 
+from collections.abc import Iterator
+
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import ids
 from app.body import require_text, require_uuid, require_v7
-from app.checks import encoded, given_name, instant, span_record, trace_record
+from app.checks import encoded, given_name, instant, span_record, trace_record, v7_column
 from app.errors import ApiError
 from app.payloads import DEFAULT_STREAM_LIMIT
 from app.records import (
@@ -36,24 +38,33 @@ Searched = TraceSearch | SpanSearch | TracesQuery | SpansQuery
 _filters = msgspec.json.Decoder(list[TraceFilter])
 
 
+# A batch's ids are checked a column at a time (checks.v7_column), a third of the Python time
+# of a batch of 1,000 spans; when a column fails, each record checks its own and names it.
 def trace_upserts(traces: list[TraceCreate], at: str = "traces") -> list[TraceUpsert]:
-    return [
-        TraceUpsert(
-            trace_record(trace, f"{at}[{n}]"),
-            None
-            if trace.last_updated_at is None
-            else instant(trace.last_updated_at, f"{at}[{n}].last_updated_at"),
-        )
-        for n, trace in enumerate(traces)
-    ]
+    keys = v7_column([t.id for t in traces]) or [None] * len(traces)
+    upserts = []
+    for n, (trace, key) in enumerate(zip(traces, keys, strict=True)):
+        path = f"{at}[{n}]"
+        updated = None
+        if trace.last_updated_at is not None:
+            updated = instant(trace.last_updated_at, f"{path}.last_updated_at")
+        upserts.append(TraceUpsert(trace_record(trace, path, key), updated))
+    return upserts
 
 
 def span_upserts(spans: list[SpanCreate], at: str = "spans") -> list[SpanUpsert]:
+    unknown = [None] * len(spans)
+    keys = v7_column([s.id for s in spans]) or unknown
+    traces = v7_column([s.trace_id for s in spans]) or unknown
+    given = [s.parent_span_id for s in spans if s.parent_span_id is not None]
+    parents: Iterator[bytes | None] = iter(v7_column(given) or unknown)
     upserts = []
-    for n, span in enumerate(spans):
+    for n, (span, key, trace_id) in enumerate(zip(spans, keys, traces, strict=True)):
         path = f"{at}[{n}]"
-        record = span_record(span, path)
-        trace_id = require_v7(span.trace_id, "trace_id", "Span", f"{path}.trace_id")
+        parent = None if span.parent_span_id is None else next(parents)
+        record = span_record(span, path, key, parent)
+        if trace_id is None:
+            trace_id = require_v7(span.trace_id, "trace_id", "Span", f"{path}.trace_id")
         updated = None
         if span.last_updated_at is not None:
             updated = instant(span.last_updated_at, f"{path}.last_updated_at")
