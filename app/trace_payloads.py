@@ -74,8 +74,9 @@ InstantText = Annotated[
 ]
 
 
-def _field_names(names: tuple[str, ...]) -> Meta:
-    return Meta(extra_json_schema={"items": {"enum": list(names)}, "uniqueItems": True})
+# The names as an enum in the schema only: trace_checks.excluded answers Opik's 400 for another.
+TraceFieldName = Annotated[str, Meta(extra_json_schema={"enum": list(TRACE_FIELDS)})]
+SpanFieldName = Annotated[str, Meta(extra_json_schema={"enum": list(SPAN_FIELDS)})]
 
 
 class TraceCreate(TraceWrite):
@@ -203,7 +204,7 @@ class TraceSearch(Struct):
     limit: StreamLimit | None = None
     truncate: bool | None = None  # None: false, as Opik reads a JSON body
     strip_attachments: bool | None = None  # no attachments are stored: changes nothing
-    exclude: Annotated[list[str], _field_names(TRACE_FIELDS)] | None = None
+    exclude: list[TraceFieldName] | None = None
     from_time: InstantText | None = None
     to_time: InstantText | None = None
 
@@ -227,7 +228,7 @@ class SpanSearch(Struct):
     last_retrieved_id: AnyId | None = None
     truncate: bool | None = None  # None: false, as Opik reads a JSON body
     strip_attachments: bool | None = None  # no attachments are stored: changes nothing
-    exclude: Annotated[list[str], _field_names(SPAN_FIELDS)] | None = None
+    exclude: list[SpanFieldName] | None = None
     from_time: InstantText | None = None
     to_time: InstantText | None = None
 
@@ -264,14 +265,21 @@ FilterText = Annotated[
 
 
 # JSON text query parameters: a sorting list, a list of field names.
-_SORTING = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {"field": {"type": "string"}, "direction": {"enum": ["ASC", "DESC"]}},
-        "required": ["field"],
-    },
-}
+def _sorting(sortable: list[str]) -> dict[str, object]:
+    """A sorting list whose fields are those of `sortable`, `x.*` standing for `x.<key>`."""
+    fixed = [f for f in sortable if "*" not in f]
+    keyed = [{"type": "string", "pattern": f"^{f[:-2]}\\..+"} for f in sortable if "*" in f]
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"anyOf": [{"enum": fixed}, *keyed]},
+                "direction": {"enum": ["ASC", "DESC"]},
+            },
+            "required": ["field"],
+        },
+    }
 
 
 def _json_text(description: str, schema: dict[str, object]) -> Meta:
@@ -281,9 +289,9 @@ def _json_text(description: str, schema: dict[str, object]) -> Meta:
     )
 
 
-SortingText = Annotated[
-    str, _json_text("JSON text: the first entry's field orders the page, then newest id", _SORTING)
-]
+_ORDER = "JSON text: the first entry's field orders the page, then the newest id"
+TraceSortingText = Annotated[str, _json_text(_ORDER, _sorting(TRACE_SORTABLE_BY))]
+SpanSortingText = Annotated[str, _json_text(_ORDER, _sorting(SPAN_SORTABLE_BY))]
 TraceFieldsText = Annotated[
     str,
     _json_text(
@@ -313,7 +321,7 @@ class TracesQuery(Struct):
     filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
-    sorting: SortingText | None = None
+    sorting: TraceSortingText | None = None
     exclude: TraceFieldsText | None = None
     search: str | None = None
     from_time: InstantText | None = None
@@ -334,7 +342,7 @@ class SpansQuery(Struct):
     filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
-    sorting: SortingText | None = None
+    sorting: SpanSortingText | None = None
     exclude: SpanFieldsText | None = None
     search: str | None = None
     from_time: InstantText | None = None
