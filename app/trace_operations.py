@@ -112,6 +112,43 @@ SCORE_BATCH_OF_TRACES = Operation(
 )
 
 
+DELETE_TRACES = Operation(
+    "Delete 1 to 1000 traces (of `project_id` only, when given) with their spans and both's "
+    "feedback scores; unknown ids are ignored",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.TraceDelete,
+    example={"ids": [TRACE_IDS[0], TRACE_IDS[4]]},
+)
+
+
+DELETE_TRACE_BY_ID = Operation(
+    "Delete one trace with its spans and both's feedback scores; an unknown id is no error",
+    {204: Answer("Deleted, durably")},
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+)
+
+
+DELETE_TRACE_FEEDBACK_SCORE = Operation(
+    "Delete a trace's feedback score of a name: `author`'s only when given, else every author's",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.ScoreDelete,
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+    example={"name": "accuracy"},
+)
+
+
+DELETE_SPAN_FEEDBACK_SCORE = Operation(
+    "Delete a span's feedback score of a name: `author`'s only when given, else every author's",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.ScoreDelete,
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+    example={"name": "accuracy"},
+)
+
+
 CREATE_TRACE = Operation(
     "Create or replace one trace",
     {201: Answer("Stored", headers={"Location": "The trace's URL"})},

@@ -457,3 +457,19 @@ class SpanPage(Struct):
     total: int
     content: list[Span]
     sortable_by: list[str]
+
+
+class TraceDelete(Struct):
+    """1 to 1000 traces to delete, with their spans and both's feedback scores; only those of
+    `project_id` when given. Ids of none, or of another workspace, are ignored."""
+
+    ids: Annotated[list[AnyId], BatchSize]
+    project_id: AnyId | None = None
+
+
+class ScoreDelete(Struct):
+    """The feedback score of this name to delete: `author`'s only when given, else every
+    author's. None stored is no error."""
+
+    name: NotBlank
+    author: str | None = None

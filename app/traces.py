@@ -1,5 +1,6 @@
 """Traces and spans: batches, single creates, PATCHes, reads, feedback scores, the trace and
-span searches and pages (opik-reference/datasets-traces.md, sections 3.6 to 3.8)."""
+span searches and pages, deletes of traces and scores (opik-reference/datasets-traces.md,
+sections 3.6 to 3.8; TracesResource.java and SpansResource.java for the deletes)."""
 
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from app import ids, trace_checks
-from app.body import LARGE_BODY_BYTES, decode, decode_query
+from app.body import LARGE_BODY_BYTES, decode, decode_query, require_text, require_uuid
 from app.context import acting, created, path_id
 from app.errors import JSON, ApiError
 from app.items import NDJSON_LINE_END
@@ -19,6 +20,7 @@ from app.trace_payloads import (
     SPAN_SORTABLE_BY,
     TRACE_SORTABLE_BY,
     ScoreBatch,
+    ScoreDelete,
     Span,
     SpanBatch,
     SpanCreate,
@@ -29,6 +31,7 @@ from app.trace_payloads import (
     Trace,
     TraceBatch,
     TraceCreate,
+    TraceDelete,
     TracePage,
     TraceSearch,
     TracesQuery,
@@ -220,3 +223,42 @@ async def get_spans(request: Request) -> Response:
     shown = list(_without(found, exclude))
     page = SpanPage(wanted.page, len(shown), total, shown, sortable_by=SPAN_SORTABLE_BY)
     return Response(encoder.encode(page), media_type=JSON)
+
+
+async def delete_traces(request: Request) -> Response:
+    identity, store = acting(request)
+    body = await decode(request, TraceDelete)
+    keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
+    project_id = None if body.project_id is None else require_uuid(body.project_id, "project_id")
+    await store.delete_traces(identity.workspace, keys, project_id)
+    return Response(status_code=204)
+
+
+async def delete_trace(request: Request) -> Response:
+    identity, store = acting(request)
+    key = path_id(request)
+    await store.delete_traces(identity.workspace, [key], None)
+    return Response(status_code=204)
+
+
+async def _score_delete(request: Request) -> tuple[bytes, str, str | None]:
+    key = path_id(request)
+    body = await decode(request, ScoreDelete)
+    require_text(body.name, "name")
+    # Opik's FeedbackScoreDAO: a blank author deletes every author's score of the name.
+    author = body.author.strip() if body.author is not None and body.author.strip() else None
+    return key, body.name.strip(), author
+
+
+async def delete_trace_score(request: Request) -> Response:
+    identity, store = acting(request)
+    key, name, author = await _score_delete(request)
+    await store.delete_trace_score(identity.workspace, key, name, author)
+    return Response(status_code=204)
+
+
+async def delete_span_score(request: Request) -> Response:
+    identity, store = acting(request)
+    key, name, author = await _score_delete(request)
+    await store.delete_span_score(identity.workspace, key, name, author)
+    return Response(status_code=204)
