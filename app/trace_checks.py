@@ -269,6 +269,7 @@ def _search_text(text: str | None) -> str | None:
 
 
 def trace_query(search: TraceSearch, project_id: bytes) -> TraceQuery:
+    project_of_search(search)  # first, as Opik's resources check it before the time range
     from_id, to_id = time_range(search.from_time, search.to_time, in_body=True)
     return TraceQuery(
         project_id=project_id,
@@ -282,6 +283,7 @@ def trace_query(search: TraceSearch, project_id: bytes) -> TraceQuery:
 
 
 def span_query(search: SpanSearch, project_id: bytes) -> TraceQuery:
+    project_of_search(search)
     trace_id = None if search.trace_id is None else require_uuid(search.trace_id, "trace_id")
     from_id, to_id = time_range(search.from_time, search.to_time, in_body=True)
     return TraceQuery(
@@ -303,15 +305,19 @@ def search_exclude(search: TraceSearch | SpanSearch) -> frozenset[str]:
     return excluded(search.exclude, SPAN_FIELDS, "com.comet.opik.api.Span$SpanField")
 
 
-def page_exclude(query: TracesQuery | SpansQuery) -> frozenset[str]:
+def page_exclude(query: TracesQuery | SpansQuery, order: TraceSort | None) -> frozenset[str]:
+    """The fields a page leaves out; the one it sorts by stays, as TraceDAO keeps the sorting
+    fields out of `exclude_fields`."""
     allowed = TRACE_FIELDS if isinstance(query, TracesQuery) else SPAN_FIELDS
-    return excluded_param(query.exclude, allowed)
+    fields = excluded_param(query.exclude, allowed)
+    return fields - {order.field.removesuffix(".*")} if order is not None else fields
 
 
 def page_query(query: TracesQuery | SpansQuery, project_id: bytes) -> TraceQuery:
     """A page as a query: `size` of them after the first (page - 1) * size, newest first or in
     `sorting`'s order; `filters` the JSON text of the search's filter list (400 when it is not
     one); `search` a text held by one of the record's fields, ignoring case."""
+    project_of_search(query)
     filters = None
     if query.filters is not None and query.filters.strip():
         try:

@@ -196,7 +196,7 @@ async def get_traces(request: Request) -> Response:
     identity, store = acting(request)
     wanted = decode_query(request, TracesQuery)
     query = trace_checks.page_query(wanted, b"")
-    exclude = trace_checks.page_exclude(wanted)
+    exclude = trace_checks.page_exclude(wanted, query.sort)
     project_id = await _project_key(request, wanted)
     # An unknown project has no traces: an empty page, as Opik's TracePage.empty.
     found: list[Trace] = []
@@ -213,7 +213,7 @@ async def get_spans(request: Request) -> Response:
     identity, store = acting(request)
     wanted = decode_query(request, SpansQuery)
     query = trace_checks.page_query(wanted, b"")
-    exclude = trace_checks.page_exclude(wanted)
+    exclude = trace_checks.page_exclude(wanted, query.sort)
     project_id = await _project_key(request, wanted)
     found: list[Span] = []
     total = 0

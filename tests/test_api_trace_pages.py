@@ -334,6 +334,41 @@ async def test_exclude_leaves_fields_out_of_each_record_and_refuses_unknown_name
     assert not_json.json() == {"code": 400, "message": "Invalid query param exclude 'name'"}
 
 
+async def test_a_page_keeps_the_field_it_sorts_by_even_when_excluded(
+    client: httpx.AsyncClient,
+) -> None:
+    [trace] = await traces_of(client, "Kept", 1)
+    score = {"id": trace, "name": "acc", "value": 1, "source": "sdk"}
+    await ok(client.put(f"{API}/traces/feedback-scores", json={"scores": [score]}))
+    exclude = json.dumps(["name", "feedback_scores", "input"])
+
+    async def shown(field: str) -> set[str]:
+        sorting = json.dumps([{"field": field}])
+        params = {"project_name": "Kept", "exclude": exclude, "sorting": sorting}
+        [record] = (await ok(client.get(f"{API}/traces", params=params))).json()["content"]
+        return set(record)
+
+    # As TraceDAO's bindTemplateExcludeFieldVariables: the sorting fields stay selected.
+    assert "feedback_scores" in await shown("feedback_scores.acc")
+    assert "name" not in await shown("feedback_scores.acc")
+    assert "feedback_scores" not in await shown("id")
+
+
+async def test_a_search_without_a_project_says_so_before_its_time_range(
+    client: httpx.AsyncClient,
+) -> None:
+    backwards = {"from_time": at(MS_2024 + 1), "to_time": at(MS_2024)}
+    expected = "Either 'project_name' or 'project_id' query params must be provided"
+
+    for answer in (
+        await client.post(f"{API}/traces/search", json=backwards),
+        await client.post(f"{API}/spans/search", json=backwards),
+        await client.get(f"{API}/traces", params=backwards),
+        await client.get(f"{API}/spans", params=backwards),
+    ):
+        assert (answer.status_code, answer.json()["message"]) == (400, expected)
+
+
 async def test_the_trace_page_sorts_by_a_field_then_newest_id_first(
     client: httpx.AsyncClient,
 ) -> None:
