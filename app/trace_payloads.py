@@ -195,7 +195,7 @@ class TraceSearch(Struct):
     """Which traces to stream: those of one project (by name or id), newest id first, only ids
     below `last_retrieved_id` when given, at most `limit` (default 500); made (by their UUID
     v7 id) from `from_time` to `to_time`, both included, when given; `exclude` names fields
-    left out of each."""
+    left out of each. `strip_attachments` changes nothing: no attachments are stored."""
 
     project_name: str | None = None
     project_id: AnyId | None = None
