@@ -272,10 +272,21 @@ class TraceCondition(msgspec.Struct, frozen=True, gc=False):
     value: str | float
 
 
+class TraceSort(msgspec.Struct, frozen=True, gc=False):
+    """The order of a page: by `field` (one the engine lists as sortable; `key` names the score
+    or usage entry of a `feedback_scores.*` or `usage.*` field), then newest id first."""
+
+    field: str
+    descending: bool
+    key: str | None = None
+
+
 class TraceQuery(msgspec.Struct, frozen=True, gc=False):
-    """Which traces (or spans) a search or a page reads: one project's, newest id first, older
-    than `before` when it is set, `offset` skipped, at most `limit`, each meeting every
-    condition; spans also of `trace_id` and of `span_type` when set."""
+    """Which traces (or spans) a search or a page reads: one project's, newest id first (or in
+    `sort`'s order), older than `before` when it is set, `offset` skipped, at most `limit`,
+    each meeting every condition, with an id from `from_id` to `to_id` (both included: the
+    UUID v7 bounds of a time range) and holding `search` (ignoring case) when set; spans also
+    of `trace_id` and of `span_type` when set."""
 
     project_id: bytes
     limit: int
@@ -285,6 +296,10 @@ class TraceQuery(msgspec.Struct, frozen=True, gc=False):
     offset: int = 0
     trace_id: bytes | None = None
     span_type: str | None = None
+    from_id: bytes | None = None
+    to_id: bytes | None = None
+    search: str | None = None
+    sort: TraceSort | None = None
 
 
 class TooManyTags(Exception):

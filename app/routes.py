@@ -183,12 +183,29 @@ ENDPOINTS = (
         "scoreBatchOfTraces",
         ops.SCORE_BATCH_OF_TRACES,
     ),
+    Endpoint(
+        "POST", "/v1/private/traces/delete", traces.delete_traces, "deleteTraces", ops.DELETE_TRACES
+    ),
+    Endpoint(
+        "POST",
+        "/v1/private/traces/{id}/feedback-scores/delete",
+        traces.delete_trace_score,
+        "deleteTraceFeedbackScore",
+        ops.DELETE_TRACE_FEEDBACK_SCORE,
+    ),
     Endpoint("POST", "/v1/private/traces", traces.create_trace, "createTrace", ops.CREATE_TRACE),
     Endpoint(
         "GET", "/v1/private/traces/{id}", traces.get_trace, "getTraceById", ops.GET_TRACE_BY_ID
     ),
     Endpoint(
         "PATCH", "/v1/private/traces/{id}", traces.update_trace, "updateTrace", ops.UPDATE_TRACE
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/private/traces/{id}",
+        traces.delete_trace,
+        "deleteTraceById",
+        ops.DELETE_TRACE_BY_ID,
     ),
     Endpoint(
         "POST", "/v1/private/spans/batch", traces.create_spans, "createSpans", ops.CREATE_SPANS
@@ -205,6 +222,13 @@ ENDPOINTS = (
         traces.score_spans,
         "scoreBatchOfSpans",
         ops.SCORE_BATCH_OF_SPANS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/private/spans/{id}/feedback-scores/delete",
+        traces.delete_span_score,
+        "deleteSpanFeedbackScore",
+        ops.DELETE_SPAN_FEEDBACK_SCORE,
     ),
     Endpoint("POST", "/v1/private/spans", traces.create_span, "createSpan", ops.CREATE_SPAN),
     Endpoint("GET", "/v1/private/spans/{id}", traces.get_span, "getSpanById", ops.GET_SPAN_BY_ID),

@@ -220,6 +220,22 @@ class Store(Protocol):
     async def score_spans(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
         """As score_traces, for spans."""
 
+    async def delete_traces(
+        self, workspace: str, keys: Sequence[bytes], project_id: bytes | None
+    ) -> None:
+        """The traces of these ids (of `project_id` only, when given) with their spans and the
+        scores of both, in one transaction; ids of none or of another workspace are ignored."""
+
+    async def delete_trace_score(
+        self, workspace: str, key: bytes, name: str, author: str | None
+    ) -> None:
+        """The trace's score of that name, `author`'s only when given; none is no error."""
+
+    async def delete_span_score(
+        self, workspace: str, key: bytes, name: str, author: str | None
+    ) -> None:
+        """As delete_trace_score, for a span."""
+
     async def get_trace(self, workspace: str, key: bytes) -> Trace | None:
         """The trace with its span counts, sums and scores; None while only a PATCH is in."""
 

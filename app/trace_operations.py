@@ -51,17 +51,25 @@ SEARCH_TRACES = Operation(
     },
     body=trace_payloads.TraceSearch,
     errors={
-        400: "Neither `project_name` nor `project_id`",
+        400: "Neither `project_name` nor `project_id`; `from_time` not before `to_time`, or "
+        "either no instant; `exclude` names an unknown field",
         404: "No project of that name or id in this workspace",
     },
     example={"project_name": "Demo", "limit": 100},
 )
 
 
+_PAGE_400 = (
+    "Neither `project_name` nor `project_id`; `filters`, `sorting` or `exclude` not their JSON, "
+    "or naming a field that is not sortable or not known; `from_time` not before `to_time`, or "
+    "either no instant"
+)
+
+
 GET_TRACES_BY_PROJECT = Operation(
-    "A page of a project's traces, newest id first; an unknown project's page is empty",
+    "A page of a project's traces, newest id first or sorted; an unknown project's page is empty",
     {200: Answer("The page", trace_payloads.TracePage)},
-    errors={400: "Neither `project_name` nor `project_id`, or `filters` is not a JSON array"},
+    errors={400: _PAGE_400},
     query=trace_payloads.TracesQuery,
 )
 
@@ -78,7 +86,8 @@ SEARCH_SPANS = Operation(
     },
     body=trace_payloads.SpanSearch,
     errors={
-        400: "Neither `project_name` nor `project_id`",
+        400: "Neither `project_name` nor `project_id`; `from_time` not before `to_time`, or "
+        "either no instant; `exclude` names an unknown field",
         404: "No project of that name or id in this workspace",
     },
     example={"project_name": "Demo", "trace_id": TRACE_IDS[0], "limit": 100},
@@ -86,10 +95,10 @@ SEARCH_SPANS = Operation(
 
 
 GET_SPANS_BY_PROJECT = Operation(
-    "A page of a project's spans (of one trace and type when given), newest id first; an "
-    "unknown project's page is empty",
+    "A page of a project's spans (of one trace and type when given), newest id first or sorted; "
+    "an unknown project's page is empty",
     {200: Answer("The page", trace_payloads.SpanPage)},
-    errors={400: "Neither `project_name` nor `project_id`, or `filters` is not a JSON array"},
+    errors={400: _PAGE_400},
     query=trace_payloads.SpansQuery,
 )
 
@@ -100,6 +109,43 @@ SCORE_BATCH_OF_TRACES = Operation(
     body=trace_payloads.ScoreBatch,
     errors={409: "An id belongs to another workspace: nothing is stored"},
     example={"scores": [_SCORE]},
+)
+
+
+DELETE_TRACES = Operation(
+    "Delete 1 to 1000 traces (of `project_id` only, when given) with their spans and both's "
+    "feedback scores; unknown ids are ignored",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.TraceDelete,
+    example={"ids": [TRACE_IDS[0], TRACE_IDS[4]]},
+)
+
+
+DELETE_TRACE_BY_ID = Operation(
+    "Delete one trace with its spans and both's feedback scores; an unknown id is no error",
+    {204: Answer("Deleted, durably")},
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+)
+
+
+DELETE_TRACE_FEEDBACK_SCORE = Operation(
+    "Delete a trace's feedback score of a name: `author`'s only when given, else every author's",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.ScoreDelete,
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+    example={"name": "accuracy"},
+)
+
+
+DELETE_SPAN_FEEDBACK_SCORE = Operation(
+    "Delete a span's feedback score of a name: `author`'s only when given, else every author's",
+    {204: Answer("Deleted, durably")},
+    body=trace_payloads.ScoreDelete,
+    errors={404: "The id is not a UUID"},
+    path_parameters={"id": ANY_ID},
+    example={"name": "accuracy"},
 )
 
 

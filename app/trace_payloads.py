@@ -35,6 +35,49 @@ Tags = Annotated[
     list[Annotated[str, Meta(max_length=MAX_TAG_CHARS)]], Meta(max_length=MAX_PATCH_TAGS)
 ]
 
+# The names a search or page may leave out of each record: Opik's Trace.TraceField and
+# Span.SpanField. Those of fields never stored here (comments, guardrails, experiment,
+# span_feedback_scores) are accepted and change nothing.
+TRACE_FIELDS = (
+    "name", "start_time", "end_time", "input", "output", "metadata", "tags", "error_info",
+    "usage", "created_at", "created_by", "last_updated_by", "feedback_scores",
+    "span_feedback_scores", "comments", "guardrails_validations", "total_estimated_cost",
+    "span_count", "llm_span_count", "has_tool_spans", "duration", "ttft", "thread_id",
+    "visibility_mode", "providers", "experiment", "source",
+)  # fmt: skip
+SPAN_FIELDS = (
+    "name", "type", "start_time", "end_time", "input", "output", "metadata", "model",
+    "provider", "tags", "usage", "error_info", "created_at", "created_by", "last_updated_by",
+    "feedback_scores", "comments", "total_estimated_cost", "total_estimated_cost_version",
+    "duration", "ttft", "source",
+)  # fmt: skip
+# What a page sorts by: Opik's TraceSortingFactory and SpanSortingFactory, in their order,
+# but for `experiment_id` (a trace's experiment is not kept on the trace here).
+TRACE_SORTABLE_BY = [
+    "id", "name", "input", "output", "start_time", "end_time", "duration", "ttft", "metadata",
+    "thread_id", "span_count", "llm_span_count", "usage.*", "total_estimated_cost", "tags",
+    "error_info", "created_by", "feedback_scores.*",
+]  # fmt: skip
+SPAN_SORTABLE_BY = [
+    "id", "name", "type", "trace_id", "parent_span_id", "input", "output", "metadata",
+    "start_time", "end_time", "duration", "ttft", "usage.*", "tags", "created_at",
+    "last_updated_at", "model", "provider", "total_estimated_cost", "error_info", "created_by",
+    "feedback_scores.*",
+]  # fmt: skip
+# `from_time`/`to_time`: text, so that one that is no instant is a 400 (Jackson's), not a 422.
+InstantText = Annotated[
+    str,
+    Meta(
+        extra_json_schema={"format": "date-time"},
+        description="An ISO-8601 instant (no zone: UTC); bounds the record's id, a UUID v7",
+    ),
+]
+
+
+# The names as an enum in the schema only: trace_checks.excluded answers Opik's 400 for another.
+TraceFieldName = Annotated[str, Meta(extra_json_schema={"enum": list(TRACE_FIELDS)})]
+SpanFieldName = Annotated[str, Meta(extra_json_schema={"enum": list(SPAN_FIELDS)})]
+
 
 class TraceCreate(TraceWrite):
     """A trace to create, or to replace when its id exists and this `last_updated_at` (the
@@ -150,7 +193,9 @@ class TraceFilter(Struct):
 
 class TraceSearch(Struct):
     """Which traces to stream: those of one project (by name or id), newest id first, only ids
-    below `last_retrieved_id` when given, at most `limit` (default 500)."""
+    below `last_retrieved_id` when given, at most `limit` (default 500); made (by their UUID
+    v7 id) from `from_time` to `to_time`, both included, when given; `exclude` names fields
+    left out of each. `strip_attachments` changes nothing: no attachments are stored."""
 
     project_name: str | None = None
     project_id: AnyId | None = None
@@ -158,10 +203,10 @@ class TraceSearch(Struct):
     last_retrieved_id: AnyId | None = None
     limit: StreamLimit | None = None
     truncate: bool | None = None  # None: false, as Opik reads a JSON body
-    strip_attachments: bool | None = None
-    exclude: list[str] | None = None
-    from_time: DateTime | None = None
-    to_time: DateTime | None = None
+    strip_attachments: bool | None = None  # no attachments are stored: changes nothing
+    exclude: list[TraceFieldName] | None = None
+    from_time: InstantText | None = None
+    to_time: InstantText | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None:
@@ -171,7 +216,8 @@ class TraceSearch(Struct):
 class SpanSearch(Struct):
     """Which spans to stream: those of one project (by name or id), of one trace and one type
     when given, newest id first, only ids below `last_retrieved_id` when given, at most `limit`
-    (default 500). Filters as TraceSearch's, on the span's name and scores."""
+    (default 500). Filters, times and `exclude` as TraceSearch's, on the span's name and
+    scores."""
 
     trace_id: AnyId | None = None
     project_name: str | None = None
@@ -181,9 +227,10 @@ class SpanSearch(Struct):
     limit: StreamLimit | None = None
     last_retrieved_id: AnyId | None = None
     truncate: bool | None = None  # None: false, as Opik reads a JSON body
-    exclude: list[str] | None = None
-    from_time: DateTime | None = None
-    to_time: DateTime | None = None
+    strip_attachments: bool | None = None  # no attachments are stored: changes nothing
+    exclude: list[SpanFieldName] | None = None
+    from_time: InstantText | None = None
+    to_time: InstantText | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None:
@@ -217,9 +264,55 @@ FilterText = Annotated[
 ]
 
 
+# JSON text query parameters: a sorting list, a list of field names.
+def _sorting(sortable: list[str]) -> dict[str, object]:
+    """A sorting list whose fields are those of `sortable`, `x.*` standing for `x.<key>`."""
+    fixed = [f for f in sortable if "*" not in f]
+    keyed = [{"type": "string", "pattern": f"^{f[:-2]}\\..+"} for f in sortable if "*" in f]
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"anyOf": [{"enum": fixed}, *keyed]},
+                "direction": {"enum": ["ASC", "DESC"]},
+            },
+            "required": ["field"],
+        },
+    }
+
+
+def _json_text(description: str, schema: dict[str, object]) -> Meta:
+    return Meta(
+        description=description,
+        extra_json_schema={"contentMediaType": "application/json", "contentSchema": schema},
+    )
+
+
+_ORDER = "JSON text: the first entry's field orders the page, then the newest id"
+TraceSortingText = Annotated[str, _json_text(_ORDER, _sorting(TRACE_SORTABLE_BY))]
+SpanSortingText = Annotated[str, _json_text(_ORDER, _sorting(SPAN_SORTABLE_BY))]
+TraceFieldsText = Annotated[
+    str,
+    _json_text(
+        "JSON text: the fields left out of each trace",
+        {"type": "array", "items": {"enum": list(TRACE_FIELDS)}},
+    ),
+]
+SpanFieldsText = Annotated[
+    str,
+    _json_text(
+        "JSON text: the fields left out of each span",
+        {"type": "array", "items": {"enum": list(SPAN_FIELDS)}},
+    ),
+]
+
+
 class TracesQuery(Struct):
-    """A page of one project's traces (by name or id), newest id first. `sorting`, `search`,
-    `exclude`, `strip_attachments`, `from_time` and `to_time` are accepted and ignored."""
+    """A page of one project's traces (by name or id), newest id first or in `sorting`'s
+    order (then newest id first); `search`: those holding the text (ignoring case) in their
+    id, name, input, output, metadata, error_info, tags or thread_id; `from_time`/`to_time`
+    and `exclude` as the search's; `strip_attachments` changes nothing."""
 
     page: PageNumber = 1
     size: PageNumber = 10
@@ -228,16 +321,17 @@ class TracesQuery(Struct):
     filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
-    sorting: str | None = None
-    exclude: str | None = None
+    sorting: TraceSortingText | None = None
+    exclude: TraceFieldsText | None = None
     search: str | None = None
-    from_time: str | None = None
-    to_time: str | None = None
+    from_time: InstantText | None = None
+    to_time: InstantText | None = None
 
 
 class SpansQuery(Struct):
     """A page of one project's spans (by name or id), of one trace and one type when given,
-    newest id first; the other parameters as TracesQuery's."""
+    newest id first; the other parameters as TracesQuery's, `search` in the span's id,
+    trace_id, name, type, input, output, metadata, tags, model or provider."""
 
     page: PageNumber = 1
     size: PageNumber = 10
@@ -248,21 +342,21 @@ class SpansQuery(Struct):
     filters: FilterText | None = None
     truncate: bool = False
     strip_attachments: bool = False
-    sorting: str | None = None
-    exclude: str | None = None
+    sorting: SpanSortingText | None = None
+    exclude: SpanFieldsText | None = None
     search: str | None = None
-    from_time: str | None = None
-    to_time: str | None = None
+    from_time: InstantText | None = None
+    to_time: InstantText | None = None
 
 
 class Trace(Struct):
-    """A trace as Opik's `Trace` Public view shows it, in its order: fields never set are left
-    out; the counts of its spans are always there."""
+    """A trace as Opik's `Trace` Public view shows it, in its order: fields never set (or
+    excluded) are left out; the counts of its spans are always there (0 when excluded)."""
 
     id: OutId
     project_id: OutId
     name: str | UnsetType
-    start_time: Instant
+    start_time: Instant | UnsetType
     end_time: Instant | UnsetType
     input: Json | UnsetType
     output: Json | UnsetType
@@ -270,17 +364,17 @@ class Trace(Struct):
     tags: Json | UnsetType
     error_info: Json | UnsetType
     usage: dict[str, int] | UnsetType
-    created_at: Instant
+    created_at: Instant | UnsetType
     last_updated_at: Instant
-    created_by: str
-    last_updated_by: str
+    created_by: str | UnsetType
+    last_updated_by: str | UnsetType
     feedback_scores: list[FeedbackScore] | UnsetType
     total_estimated_cost: float | UnsetType
     span_count: int
     duration: float | UnsetType
     ttft: float | UnsetType
     thread_id: str | UnsetType
-    visibility_mode: TraceVisibility
+    visibility_mode: TraceVisibility | UnsetType
     llm_span_count: int
     has_tool_spans: bool
     providers: list[str] | UnsetType
@@ -289,16 +383,16 @@ class Trace(Struct):
 
 
 class Span(Struct):
-    """A span as Opik's `Span` Public view shows it, in its order; fields never set are left
-    out."""
+    """A span as Opik's `Span` Public view shows it, in its order; fields never set (or
+    excluded) are left out."""
 
     id: OutId
     project_id: OutId
     trace_id: OutId
     parent_span_id: OutId | UnsetType
     name: str | UnsetType
-    type: SpanType
-    start_time: Instant
+    type: SpanType | UnsetType
+    start_time: Instant | UnsetType
     end_time: Instant | UnsetType
     input: Json | UnsetType
     output: Json | UnsetType
@@ -308,10 +402,10 @@ class Span(Struct):
     tags: Json | UnsetType
     usage: dict[str, int] | UnsetType
     error_info: Json | UnsetType
-    created_at: Instant
+    created_at: Instant | UnsetType
     last_updated_at: Instant
-    created_by: str
-    last_updated_by: str
+    created_by: str | UnsetType
+    last_updated_by: str | UnsetType
     feedback_scores: list[FeedbackScore] | UnsetType
     total_estimated_cost: float | UnsetType
     total_estimated_cost_version: str | UnsetType
@@ -363,3 +457,19 @@ class SpanPage(Struct):
     total: int
     content: list[Span]
     sortable_by: list[str]
+
+
+class TraceDelete(Struct):
+    """1 to 1000 traces to delete, with their spans and both's feedback scores; only those of
+    `project_id` when given. Ids of none, or of another workspace, are ignored."""
+
+    ids: Annotated[list[AnyId], BatchSize]
+    project_id: AnyId | None = None
+
+
+class ScoreDelete(Struct):
+    """The feedback score of this name to delete: `author`'s only when given, else every
+    author's. None stored is no error."""
+
+    name: NotBlank
+    author: str | None = None

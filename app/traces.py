@@ -1,28 +1,37 @@
 """Traces and spans: batches, single creates, PATCHes, reads, feedback scores, the trace and
-span searches and pages (opik-reference/datasets-traces.md, sections 3.6 to 3.8)."""
+span searches and pages, deletes of traces and scores (opik-reference/datasets-traces.md,
+sections 3.6 to 3.8; TracesResource.java and SpansResource.java for the deletes)."""
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from app import ids, trace_checks
-from app.body import LARGE_BODY_BYTES, decode, decode_query
+from app.body import LARGE_BODY_BYTES, decode, decode_query, require_text, require_uuid
 from app.context import acting, created, path_id
 from app.errors import JSON, ApiError
 from app.items import NDJSON_LINE_END
 from app.payloads import encoder
 from app.trace_payloads import (
+    SPAN_SORTABLE_BY,
+    TRACE_SORTABLE_BY,
     ScoreBatch,
+    ScoreDelete,
+    Span,
     SpanBatch,
     SpanCreate,
     SpanPage,
     SpanSearch,
     SpansQuery,
     SpanUpdate,
+    Trace,
     TraceBatch,
     TraceCreate,
+    TraceDelete,
     TracePage,
     TraceSearch,
     TracesQuery,
@@ -136,12 +145,29 @@ async def _searched_project(request: Request, search: TraceSearch | SpanSearch) 
     return key
 
 
-def _ndjson(chunks: AsyncIterator[Sequence[Any]]) -> Response:
+# What an excluded field reads as: left out, but for the counts Opik's Trace keeps as Java
+# primitives, which it writes as 0 and false (TraceDAO's `EXCEPT (<exclude_fields>)`).
+_EXCLUDED_AS = {"span_count": 0, "llm_span_count": 0, "has_tool_spans": False}
+R = TypeVar("R", Trace, Span)
+
+
+def _without(records: Sequence[R], fields: frozenset[str]) -> Sequence[R]:
+    """The records with the fields of `exclude` left out; names of fields never stored here
+    (comments, guardrails_validations, experiment, span_feedback_scores) change nothing."""
+    if not fields or not records:
+        return records
+    kept = set(records[0].__struct_fields__)
+    changes = {f: _EXCLUDED_AS.get(f, UNSET) for f in fields if f in kept}
+    return [msgspec.structs.replace(r, **changes) for r in records] if changes else records
+
+
+def _ndjson(chunks: AsyncIterator[Sequence[Any]], exclude: frozenset[str]) -> Response:
     """A search's answer: each record on its own line, a chunk written at a time."""
 
     async def lines() -> AsyncIterator[bytes]:
         async for chunk in chunks:
-            yield b"".join(encoder.encode(record) + NDJSON_LINE_END for record in chunk)
+            shown = _without(chunk, exclude)
+            yield b"".join(encoder.encode(record) + NDJSON_LINE_END for record in shown)
 
     return StreamingResponse(lines(), media_type="application/octet-stream")
 
@@ -149,35 +175,90 @@ def _ndjson(chunks: AsyncIterator[Sequence[Any]]) -> Response:
 async def search_traces(request: Request) -> Response:
     identity, store = acting(request)
     search = await decode(request, TraceSearch)
+    exclude = trace_checks.search_exclude(search)
+    query = trace_checks.trace_query(search, b"")
     project_id = await _searched_project(request, search)
-    query = trace_checks.trace_query(search, project_id)
-    return _ndjson(store.search_traces(identity.workspace, query))
+    query = msgspec.structs.replace(query, project_id=project_id)
+    return _ndjson(store.search_traces(identity.workspace, query), exclude)
 
 
 async def search_spans(request: Request) -> Response:
     identity, store = acting(request)
     search = await decode(request, SpanSearch)
+    exclude = trace_checks.search_exclude(search)
+    query = trace_checks.span_query(search, b"")
     project_id = await _searched_project(request, search)
-    query = trace_checks.span_query(search, project_id)
-    return _ndjson(store.search_spans(identity.workspace, query))
+    query = msgspec.structs.replace(query, project_id=project_id)
+    return _ndjson(store.search_spans(identity.workspace, query), exclude)
 
 
 async def get_traces(request: Request) -> Response:
     identity, store = acting(request)
     wanted = decode_query(request, TracesQuery)
+    query = trace_checks.page_query(wanted, b"")
+    exclude = trace_checks.page_exclude(wanted, query.sort)
     project_id = await _project_key(request, wanted)
-    query = trace_checks.page_query(wanted, project_id or b"")
     # An unknown project has no traces: an empty page, as Opik's TracePage.empty.
-    found, total = await store.page_traces(identity.workspace, query) if project_id else ([], 0)
-    page = TracePage(wanted.page, len(found), total, found, sortable_by=[])
+    found: list[Trace] = []
+    total = 0
+    if project_id is not None:
+        query = msgspec.structs.replace(query, project_id=project_id)
+        found, total = await store.page_traces(identity.workspace, query)
+    shown = list(_without(found, exclude))
+    page = TracePage(wanted.page, len(shown), total, shown, sortable_by=TRACE_SORTABLE_BY)
     return Response(encoder.encode(page), media_type=JSON)
 
 
 async def get_spans(request: Request) -> Response:
     identity, store = acting(request)
     wanted = decode_query(request, SpansQuery)
+    query = trace_checks.page_query(wanted, b"")
+    exclude = trace_checks.page_exclude(wanted, query.sort)
     project_id = await _project_key(request, wanted)
-    query = trace_checks.page_query(wanted, project_id or b"")
-    found, total = await store.page_spans(identity.workspace, query) if project_id else ([], 0)
-    page = SpanPage(wanted.page, len(found), total, found, sortable_by=[])
+    found: list[Span] = []
+    total = 0
+    if project_id is not None:
+        query = msgspec.structs.replace(query, project_id=project_id)
+        found, total = await store.page_spans(identity.workspace, query)
+    shown = list(_without(found, exclude))
+    page = SpanPage(wanted.page, len(shown), total, shown, sortable_by=SPAN_SORTABLE_BY)
     return Response(encoder.encode(page), media_type=JSON)
+
+
+async def delete_traces(request: Request) -> Response:
+    identity, store = acting(request)
+    body = await decode(request, TraceDelete)
+    keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(body.ids)]
+    project_id = None if body.project_id is None else require_uuid(body.project_id, "project_id")
+    await store.delete_traces(identity.workspace, keys, project_id)
+    return Response(status_code=204)
+
+
+async def delete_trace(request: Request) -> Response:
+    identity, store = acting(request)
+    key = path_id(request)
+    await store.delete_traces(identity.workspace, [key], None)
+    return Response(status_code=204)
+
+
+async def _score_delete(request: Request) -> tuple[bytes, str, str | None]:
+    key = path_id(request)
+    body = await decode(request, ScoreDelete)
+    require_text(body.name, "name")
+    # Opik's FeedbackScoreDAO: a blank author deletes every author's score of the name.
+    author = body.author.strip() if body.author is not None and body.author.strip() else None
+    return key, body.name.strip(), author
+
+
+async def delete_trace_score(request: Request) -> Response:
+    identity, store = acting(request)
+    key, name, author = await _score_delete(request)
+    await store.delete_trace_score(identity.workspace, key, name, author)
+    return Response(status_code=204)
+
+
+async def delete_span_score(request: Request) -> Response:
+    identity, store = acting(request)
+    key, name, author = await _score_delete(request)
+    await store.delete_span_score(identity.workspace, key, name, author)
+    return Response(status_code=204)

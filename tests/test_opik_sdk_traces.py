@@ -135,3 +135,56 @@ def test_the_sdk_filters_dataset_items_by_data_and_tags(server: str) -> None:
         assert dataset.get_items(filter_string='tags contains "none"') == []
     finally:
         client.end()
+
+
+def test_the_sdk_deletes_scores_and_moves_traces_and_nothing_else_is_dropped(
+    server: str,
+) -> None:
+    client = opik.Opik(host=f"{server}/api", workspace="default", project_name=PROJECT)
+    try:
+        made = []
+        for n in range(2):
+            trace = client.trace(name=f"t{n}", input={"q": n})
+            span = trace.span(name=f"s{n}", type="llm", input={"p": n})
+            span.end(output={"text": n})
+            trace.end(output={"a": n})
+            made.append((trace.id, span.id))
+        assert client.flush()
+        client.log_traces_feedback_scores(
+            [{"id": t, "name": name, "value": 1} for t, _ in made for name in ("accuracy", "f1")],
+            project_name=PROJECT,
+        )
+        client.log_spans_feedback_scores(
+            [{"id": s, "name": "quality", "value": 0.5} for _, s in made], project_name=PROJECT
+        )
+        assert client.flush()
+
+        # POST /traces/{id}/feedback-scores/delete and /spans/{id}/feedback-scores/delete.
+        client.delete_trace_feedback_score(made[0][0], "accuracy")
+        client.delete_span_feedback_score(made[0][1], "quality")
+
+        def names(record: Any) -> list[str]:
+            return sorted(s.name for s in record.feedback_scores or [])
+
+        assert names(client.get_trace_content(made[0][0])) == ["f1"]
+        assert names(client.get_trace_content(made[1][0])) == ["accuracy", "f1"]
+        assert names(client.get_span_content(made[0][1])) == []
+        assert names(client.get_span_content(made[1][1])) == ["quality"]
+
+        # The SDK's own client for POST /traces/delete and DELETE /traces/{id}: its high-level
+        # copy_traces(delete_original_project=True) would call it, but 2.2.122 gives the copies
+        # their new ids in place first (trace/migration.py), so it deletes the copies' ids.
+        other = client.trace(name="kept", input={"q": "kept"})
+        other.end()
+        assert client.flush()
+        client.rest_client.traces.delete_traces(ids=[made[0][0]])
+        client.rest_client.traces.delete_trace_by_id(made[1][0])
+
+        assert [t.name for t in client.search_traces(project_name=PROJECT)] == ["kept"]
+        assert client.search_spans(project_name=PROJECT) == []
+        for trace_id, span_id in made:
+            assert httpx.get(f"{server}/api/v1/private/traces/{trace_id}").status_code == 404
+            assert httpx.get(f"{server}/api/v1/private/spans/{span_id}").status_code == 404
+        assert client.get_trace_content(other.id).input == {"q": "kept"}
+    finally:
+        client.end()

@@ -101,8 +101,16 @@ def owned(server: Server, doc: dict[str, Any]) -> dict[str, str]:
                     "spans": [{"id": span, "trace_id": trace, "start_time": "2024-01-15T09:30:00Z"}]
                 },
             ),
+            ann.put(
+                "/v1/private/traces/feedback-scores",
+                json={"scores": [{"id": trace, "name": "ann-score", "value": 1, "source": "sdk"}]},
+            ),
+            ann.put(
+                "/v1/private/spans/feedback-scores",
+                json={"scores": [{"id": span, "name": "ann-score", "value": 1, "source": "sdk"}]},
+            ),
         ]
-        assert [r.status_code for r in made] == [201, 204, 204], [r.text for r in made]
+        assert [r.status_code for r in made] == [201, 204, 204, 204, 204], [r.text for r in made]
         version = ann.post(
             "/v1/private/prompts/versions",
             json={"name": "ann-prompt", "version": {"template": "Hi {{ann}}"}},
@@ -291,6 +299,21 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
                 "/v1/private/datasets/items/delete",
                 json={"dataset_id": owned["dataset"], "items": []},
             ),
+            # Ann's trace, span and their scores: a delete of nothing, saying nothing.
+            ben.post(
+                f"/v1/private/traces/{owned['trace']}/feedback-scores/delete",
+                json={"name": "ann-score"},
+            ),
+            ben.post(
+                f"/v1/private/spans/{owned['span']}/feedback-scores/delete",
+                json={"name": "ann-score", "author": "ann"},
+            ),
+            ben.post("/v1/private/traces/delete", json={"ids": [owned["trace"]]}),
+            ben.post(
+                "/v1/private/traces/delete",
+                json={"ids": [owned["trace"]], "project_id": owned["project"]},
+            ),
+            ben.delete(f"/v1/private/traces/{owned['trace']}"),
         ]
 
     # An experiment of another workspace is not found by its PATCH, as on read.
@@ -298,7 +321,7 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
         c.text for c in collisions
     ]
     # A delete of what Ben does not own is a delete of nothing: 204, or 404 for a name.
-    assert [d.status_code for d in deleted] == [204, 204, 204, 404, 204, 204]
+    assert [d.status_code for d in deleted] == [204, 204, 204, 404, 204, 204] + [204] * 5
     assert [r.status_code for r in lookups] == [404, 404, 200]
     assert lookups[2].content == b""
     assert fingerprint(server.db, "one") == anns
@@ -309,6 +332,10 @@ def test_another_workspace_can_neither_read_nor_change_what_it_does_not_own(
             if path != "/v1/private/experiments/items/":
                 kind = ID_OF[path]
                 assert ann.get(path + owned[kind]).status_code == 200, kind
+        for kind in ("trace", "span"):  # with their spans and scores
+            record = ann.get(f"/v1/private/{kind}s/{owned[kind]}").json()
+            assert [s["name"] for s in record["feedback_scores"]] == ["ann-score"], kind
+        assert ann.get(f"/v1/private/traces/{owned['trace']}").json()["span_count"] == 1
         page = ann.get(f"/v1/private/datasets/{owned['dataset']}/items").json()
         assert [i["id"] for i in page["content"]] == [owned["dataset_item"]]
 

@@ -146,6 +146,21 @@ class Evaluation:
             body = {"ids": [item]}
             ok(await self.api.post(f"{EXPERIMENTS}/items/delete", json=body))
 
+    async def delete_trace(self) -> None:
+        # Its spans and scores go with it; an item naming it stays, and may get it back later.
+        if self.traces:
+            trace = self.rng.choice(self.traces)
+            self.traces.remove(trace)
+            self.scored = [(t, name) for t, name in self.scored if t != trace]
+            ok(await self.api.post(f"{TRACES}/delete", json={"ids": [trace]}))
+
+    async def delete_score(self) -> None:
+        if self.scored:
+            trace, name = self.rng.choice(self.scored)
+            self.scored.remove((trace, name))
+            body = {"name": name}
+            ok(await self.api.post(f"{TRACES}/{trace}/feedback-scores/delete", json=body))
+
     async def move_item(self) -> None:
         # The same item sent again, into another experiment.
         if self.items:
@@ -167,6 +182,8 @@ class Evaluation:
             self.score,
             self.delete_item,
             self.move_item,
+            self.delete_trace,
+            self.delete_score,
         ]
         await self.rng.choice(choices)()
 

@@ -224,6 +224,21 @@ class SqliteStore:
     async def score_spans(self, workspace: str, user: str, scores: Sequence[ScoreUpsert]) -> None:
         await traces.score_spans(self.db, workspace, user, scores)
 
+    async def delete_traces(
+        self, workspace: str, keys: Sequence[bytes], project_id: bytes | None
+    ) -> None:
+        await traces.delete_traces(self.db, workspace, keys, project_id)
+
+    async def delete_trace_score(
+        self, workspace: str, key: bytes, name: str, author: str | None
+    ) -> None:
+        await traces.delete_trace_score(self.db, workspace, key, name, author)
+
+    async def delete_span_score(
+        self, workspace: str, key: bytes, name: str, author: str | None
+    ) -> None:
+        await traces.delete_span_score(self.db, workspace, key, name, author)
+
     async def get_trace(self, workspace: str, key: bytes) -> Trace | None:
         return await trace_reads.get_trace(self.db, workspace, key)
 

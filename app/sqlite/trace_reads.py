@@ -14,7 +14,7 @@ from app import clock, ids
 from app.records import TraceQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
 from app.sqlite.experiments import raw_or_unset
-from app.sqlite.scores import TRACE_SCORES, read_scores, trace_score
+from app.sqlite.scores import TRACE_SCORES, read_scores, span_score, trace_score
 from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks
 from app.trace_payloads import Project, Trace
@@ -38,11 +38,12 @@ SELECT DISTINCT trace_id, provider FROM spans
 WHERE workspace = ? AND partial = 0 AND trace_id IN ({marks}) AND provider IS NOT NULL
 ORDER BY trace_id, provider
 """
-# The page of a search or of GET /traces and /spans: {table} is traces or spans, never input.
+# The page of a search or of GET /traces and /spans: {table} is traces or spans and {order}
+# one of the ORDER expressions below, never input. The id breaks ties, so a page is stable.
 SEARCH_PAGE = """
 SELECT t.id FROM {table} AS t
 WHERE t.workspace = ? AND t.project_id = ? AND t.id < ? AND t.partial = 0{conditions}
-ORDER BY t.id DESC LIMIT ? OFFSET ?
+ORDER BY {order}t.id DESC LIMIT ? OFFSET ?
 """
 SEARCH_COUNT = """
 SELECT count(*) FROM {table} AS t
@@ -55,6 +56,62 @@ _NAME_CONDITIONS = {
     "not_contains": "instr(lower(coalesce(t.name, '')), lower(?)) = 0",
     "starts_with": "substr(t.name, 1, length(:v)) = :v",
     "ends_with": "substr(t.name, -length(:v)) = :v",
+}
+# What `search` looks in (Opik's TRACE_SEARCH_CLAUSE and SPAN_SEARCH_CLAUSE, an ilike of
+# '%text%' on each): the text, lowercased, is a part of one of these, lowercased. The id is
+# matched on its hex digits, so that a part of its canonical text with dashes finds it too.
+_SEARCHED_TEXT = "instr(lower({column}), ?) > 0"
+_SEARCHED_ID = "instr(lower(hex({column})), ?) > 0"
+_SEARCHED_TAGS = "EXISTS (SELECT 1 FROM json_each(t.tags) AS g WHERE instr(lower(g.value), ?) > 0)"
+SEARCHED = {
+    "traces": (
+        ("t.id",), ("t.name", "t.input", "t.output", "t.metadata", "t.error_info", "t.thread_id")
+    ),
+    "spans": (
+        ("t.id", "t.trace_id"),
+        ("t.name", "coalesce(t.type, 'general')", "t.input", "t.output", "t.metadata", "t.model",
+         "t.provider"),
+    ),
+}  # fmt: skip
+_SPANS_OF_T = (
+    "FROM spans AS s WHERE s.workspace = t.workspace AND s.trace_id = t.id AND s.partial = 0"
+)
+# What a page sorts by (trace_payloads' TRACE_SORTABLE_BY and SPAN_SORTABLE_BY), each an
+# expression of `t`; `?` is the key of a `.*` field. Columns as stored: JSON text compares as
+# text, as Opik's String columns do.
+_COMMON_ORDER = {
+    "id": "t.id", "name": "t.name", "input": "t.input", "output": "t.output",
+    "metadata": "t.metadata", "start_time": "t.start_time", "end_time": "t.end_time",
+    "duration": "t.end_time - t.start_time", "ttft": "t.ttft", "tags": "t.tags",
+    "error_info": "t.error_info", "created_by": "t.created_by",
+}  # fmt: skip
+ORDER = {
+    "traces": {
+        **_COMMON_ORDER,
+        "thread_id": "t.thread_id",
+        "span_count": f"(SELECT count(*) {_SPANS_OF_T})",
+        "llm_span_count": f"(SELECT count(*) {_SPANS_OF_T} AND s.type = 'llm')",
+        "total_estimated_cost": f"(SELECT sum(s.total_estimated_cost) {_SPANS_OF_T})",
+        "usage.*": (
+            "(SELECT sum(u.value) FROM spans AS s, json_each(s.usage) AS u"
+            " WHERE s.workspace = t.workspace AND s.trace_id = t.id AND s.partial = 0"
+            " AND u.key = ?)"
+        ),
+        "feedback_scores.*": trace_score("t.id", "t.workspace"),
+    },
+    "spans": {
+        **_COMMON_ORDER,
+        "type": "coalesce(t.type, 'general')",
+        "trace_id": "t.trace_id",
+        "parent_span_id": "t.parent_span_id",
+        "created_at": "t.created_at",
+        "last_updated_at": "t.last_updated_at",
+        "model": "t.model",
+        "provider": "t.provider",
+        "total_estimated_cost": "t.total_estimated_cost",
+        "usage.*": "(SELECT u.value FROM json_each(t.usage) AS u WHERE u.key = ?)",
+        "feedback_scores.*": span_score("t.id", "t.workspace"),
+    },
 }
 PROJECT_COLUMNS = "id, name, created_at, created_by, last_updated_at, last_updated_by"
 PROJECT_BY_ID = f"SELECT {PROJECT_COLUMNS} FROM projects WHERE workspace = ? AND id = ?"
@@ -165,9 +222,9 @@ async def get_trace(db: Database, workspace: str, key: bytes) -> Trace | None:
     return found[0] if found else None
 
 
-def where(query: TraceQuery, score: str) -> tuple[str, list[object]]:
-    """The conditions of the query on `t`, each after AND, and their parameters; `score` is
-    the score of a name of `t` (scores.trace_score or span_score)."""
+def where(query: TraceQuery, table: str, score: str) -> tuple[str, list[object]]:
+    """The conditions of the query on `t`, a row of `table`, each after AND, and their
+    parameters; `score` is the score of a name of `t` (scores.trace_score or span_score)."""
     clauses: list[str] = []
     params: list[object] = []
     if query.trace_id is not None:
@@ -176,6 +233,22 @@ def where(query: TraceQuery, score: str) -> tuple[str, list[object]]:
     if query.span_type is not None:
         clauses.append("coalesce(t.type, 'general') = ?")  # a span without one reads general
         params.append(query.span_type)
+    if query.from_id is not None:
+        clauses.append("t.id >= ?")
+        params.append(query.from_id)
+    if query.to_id is not None:
+        clauses.append("t.id <= ?")
+        params.append(query.to_id)
+    if query.search is not None:
+        ids_in, texts_in = SEARCHED[table]
+        text = query.search.lower()
+        hex_text = text.replace("-", "")
+        held = [_SEARCHED_TEXT.format(column=c) for c in texts_in] + [_SEARCHED_TAGS]
+        params += [text] * (len(texts_in) + 1)
+        if hex_text and all(ch in "0123456789abcdef" for ch in hex_text):
+            held += [_SEARCHED_ID.format(column=c) for c in ids_in]
+            params += [hex_text] * len(ids_in)
+        clauses.append(f"({' OR '.join(held)})")
     for c in query.conditions:
         if c.field == "name":
             clause = _NAME_CONDITIONS[c.operator]
@@ -191,17 +264,24 @@ def where(query: TraceQuery, score: str) -> tuple[str, list[object]]:
 async def page_keys(
     db: Database, workspace: str, table: str, score: str, query: TraceQuery
 ) -> list[bytes]:
-    """The ids the query names, newest first."""
-    conditions, params = where(query, score)
-    sql = SEARCH_PAGE.format(table=table, conditions=conditions)
+    """The ids the query names, newest first or in its sort's order (NULLs last either way,
+    as ClickHouse sorts them), then newest first."""
+    conditions, params = where(query, table, score)
+    order, order_params = "", []
+    if query.sort is not None:
+        expression = ORDER[table][query.sort.field]
+        direction = "DESC" if query.sort.descending else "ASC"
+        order = f"{expression} {direction} NULLS LAST, "
+        order_params = [query.sort.key] * expression.count("?")
+    sql = SEARCH_PAGE.format(table=table, conditions=conditions, order=order)
     head = [workspace, query.project_id, query.before or LAST_KEY]
-    rows = await db.fetch_all(sql, [*head, *params, query.limit, query.offset])
+    rows = await db.fetch_all(sql, [*head, *params, *order_params, query.limit, query.offset])
     return [row[0] for row in rows]
 
 
 async def count(db: Database, workspace: str, table: str, score: str, query: TraceQuery) -> int:
     """How many rows the query's conditions match, cursor and page aside."""
-    conditions, params = where(query, score)
+    conditions, params = where(query, table, score)
     sql = SEARCH_COUNT.format(table=table, conditions=conditions)
     return int((await db.fetch_all(sql, [workspace, query.project_id, *params]))[0][0])
 

@@ -1,5 +1,6 @@
 """Trace and span writes: batches upserted newest-wins, PATCHes that may come before their
-create, and feedback scores; each one transaction (CONTRACT.md, "Datasets, traces, ...")."""
+create, feedback scores, and deletes of traces (with their spans and scores) and of scores;
+each one transaction (CONTRACT.md, "Datasets, traces, ...")."""
 
 import json
 from collections.abc import Sequence
@@ -186,3 +187,63 @@ async def score_spans(
     async with db.transaction() as conn:
         w = Write(conn, workspace, user)
         await _scores(w, scores, SPANS, SPAN_FEEDBACK_SCORES, "span_id", UPSERT_SPAN_SCORE)
+
+
+# A trace's delete takes its spans, their scores and its own scores with it, as Opik's
+# TraceDeletedListener does (feedbackScoreService.deleteByTraceIds, spanService.deleteByTraceIds);
+# with a project, only a trace of that project and its spans of it. The schema's triggers drop
+# the experiment summaries each removed row fed, in this transaction.
+_OF_PROJECT = " AND project_id = :project_id"
+_DELETE_TRACE = (
+    """DELETE FROM span_feedback_scores WHERE workspace = :workspace AND span_id IN (
+        SELECT id FROM spans WHERE workspace = :workspace AND trace_id = :id{project})""",
+    "DELETE FROM spans WHERE workspace = :workspace AND trace_id = :id{project}",
+    """DELETE FROM feedback_scores WHERE workspace = :workspace AND trace_id = :id{trace}""",
+    "DELETE FROM traces WHERE workspace = :workspace AND id = :id{project}",
+)
+_TRACE_OF_PROJECT = """ AND EXISTS (SELECT 1 FROM traces
+    WHERE id = :id AND workspace = :workspace AND project_id = :project_id)"""
+DELETE_TRACES = tuple(sql.format(project="", trace="") for sql in _DELETE_TRACE)
+DELETE_PROJECT_TRACES = tuple(
+    sql.format(project=_OF_PROJECT, trace=_TRACE_OF_PROJECT) for sql in _DELETE_TRACE
+)
+# {table} and {column} are FEEDBACK_SCORES' or SPAN_FEEDBACK_SCORES', never input.
+DELETE_SCORE = "DELETE FROM {table} WHERE workspace = ? AND {column} = ? AND name = ?"
+
+
+async def delete_traces(
+    db: Database, workspace: str, keys: Sequence[bytes], project_id: bytes | None
+) -> None:
+    async with db.transaction() as conn:
+        rows = [{"workspace": workspace, "id": key, "project_id": project_id} for key in keys]
+        for sql in DELETE_TRACES if project_id is None else DELETE_PROJECT_TRACES:
+            await conn.executemany(sql, rows)
+
+
+async def _delete_score(
+    db: Database,
+    table: Table,
+    column: str,
+    workspace: str,
+    key: bytes,
+    name: str,
+    author: str | None,
+) -> None:
+    sql = DELETE_SCORE.format(table=table.name, column=column)
+    params: tuple[object, ...] = (workspace, key, name)
+    if author is not None:
+        sql, params = f"{sql} AND author = ?", (*params, author)
+    async with db.transaction() as conn:
+        await conn.execute(sql, params)
+
+
+async def delete_trace_score(
+    db: Database, workspace: str, key: bytes, name: str, author: str | None
+) -> None:
+    await _delete_score(db, FEEDBACK_SCORES, "trace_id", workspace, key, name, author)
+
+
+async def delete_span_score(
+    db: Database, workspace: str, key: bytes, name: str, author: str | None
+) -> None:
+    await _delete_score(db, SPAN_FEEDBACK_SCORES, "span_id", workspace, key, name, author)
