@@ -18,7 +18,7 @@ import numpy as np
 from bench.data import BASE_MS, SCHEMA, uuid7_keys
 
 # Bump when the generated rows change, so cached files are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SCORES = ("equals_metric", "relevance")
 USAGE_KEYS = ("completion_tokens", "prompt_tokens", "total_tokens")
 PROJECT = "bench-find-project"
@@ -67,9 +67,9 @@ VALUES (?, 'default', ?, ?, ?, ?, ?, ?, ?, 'gpt-4o-mini', 'openai', ?, ?, 'exper
         'admin', ?, 'admin')
 """
 INSERT_SCORE = """
-INSERT INTO feedback_scores (trace_id, name, workspace, value, source, created_at, created_by,
-                             last_updated_at, last_updated_by)
-VALUES (?, ?, 'default', ?, 'sdk', ?, 'admin', ?, 'admin')
+INSERT INTO feedback_scores (trace_id, name, author, workspace, value, source, created_at,
+                             created_by, last_updated_at, last_updated_by)
+VALUES (?, ?, 'admin', 'default', ?, 'sdk', ?, 'admin', ?, 'admin')
 """
 
 
