@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.evaluation import EXPERIMENTS, IMAGE, SCRIPT, Evaluation, record
+from tests.evaluation import (
+    DIFFERING,
+    EXPERIMENTS,
+    IMAGE,
+    SCRIPT,
+    Evaluation,
+    record,
+    record_disagreements,
+)
 from tests.factories import sha
 from tests.running import running_server
 
@@ -174,6 +182,21 @@ def test_differences_only_leaves_out_the_items_where_all_agree(server: str) -> N
     assert "where the experiments differ" in alike.text
     assert "3 dataset items" in text_of(different.text)  # relevance differs on each
     assert 'data-testid="all-rows"' in different.text
+
+
+def _rows_of(answer: httpx.Response) -> list[str]:
+    """The dataset items a compare page shows, in order."""
+    return re.findall(r'href="/ui/items/([0-9a-f-]+)\?', answer.text)
+
+
+def test_differences_only_compares_outputs_and_each_scores_authors_average(server: str) -> None:
+    runs, items = record_disagreements(server)
+    every = get(server, compare_path(*runs))
+    different = get(server, compare_path(*runs, diff="1"))
+
+    assert sorted(_rows_of(every)) == sorted(items.values())
+    assert sorted(_rows_of(different)) == sorted(items[case] for case in DIFFERING)
+    assert f"{len(DIFFERING)} dataset items" in text_of(different.text)
 
 
 def test_compare_warns_when_the_experiments_are_on_different_datasets(
