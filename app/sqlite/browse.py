@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.dataset_payloads import Dataset
+from app.histograms import Histograms
 from app.records import batched
+from app.sqlite import summaries
 from app.sqlite.connection import Database
 from app.sqlite.datasets import _DATASET, _dataset
 from app.sqlite.span_reads import get_span
+from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
 from app.trace_payloads import Span
 
@@ -63,21 +66,6 @@ _DIFFER = """(count(*) < ? OR count(DISTINCT coalesce(c.output, '')) > 1
 SPANS_OF_TRACE = """
 SELECT id FROM spans WHERE workspace = ? AND trace_id = ? AND partial = 0
 ORDER BY start_time, id LIMIT ?
-"""
-# Only items whose trace is stored, as the aggregates count them (app/sqlite/summaries.py);
-# an item's value of a name is its authors' average.
-SCORE_VALUES = """
-SELECT i.experiment_id, f.name, avg(f.value) FROM experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks})
-GROUP BY i.id, f.name
-"""
-DURATIONS = """
-SELECT i.experiment_id, (t.end_time / 1000 - t.start_time / 1000) / 1000.0
-FROM experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks}) AND t.end_time IS NOT NULL
 """
 
 
@@ -136,19 +124,20 @@ async def trace_spans(db: Database, workspace: str, trace_id: bytes) -> list[Spa
     return [span for span in spans if span is not None]
 
 
-async def distributions(
-    db: Database, workspace: str, experiments: Sequence[bytes]
-) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
-    """Every feedback score's values per experiment and name, and the traces' durations in
-    milliseconds per experiment."""
-    scores: dict[bytes, dict[str, list[float]]] = {}
-    durations: dict[bytes, list[float]] = {}
+async def histograms(
+    db: Database, kept: Summaries, workspace: str, experiments: Sequence[bytes]
+) -> dict[bytes, Histograms]:
+    """Each experiment's histograms: those its kept summary holds, the others computed here,
+    on the reader, and `kept` keeps them (with the whole summary) for the next read."""
+    found: dict[bytes, Histograms] = {}
     for chunk in batched(experiments, _KEYS_PER_QUERY):
-        params = (workspace, *chunk)
-        for e, name, value in await db.fetch_all(
-            SCORE_VALUES.format(marks=marks(len(chunk))), params
-        ):
-            scores.setdefault(e, {}).setdefault(name, []).append(value)
-        for e, ms in await db.fetch_all(DURATIONS.format(marks=marks(len(chunk))), params):
-            durations.setdefault(e, []).append(ms)
-    return scores, durations
+        sql = summaries.KEPT.format(marks=marks(len(chunk)))
+        for key, blob in await db.fetch_all(sql, (workspace, *chunk)):
+            charts = summaries.decode(blob).histograms
+            if charts is not None:
+                found[key] = charts
+        missing = [key for key in chunk if key not in found]
+        if missing:
+            found |= await summaries.histograms(db.fetch_all, workspace, missing)
+            kept.keep(workspace, missing)
+    return found

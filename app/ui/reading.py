@@ -116,8 +116,7 @@ async def histograms(
     store: Store, workspace: str, experiments: Sequence[Experiment]
 ) -> list[charts.Metric]:
     keys = [(ids.parse(e.id) or b"", e.name) for e in experiments]
-    scores, durations = await store.distributions(workspace, [key for key, _ in keys])
-    return charts.metrics(keys, scores, durations)
+    return charts.metrics(keys, await store.histograms(workspace, [key for key, _ in keys]))
 
 
 def scores_of(item: FullItem) -> dict[str, FeedbackScore]:
