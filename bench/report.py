@@ -586,8 +586,9 @@ def _ui(results: Results) -> list[str]:
         f"{found['seconds']:g} s points, rounds in turns. At one connection wrk's latency is "
         "the server's time and a loopback round trip.",
         "",
-        "| page | goal | p50 per round | p99 per round | req/s per round | first requests |",
-        "| --- | ---: | --- | --- | --- | --- |",
+        "| page | goal | p50 per round | p99 per round | req/s per round | first requests "
+        "| others' CPU |",
+        "| --- | ---: | --- | --- | --- | --- | ---: |",
     ]
     for page in found["pages"].values():
         points = page["points"]
@@ -599,7 +600,7 @@ def _ui(results: Results) -> list[str]:
             + ", ".join(_latency(p, "p99") for p in points)
             + " | "
             + ", ".join(f"{p['rps']:,.1f}" for p in points)
-            + f" | {first} ms |"
+            + f" | {first} ms | {max(p['other_cpu_share'] for p in points):.0%} |"
         )
     return out
 
