@@ -20,9 +20,12 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.installed
 
-# `make run PORT=5174` serves on another port (EXPERIMENT_ITEMS_PORT works too).
+# `make run PORT=5174` serves on another port (EXPERIMENT_ITEMS_PORT works too). A database
+# that does not exist yet gets the demo evaluation first, so that http://127.0.0.1:5173/ has
+# something to show (serve --demo-if-new); one that exists is served as it is, never changed.
+# `make run DEMO=0` starts a new database empty.
 run: install
-	$(BIN)/experiment-items serve $(if $(PORT),--port $(PORT))
+	$(BIN)/experiment-items serve $(if $(filter 0,$(DEMO)),,--demo-if-new) $(if $(PORT),--port $(PORT))
 
 test: install
 	$(BIN)/pytest

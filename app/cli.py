@@ -214,7 +214,14 @@ def _serve_arguments(serve: _Parser) -> None:
         default=None,
         help="no log line per request (env EXPERIMENT_ITEMS_ACCESS_LOG=false)",
     )
-    serve.add_argument("--demo", action="store_true", help="load the demo data set first")
+    demo = serve.add_mutually_exclusive_group()
+    demo.add_argument("--demo", action="store_true", help="load the demo data set first")
+    demo.add_argument(
+        "--demo-if-new",
+        action="store_true",
+        help="load the demo data set first only when the database file does not exist yet, "
+        "so that a database with anything in it is served as it is (what `make run` does)",
+    )
     serve.set_defaults(run=run_serve)
 
 

@@ -62,8 +62,12 @@ def run_serve(args: argparse.Namespace) -> int:
     _check_port(settings.host, settings.port)
     # Creates or checks the database once, before any worker starts, so a bad file is one
     # clear line here rather than a traceback in every worker.
+    # --demo-if-new (make run) loads the demo only into a file it makes now: never into one
+    # that may hold the user's own data, and not again on the next start.
+    new = not settings.db.exists()
     with _explained(f"cannot open database {settings.db}", failure=UsageError):
-        loaded = asyncio.run(demo.load(settings.db)) if args.demo else None
+        wanted = args.demo or (args.demo_if_new and new)
+        loaded = asyncio.run(demo.load(settings.db)) if wanted else None
         if loaded is None:
             _open(settings.db)
     # Workers are new processes: they rebuild the settings from the environment, and inherit
@@ -71,7 +75,10 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ.update(config.to_env(settings))
     open_files = capacity.raise_open_files_limit()
     cap = capacity.connection_cap(open_files, settings.readers)
-    print(_banner(settings, loaded, open_files, cap), file=sys.stderr, flush=True)
+    note = None
+    if args.demo_if_new:
+        note = NEW_DEMO if loaded is not None else OLD_DATABASE
+    print(_banner(settings, loaded, open_files, cap, note), file=sys.stderr, flush=True)
     serving = uvicorn.Config(
         "app.main:app_from_env",
         factory=True,
@@ -155,14 +162,23 @@ def _open(path: Path) -> None:
     asyncio.run(open_and_close())
 
 
+# What --demo-if-new did, in the banner: how to start empty, or why nothing was loaded.
+NEW_DEMO = (
+    "loaded into this new database; to start empty instead, remove it and run "
+    "`make run DEMO=0` (or `experiment-items serve`)"
+)
+OLD_DATABASE = "not loaded: the database existed (`experiment-items demo` adds it anyway)"
+
+
 def _banner(
     settings: config.Settings,
     loaded: demo.Loaded | None,
     open_files: int | None,
     cap: int | None,
+    note: str | None = None,
 ) -> str:
     """What `serve` prints on start: where it listens and stores, how many connections it
-    takes, and a first request."""
+    takes, the web UI, and a first request."""
     base = _local_url(settings)
     auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
     lines = [
@@ -178,8 +194,12 @@ def _banner(
             f"  capacity   {cap:,} connections per worker, then 503 (open files limit "
             f"{open_files:,})"
         )
+    lines.append(f"  web UI     {base}/")
     if loaded is not None:
         lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
+    if note is not None:
+        lines.append(f"  demo note  {note}")
+    if loaded is not None:
         item_id = ids.to_str(loaded.first_item)
     else:
         item_id = ids.to_str(ids.uuid7())

@@ -20,6 +20,7 @@ from app.dataset_records import (
     PromptVersionRecord,
 )
 from app.experiment_payloads import Experiment, ScoreName
+from app.histograms import Histograms
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
@@ -294,10 +295,10 @@ class Store(Protocol):
     async def trace_spans(self, workspace: str, trace_id: bytes) -> list[Span]:
         """The trace's spans, earliest first."""
 
-    async def distributions(
+    async def histograms(
         self, workspace: str, experiments: Sequence[bytes]
-    ) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
-        """Each experiment's feedback score values by name, and its traces' durations (ms)."""
+    ) -> dict[bytes, Histograms]:
+        """Each experiment's histograms of its feedback scores and its traces' durations."""
 
     # Import
 

@@ -188,6 +188,16 @@ def goals(results: Results) -> list[Goal]:
             lambda v: v <= 2,
             "{:.2f}",
         ),
+        *(
+            _goal(
+                f"web UI {label}, p50 at 1 connection (median of rounds)",
+                f"<= {goal:.0f} ms",
+                p50,
+                lambda v, goal=goal: v <= goal,
+                "{:.1f} ms",
+            )
+            for label, goal, p50 in _ui_p50(results)
+        ),
         _goal(
             "bytes per item on disk, indexes included (worst file)",
             "<= 200",
@@ -234,6 +244,29 @@ def _find_p99(results: Results) -> tuple[float | None, float | None]:
         b / s if s and math.isfinite(s) else math.inf for b, s in zip(big, small, strict=True)
     ]
     return statistics.median(big), statistics.median(ratios)
+
+
+# The UI row's pages, for a results file that lacks them: their goals still show, unmeasured.
+UI_PAGES = {
+    "experiments": ("experiments page, a dataset of 1,000 experiments", 50.0),
+    "compare": ("compare page, 2 experiments x 1,000 items, first 50 rows", 100.0),
+}
+
+
+def _ui_p50(results: Results) -> list[tuple[str, float, float | None]]:
+    """Each UI page's label, goal in ms and median over rounds of its p50 in ms (None when
+    not measured; infinite when a round finished no request)."""
+    pages = results.get("ui", {}).get("pages", {})
+    found = []
+    for key, (label, goal) in UI_PAGES.items():
+        page = pages.get(key)
+        if not page:
+            found.append((label, goal, None))
+            continue
+        p50s = [p["latency_us"]["p50"] / 1000 if p["requests"] else math.inf
+                for p in page["points"]]  # fmt: skip
+        found.append((page["label"], page["goal_ms"], statistics.median(p50s)))
+    return found
 
 
 def _fmt(value: float | None, pattern: str = "{:,.0f}") -> str:
@@ -359,6 +392,7 @@ def markdown(results: Results) -> str:
     out += _batch_writes(results)
     out += _evaluate(results)
     out += _find(results)
+    out += _ui(results)
     out += [
         "",
         "## Machine and versions",
@@ -535,6 +569,39 @@ def _find(results: Results) -> list[str]:
     errors = sum(p["socket_errors"] for s in found["spaces"].values() for p in s["points"])
     if errors:
         out += ["", f"**{errors} requests timed out or failed** (wrk's socket errors)."]
+    return out
+
+
+def _ui(results: Results) -> list[str]:
+    found = results.get("ui")
+    if not found:
+        return []
+    out = [
+        "",
+        "## Web UI pages (issue 14)",
+        "",
+        f"Each page on its own server and workspace; {found['warmup_requests']} requests one "
+        f"at a time first (shown: their times; they fill the kept summaries), the page checked "
+        f"against the rows, then wrk at {found['connections']} connection, "
+        f"{found['seconds']:g} s points, rounds in turns. At one connection wrk's latency is "
+        "the server's time and a loopback round trip.",
+        "",
+        "| page | goal | p50 per round | p99 per round | req/s per round | first requests "
+        "| others' CPU |",
+        "| --- | ---: | --- | --- | --- | --- | ---: |",
+    ]
+    for page in found["pages"].values():
+        points = page["points"]
+        first = ", ".join(f"{t:,.0f}" for t in page["first_requests_ms"])
+        out.append(
+            f"| {page['label']} | {page['goal_ms']:.0f} ms | "
+            + ", ".join(_latency(p, "p50") for p in points)
+            + " | "
+            + ", ".join(_latency(p, "p99") for p in points)
+            + " | "
+            + ", ".join(f"{p['rps']:,.1f}" for p in points)
+            + f" | {first} ms | {max(p['other_cpu_share'] for p in points):.0%} |"
+        )
     return out
 
 

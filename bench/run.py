@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--quick] [--only ROW,...] [--seconds S] [--warmup S]
         [--connections 1,16,64,256] [--sizes 10000,1000000,10000000] [--write-items N]
         [--batch-records N] [--evaluate-items N] [--evaluate-rounds N]
-        [--find-items 1000,10] [--find-seconds S] [--find-rounds N]
+        [--find-items 1000,10] [--find-seconds S] [--find-rounds N] [--ui-rounds N]
         [--cold-starts N] [--cache-dir DIR] [--out DIR]
 
 Each target is one uvicorn worker (uvloop, httptools, no access log) pinned to core 0; wrk is
@@ -12,7 +12,8 @@ Starlette route), this service (GET hit, GET miss, GET with API keys on), peer A
 pydantic) and peer B (naive Starlette + msgspec). Every peer's answers are checked
 byte for byte against the service's before it is measured. Then the writes (POST /items,
 trace, span and dataset-item batches, each beside a raw executemany), `opik.evaluate` through
-the official SDK, and the experiment find page on a big and a small workspace.
+the official SDK, the experiment find page on a big and a small workspace, and the web UI's
+experiments and compare pages.
 
 --only         the rows to run, of ROWS (default: all); the others keep their figures from
                the results file already in --out
@@ -27,6 +28,7 @@ the official SDK, and the experiment find page on a big and a small workspace.
 --find-items   items per experiment of the find row's big and small workspace (default 1000,10)
 --find-seconds length of each find point (default --seconds); a slow page needs longer
 --find-rounds  find points per workspace, in turns (default 3)
+--ui-rounds    points per web UI page, in turns (default 3)
 --cold-starts  process starts timed per target (default 3)
 --quick        a smoke run of about two minutes: 2 s points, 1 s warm-up, no 10M database
 --cache-dir    where generated databases are kept (default ~/.cache/experiment-items-bench)
@@ -51,7 +53,19 @@ from typing import Any
 # `python bench/run.py` puts bench/ first on the path; the modules import as `bench.*`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import batches, data, evaluate, machine, report, servers, stream, workspace, writes, wrk
+from bench import (
+    batches,
+    data,
+    evaluate,
+    machine,
+    report,
+    servers,
+    stream,
+    ui,
+    workspace,
+    writes,
+    wrk,
+)
 from bench.servers import REPO, Reply, Server, Target
 from bench.writes import WriteRate
 
@@ -74,7 +88,7 @@ QUIET_BUDGET_SECONDS = 180.0
 HEADLINE_ROUNDS = 3
 WRITE_ROUNDS = 5
 # The rows `--only` picks from, in the order they run.
-ROWS = ("throughput", "sizes", "cold", "writes", "evaluate", "find")
+ROWS = ("throughput", "sizes", "cold", "writes", "evaluate", "find", "ui")
 # The find page (issue 12): 1000 experiments, the first page of 100 with every aggregate, at
 # 8 connections; requests before the measured ones let a server fill what it derives lazily.
 FIND_PATH = "/v1/private/experiments"
@@ -84,6 +98,10 @@ FIND_CONNECTIONS = 8
 FIND_WARMUP_REQUESTS = 5
 SETTLE_SECONDS = 300.0
 FIND_TIMEOUT_SECONDS = 120  # wrk's per request: aggregates read at request time take seconds
+# The web UI's pages (issue 14): one person looking, so one connection; the first requests
+# fill the experiments' kept summaries, as the find row's do.
+UI_CONNECTIONS = 1
+UI_WARMUP_REQUESTS = 5
 
 
 def log(message: str) -> None:
@@ -107,6 +125,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--find-items", type=ints, default=[1000, 10])
     parser.add_argument("--find-seconds", type=float)
     parser.add_argument("--find-rounds", type=int, default=3)
+    parser.add_argument("--ui-rounds", type=int, default=3)
     parser.add_argument("--cold-starts", type=int)
     parser.add_argument("--cache-dir", type=Path, default=data.cache_dir())
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -713,6 +732,69 @@ class Session:
             "p99_rounds_us": rounds,
         }
 
+    def ui(self) -> None:
+        """The web UI's experiments page and compare page (bench/ui.py), each on its own
+        server and a copy of its workspace: UI_WARMUP_REQUESTS requests one at a time (they
+        fill the kept summaries), the page checked, then --ui-rounds points in turns at one
+        connection. wrk's latency at one connection is the server's time plus a loopback
+        round trip."""
+        points: dict[str, list[dict[str, Any]]] = {key: [] for key in ui.SIZES}
+        first_ms: dict[str, list[float]] = {key: [] for key in ui.SIZES}
+        with ExitStack() as stack:
+            lives = {}
+            for key, (experiments, items) in ui.SIZES.items():
+                log(f"  {ui.LABELS[key]}: workspace of {experiments:,} x {items:,} items ...")
+                ws = workspace.workspace(experiments, items, self.options.cache_dir)
+                db = self.workdir / f"ui-{key}.db"
+                db.write_bytes(ws.db.read_bytes())
+                port = servers.free_port()
+                server = stack.enter_context(
+                    Server.uvicorn(service(db, ui.LABELS[key]), port, self.workdir, SERVER_CORE)
+                )
+                server.wait_for(port, "/is-alive/ping", HEADERS)
+                shown = ui.page(key, port, ws, HEADERS)
+                for _ in range(UI_WARMUP_REQUESTS):
+                    started = time.perf_counter()
+                    reply = servers.request(port, shown.url, headers=HEADERS)
+                    first_ms[key].append((time.perf_counter() - started) * 1000)
+                    if reply.status != 200:
+                        raise SystemExit(f"{shown.url} answered {reply.status}: {reply.body!r}")
+                wrong = ui.check(shown, reply.body)
+                if wrong:
+                    raise SystemExit(f"{ui.LABELS[key]} is wrong:\n  " + "\n  ".join(wrong))
+                log(
+                    f"  {ui.LABELS[key]}: first requests "
+                    + ", ".join(f"{t:,.0f}" for t in first_ms[key])
+                    + " ms; the page matches the rows"
+                )
+                lives[key] = Live(
+                    key, ui.LABELS[key], server, port, ui.write_query(shown, self.workdir),
+                    prefix=shown.path,
+                )  # fmt: skip
+            self.settling = [live.server for live in lives.values()]
+            for live in lives.values():
+                self.settle()
+                self.load(live, UI_CONNECTIONS, self.options.warmup)
+            for turn in range(self.options.ui_rounds):
+                order = list(lives) if turn % 2 == 0 else list(reversed(lives))
+                for key in order:
+                    points[key].append(self.measure(lives[key], UI_CONNECTIONS))
+            self.settling = []
+        self.results["ui"] = {
+            "connections": UI_CONNECTIONS,
+            "seconds": self.options.seconds,
+            "warmup_requests": UI_WARMUP_REQUESTS,
+            "pages": {
+                key: {
+                    "label": ui.LABELS[key],
+                    "goal_ms": ui.GOALS_MS[key],
+                    "first_requests_ms": first_ms[key],
+                    "points": points[key],
+                }
+                for key in ui.SIZES
+            },
+        }
+
 
 def check_answers(
     label: str, port: int, reference: dict[str, Reply], headers: dict[str, str]
@@ -739,6 +821,7 @@ ROW_KEYS = {
     "writes": ("writes", "batch_writes", "stream"),
     "evaluate": ("evaluate",),
     "find": ("find",),
+    "ui": ("ui",),
 }
 
 
@@ -818,6 +901,9 @@ def main(argv: Sequence[str]) -> int:
             elif row == "find":
                 log("experiment find page")
                 session.find()
+            elif row == "ui":
+                log("web UI pages")
+                session.ui()
             results["rows"][row] = {
                 "started": row_started,
                 "commit": commit,

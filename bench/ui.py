@@ -1,95 +1,84 @@
-"""The web UI's server time on the issue's two sizes (issue 14, "How fast"):
+"""The web UI's pages on issue 14's two sizes ("How fast"), for run.py's `ui` row:
 
-    .venv/bin/python bench/ui.py [--rounds 15]
+- the experiments page of a dataset with 1,000 experiments (goal: 50 ms), on the find row's
+  small workspace (1,000 experiments x 10 items, each with a trace, two spans and two scores);
+- the compare page of two experiments of 1,000 items each, its first page of 50 rows (goal:
+  100 ms), on a workspace of 2 x 1,000 built the same way (workspace.py).
 
-a dataset with 1,000 experiments (the experiments page, goal 50 ms) and two experiments of
-1,000 items each with traces, spans and scores (the compare page's first page, goal 100 ms;
-the page shows 20 rows, the goal names 50). One server, its access log's duration per
-request (server time, without the client), the median of `--rounds` requests per page. Not
-yet a row of `make bench`: it runs beside it, on its own database in a temporary folder.
+Each page is checked before it is measured: the right experiments and rows, so a page that
+is fast because it shows nothing fails the run instead.
 """
 
-import argparse
+import json
 import re
-import statistics
-import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from bench import servers, workspace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.factories import new_id
-from tests.running import running_server
-
-GOALS_MS = {"experiments page, 1,000 experiments": 50.0, "compare, 2 x 1,000 items": 100.0}
-_LOGGED = re.compile(r'"GET (\S+)" 200 ([0-9.]+) ms')
-
-
-def _record(client: httpx.Client) -> tuple[str, list[str]]:
-    items = [new_id() for _ in range(1000)]
-    data = [{"id": k, "source": "sdk", "data": {"q": f"question {n}"}} for n, k in enumerate(items)]
-    client.put("/datasets/items", json={"dataset_name": "big", "items": data}).raise_for_status()
-    runs = []
-    for e in range(2):
-        runs.append(new_id())
-        records = [
-            {
-                "dataset_item_id": k,
-                "trace": {
-                    "start_time": "2025-01-15T09:30:00Z",
-                    "end_time": "2025-01-15T09:30:01Z",
-                    "input": {"q": n},
-                    "output": {"a": (n + e) % 3},
-                },
-                "spans": [
-                    {
-                        "name": "llm",
-                        "type": "llm",
-                        "start_time": "2025-01-15T09:30:00Z",
-                        "total_estimated_cost": 0.001,
-                    }
-                ],
-                "feedback_scores": [{"name": "acc", "value": (n + e) % 2, "source": "sdk"}],
-            }
-            for n, k in enumerate(items)
-        ]
-        body = {"experiment_name": f"run {e}", "experiment_id": runs[-1], "dataset_name": "big",
-                "items": records}  # fmt: skip
-        client.put("/experiments/items/bulk", json=body).raise_for_status()
-    for e in range(998):
-        client.post("/experiments", json={"name": f"more {e}", "dataset_name": "big"})
-    dataset = client.post("/datasets/retrieve", json={"dataset_name": "big"}).json()["id"]
-    return str(dataset), runs
+# Page: (experiments, items per experiment) of its workspace, and its goal in ms.
+SIZES = {"experiments": (1000, 10), "compare": (2, 1000)}
+GOALS_MS = {"experiments": 50.0, "compare": 100.0}
+COMPARE_ROWS = 50
+LABELS = {
+    "experiments": "experiments page, a dataset of 1,000 experiments",
+    "compare": f"compare page, 2 experiments x 1,000 items, first {COMPARE_ROWS} rows",
+}
+_ROW = re.compile(r'href="/ui/items/[0-9a-f-]+\?')
+_EXPERIMENT_ROW = re.compile(r'href="/ui/experiments/[0-9a-f-]+"')
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        db, log = Path(scratch) / "ui.db", Path(scratch) / "ui.log"
-        with running_server(db, log=log) as url:
-            with httpx.Client(base_url=f"{url}/v1/private", timeout=120) as client:
-                dataset, runs = _record(client)
-            pages = {
-                "experiments page, 1,000 experiments": f"/ui/datasets/{dataset}",
-                "compare, 2 x 1,000 items": "/ui/compare?" + "&".join(
-                    f"experiments={key}" for key in runs),
-            }  # fmt: skip
-            for path in pages.values():
-                for _ in range(args.rounds):
-                    httpx.get(f"{url}{path}", timeout=120).raise_for_status()
-        logged: dict[str, list[float]] = {}
-        for path, ms in _LOGGED.findall(log.read_text()):
-            logged.setdefault(path, []).append(float(ms))
-    print("| page | median server time | goal |\n| --- | ---: | ---: |")
-    for label, path in pages.items():
-        median = statistics.median(logged[path.split("?")[0]][-args.rounds :])
-        print(f"| {label} | {median:.1f} ms | {GOALS_MS[label]:.0f} ms |")
-    return 0
+@dataclass(frozen=True)
+class Page:
+    key: str
+    path: str  # what wrk puts before the query
+    query: str  # the one line of wrk's ids file
+    ws: workspace.Workspace
+
+    @property
+    def url(self) -> str:
+        return self.path + self.query
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def page(key: str, port: int, ws: workspace.Workspace, headers: dict[str, str]) -> Page:
+    """The page `key` of the server at `port`, serving `ws`."""
+    if key == "experiments":
+        found = servers.request(
+            port,
+            "/v1/private/datasets/retrieve",
+            "POST",
+            json.dumps({"dataset_name": workspace.DATASET}).encode(),
+            {**headers, "Content-Type": "application/json"},
+        )
+        if found.status != 200:
+            raise SystemExit(f"the UI row's dataset: {found.status} {found.body[:200]!r}")
+        return Page(key, f"/ui/datasets/{json.loads(found.body)['id']}", "?page=1", ws)
+    runs = "&".join(f"experiments={e}" for e in sorted(ws.expected))
+    return Page(key, "/ui/compare", f"?{runs}&size={COMPARE_ROWS}", ws)
+
+
+def check(shown: Page, body: bytes) -> list[str]:
+    """What the page shows wrongly; empty when it shows what its workspace holds."""
+    text = body.decode()
+    experiments, items = SIZES[shown.key]
+    wrong = []
+    if shown.key == "experiments":
+        rows = len(_EXPERIMENT_ROW.findall(text))
+        if rows != 25 or f"{experiments} experiments" not in text:
+            wrong.append(f"{rows} experiment rows; 25 of {experiments} expected")
+        newest = sorted(shown.ws.expected, reverse=True)[0]
+        if f"/ui/experiments/{newest}" not in text:
+            wrong.append("the newest experiment is not on the first page")
+    else:
+        rows = len(_ROW.findall(text))
+        if rows != COMPARE_ROWS or f"{items} dataset items" not in text:
+            wrong.append(f"{rows} compare rows; {COMPARE_ROWS} of {items} expected")
+        if "<svg" not in text:
+            wrong.append("no histograms")
+    return wrong
+
+
+def write_query(shown: Page, folder: Path) -> Path:
+    path = folder / f"ui-{shown.key}.txt"
+    path.write_text(shown.query + "\n")
+    return path

@@ -115,3 +115,51 @@ def _record(e: int, d: int, key: str, question: str, hostile: bool) -> dict[str,
         ],
         "feedback_scores": scores,
     }
+
+
+# Two experiments over one dataset item per case: their outputs, and each one's scores of `q`
+# by author. The compare page's "differences only" keeps the cases of DIFFERING.
+DISAGREEMENTS: dict[str, tuple[str, str, dict[str, float], dict[str, float]]] = {
+    "authors differ, averages agree": ("same", "same", {"ann": 0, "bob": 1}, {"ann": 0.5}),
+    "averages differ": ("same", "same", {"ann": 1}, {"ann": 1, "bob": 0}),
+    "outputs differ": ("one", "other", {"ann": 1}, {"ann": 1}),
+    "all agree": ("same", "same", {"ann": 1, "bob": 1}, {"bob": 1}),
+}
+DIFFERING = ("averages differ", "outputs differ")
+
+
+def record_disagreements(url: str, dataset: str = "authors") -> tuple[list[str], dict[str, str]]:
+    """Stores DISAGREEMENTS: the two experiments' ids, and the dataset item of each case."""
+    items = {case: new_id() for case in DISAGREEMENTS}
+    runs = [new_id(), new_id()]
+    with httpx.Client(base_url=f"{url}/v1/private") as client:
+        data = [{"id": key, "source": "sdk", "data": {"q": case}} for case, key in items.items()]
+        answer = client.put("/datasets/items", json={"dataset_name": dataset, "items": data})
+        assert answer.status_code == 204, answer.text
+        scores = []
+        for e, run in enumerate(runs):
+            records = []
+            for case, (out_a, out_b, by_a, by_b) in DISAGREEMENTS.items():
+                trace = new_id()
+                output = {"answer": (out_a, out_b)[e]}
+                records.append(
+                    {
+                        "dataset_item_id": items[case],
+                        "trace": {
+                            "id": trace,
+                            "start_time": "2025-01-15T09:30:00Z",
+                            "output": output,
+                        },
+                    }
+                )
+                scores += [
+                    {"id": trace, "name": "q", "value": value, "source": "sdk", "author": author}
+                    for author, value in (by_a, by_b)[e].items()
+                ]  # fmt: skip
+            body = {"experiment_name": f"{dataset} {e}", "experiment_id": run,
+                    "dataset_name": dataset, "items": records}  # fmt: skip
+            answer = client.put("/experiments/items/bulk", json=body)
+            assert answer.status_code == 204, answer.text
+        answer = client.put("/traces/feedback-scores", json={"scores": scores})
+        assert answer.status_code == 204, answer.text
+    return runs, items

@@ -11,11 +11,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from app import demo
 from app.sqlite.connection import SCHEMA_VERSION
 from tests.command import run
 from tests.running import running_server
 
 COMMANDS = ("serve", "backup", "restore", "stats", "demo")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_help_lists_every_command_and_the_exit_codes() -> None:
@@ -122,6 +124,55 @@ def test_serve_with_the_demo_serves_its_items(tmp_path: Path) -> None:
 
     assert banner["demo"] == "60 items in workspace default"
     assert read.status_code == 200
+
+
+def _experiment_names(url: str) -> list[str]:
+    answer = httpx.get(f"{url}/v1/private/experiments", params={"size": 100})
+    assert answer.status_code == 200
+    return sorted(e["name"] for e in answer.json()["content"])
+
+
+def test_demo_if_new_fills_a_new_database_once_and_never_an_existing_one(
+    tmp_path: Path,
+) -> None:
+    new, log = tmp_path / "new.db", tmp_path / "server.log"
+    with running_server(new, "--demo-if-new", log=log) as url:
+        first = dict(_banner_lines(log.read_text()))
+        loaded = _experiment_names(url)
+        home = httpx.get(f"{url}/")
+    with running_server(new, "--demo-if-new", log=log) as url:
+        second = dict(_banner_lines(log.read_text()))
+        again = _experiment_names(url)
+    mine = tmp_path / "mine.db"
+    with running_server(mine) as url:
+        body = {"name": "my own run", "dataset_name": "mine"}
+        assert httpx.post(f"{url}/v1/private/experiments", json=body).status_code == 201
+    with running_server(mine, "--demo-if-new", log=log) as url:
+        kept = _experiment_names(url)
+
+    assert loaded == sorted(demo.EXPERIMENTS)
+    assert first["demo"] == "60 items in workspace default"
+    assert "make run DEMO=0" in first["demo note"]
+    assert first["web UI"].startswith("http://127.0.0.1:")
+    assert demo.DATASET in home.text  # what `make run` then opening / shows
+    assert again == loaded  # not loaded twice
+    assert "demo" not in second
+    assert second["demo note"].startswith("not loaded: the database existed")
+    assert kept == ["my own run"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_loads_the_demo_only_into_a_new_database_unless_told_not_to() -> None:
+    def dry_run(*args: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "run", *args], cwd=REPO, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    made, empty = dry_run(), dry_run("DEMO=0")
+
+    assert "experiment-items serve --demo-if-new" in made
+    assert "--demo" not in empty
 
 
 def test_every_id_the_demo_prints_reads_back_over_http(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ SKIPPED_BLOCKS = {
 SKIPPED_LINES = {
     "make run": "serves until stopped",
     "experiment-items serve --demo": "serves until stopped",
+    "experiment-items serve --demo-if-new": "serves until stopped",
 }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -33,6 +34,7 @@ from app.errors import ApiError
 from app.item_filters import parse_item_filters
 from app.main import create_app
 from app.openapi import document
+from tests.evaluation import record as record_evaluation
 from tests.factories import batch, item
 from tests.soak.harness import SOAK, Commits, Server, report, scaled
 
@@ -370,3 +372,82 @@ def test_any_json_body_is_answered_below_500_and_a_refusal_changes_nothing(
                 )
 
         post()
+
+
+# --- The web UI's pages (app/ui/): not in the OpenAPI document, so drawn here -------------
+
+UI_PARAMETERS = ("page", "size", "sort", "dir", "q", "diff", "baseline", "experiments")
+UI_SORTS = ("name", "created_at", "duration.p50", "feedback_scores.correct", "feedback_scores.")
+# Any bytes, percent-encoded: invalid UTF-8, NUL and control characters included.
+raw_values = st.binary(max_size=12).map(lambda b: "".join(f"%{byte:02X}" for byte in b))
+
+
+@pytest.fixture(scope="module")
+def ui_pages(server: Server) -> list[str]:
+    """The pages of a recorded evaluation, with real ids, so that a case reaches the
+    parameters rather than stopping at a 404."""
+    e = record_evaluation(server.url, items=2)
+    keys = list(e.experiments.values())
+    return [
+        "/",
+        f"/ui/datasets/{e.dataset_id}",
+        f"/ui/experiments/{keys[0]}",
+        f"/ui/compare?experiments={keys[0]}&experiments={keys[1]}",
+        f"/ui/items/{e.dataset_items[0]}?experiments={keys[0]}",
+    ]
+
+
+@given(data=st.data())
+@settings(max_examples=EXAMPLES * 8, deadline=None, database=None, derandomize=not SOAK)
+def _ui_case(data: st.DataObject, client: httpx.Client, pages: list[str]) -> None:
+    path = data.draw(st.sampled_from(pages))
+    names = st.sampled_from(UI_PARAMETERS) | st.text(max_size=8)
+    values = (
+        st.text(max_size=30)
+        | st.integers(-5, 10**30).map(str)
+        | st.sampled_from(UI_SORTS)
+        | uuid_texts
+        | st.sampled_from(["", "0", "1", "asc", "desc", "²", "1e3", " 2", "0x10", "-1"])
+    )
+    pairs = data.draw(st.lists(st.tuples(names, values), max_size=5))
+    query = "&".join(
+        [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs]
+        + [
+            f"{quote(k, safe='')}={v}"
+            for k, v in data.draw(st.lists(st.tuples(names, raw_values), max_size=2))
+        ]
+    )
+    cookie = data.draw(st.sampled_from(["", "default", "x" * 300, "w\u00e9", "a b;c"]))
+    target = path + ("&" if "?" in path else "?") + query
+    response = client.get(target, headers={"Cookie": f"ei_workspace={quote(cookie)}"})
+    CASES["UI pages, any query"] = CASES.get("UI pages, any query", 0) + 1
+    assert response.status_code in (200, 400, 404), (target, response.status_code)
+    assert response.headers["content-type"].startswith("text/html"), target
+    if response.status_code == 400:
+        assert 'data-testid="error"' in response.text, target
+
+
+def test_any_query_of_a_ui_page_is_answered_with_a_page_never_a_5xx(
+    server: Server, ui_pages: list[str]
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        _ui_case(client=client, pages=ui_pages)
+
+
+@pytest.mark.parametrize("path", ["/ui/login", "/ui/logout", "/ui/workspace"])
+def test_any_body_of_a_ui_form_is_answered_below_500(server: Server, path: str) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+
+        @given(body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+        @settings(max_examples=EXAMPLES * 4, deadline=None, database=None, derandomize=not SOAK)
+        def post(body: bytes) -> None:
+            kind = "application/x-www-form-urlencoded"
+            response = client.post(path, content=body, headers={"Content-Type": kind})
+            CASES["UI forms, any body"] = CASES.get("UI forms, any body", 0) + 1
+            assert response.status_code in (303, 400, 403), response.text
+
+        post()
+        many = "&".join(f"f{n}=1" for n in range(20)).encode()
+        answer = client.post(path, content=many)
+        assert answer.status_code == 400
+        assert "too many fields" in answer.text

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.evaluation import record
 from tests.factories import new_id, sha
 from tests.soak.harness import Server, fingerprint
 
@@ -350,3 +351,91 @@ def test_keys_never_reach_the_log(
     assert "request_id=" in log  # the access log is on
     for secret in (ANN_KEY, BEN_KEY, ANN_KEY[:-1], sha(ANN_KEY), sha(BEN_KEY)):
         assert secret not in log
+
+
+# Ben's things that no page of Ann's may ever show.
+BEN_MARKS = ("ben-ui-secret", "ben secret run", "BEN-SECRET", "ben-secret-span", "ben-secret")
+
+
+def test_with_one_workspaces_key_in_the_cookie_no_page_shows_anything_of_another(
+    server: Server,
+) -> None:
+    mine = record(server.url, ANN, dataset="ann-ui", experiments=("ann ui a", "ann ui b"),
+                  items=2, hostile=False)  # fmt: skip
+    ben_trace, ben_item, ben_run = new_id(), new_id(), new_id()
+    with httpx.Client(base_url=f"{server.url}/v1/private", headers=BEN) as ben:
+        body = {
+            "dataset_name": "ben-ui-secret",
+            "items": [{"id": ben_item, "source": "sdk", "data": {"q": "BEN-SECRET-Q"}}],
+        }
+        assert ben.put("/datasets/items", json=body).status_code == 204
+        trace = {
+            "id": ben_trace,
+            "start_time": START,
+            "input": {"q": "BEN-SECRET-INPUT"},
+            "output": {"a": "BEN-SECRET-OUTPUT"},
+        }
+        run = {"experiment_name": "ben secret run", "experiment_id": ben_run,
+               "dataset_name": "ben-ui-secret",
+               "items": [{"dataset_item_id": ben_item, "trace": trace,
+                          "spans": [{"name": "ben-secret-span", "type": "llm",
+                                     "start_time": START}],
+                          "feedback_scores": [{"name": "ben-secret-score", "value": 1,
+                                               "source": "sdk"}]}]}  # fmt: skip
+        assert ben.put("/experiments/items/bulk", json=run).status_code == 204
+        ben_dataset = ben.post("/datasets/retrieve", json={"dataset_name": "ben-ui-secret"})
+    ann_runs = list(mine.experiments.values())
+    # Ann's experiment names Ben's trace in an item of its own: ids are global, rows are not.
+    stray = new_id()
+    with httpx.Client(base_url=server.url, headers=ANN) as ann:
+        item = {"id": new_id(), "experiment_id": ann_runs[0], "dataset_item_id": stray,
+                "trace_id": ben_trace, "project_name": "support-bot"}  # fmt: skip
+        assert ann.post(ITEMS, json={"experiment_items": [item]}).status_code == 204
+    theirs = {
+        "dataset": ben_dataset.json()["id"],
+        "experiment": ben_run,
+        "dataset item": ben_item,
+        "trace": ben_trace,
+    }
+    two = "&".join(f"experiments={key}" for key in ann_runs)
+    with httpx.Client(base_url=server.url, timeout=30) as page:
+        assert page.post("/ui/login", data={"key": ANN_KEY}).status_code == 303
+        # Whatever else the request says (Ben's key, his workspace), the cookie decides.
+        page.headers.update({"Authorization": BEN_KEY, "Comet-Workspace": "two"})
+        foreign = {
+            f"/ui/datasets/{theirs['dataset']}",
+            f"/ui/experiments/{ben_run}",
+            f"/ui/compare?experiments={ben_run}&experiments={ann_runs[0]}",
+            f"/ui/compare?experiments={ann_runs[0]}&experiments={ben_run}&baseline={ben_run}",
+            f"/ui/items/{ben_item}?experiments={ben_run}",
+            f"/ui/items/{ben_item}?experiments={ann_runs[0]}",
+            f"/ui/items/{mine.dataset_items[0]}?experiments={ben_run}",
+            *(f"/ui/{kind}/{key}" for kind in ("datasets", "experiments")
+              for key in theirs.values()),
+            *(f"/ui/items/{key}?experiments={ann_runs[0]}" for key in theirs.values()),
+        }  # fmt: skip
+        own = [
+            "/",
+            f"/ui/datasets/{mine.dataset_id}",
+            *(f"/ui/experiments/{key}" for key in ann_runs),
+            f"/ui/compare?{two}",
+            f"/ui/compare?{two}&diff=1",
+            f"/ui/compare?{two}&q=secret",
+            f"/ui/items/{mine.dataset_items[0]}?{two}",
+            f"/ui/items/{stray}?{two}",  # the item that names Ben's trace
+        ]
+        answers = {path: page.get(path) for path in [*sorted(foreign), *own]}
+    with httpx.Client(base_url=server.url) as page:  # the control: Ben sees his own
+        assert page.post("/ui/login", data={"key": BEN_KEY}).status_code == 303
+        bens = page.get(f"/ui/items/{ben_item}?experiments={ben_run}").text
+
+    assert all(mark in bens for mark in BEN_MARKS if mark != "ben-ui-secret")
+    for path in foreign:
+        assert answers[path].status_code == 404, path
+    for path in own:
+        assert answers[path].status_code == 200, path
+    for path, answer in answers.items():
+        for mark in BEN_MARKS:
+            assert mark not in answer.text, (path, mark)
+    assert "ann-ui" in answers["/"].text
+    assert "Its trace is not stored here." in answers[f"/ui/items/{stray}?{two}"].text

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app import ids
 from app.config import Settings
 from app.main import create_app
-from app.sqlite import SqliteStore
+from app.sqlite import SqliteStore, summaries
 from app.sqlite.connection import Database
 from tests.factories import new_id
 
@@ -404,3 +405,33 @@ async def test_find_sorts_and_filters_the_same_by_kept_summaries_as_by_live_ones
                 "(SELECT experiment_id FROM experiment_summaries LIMIT 3)"
             )
         assert await found(**query) == live, query
+
+
+async def test_histograms_are_kept_with_the_summary_and_emptied_with_it(
+    store: SqliteStore, api: httpx.AsyncClient, db_path: Path
+) -> None:
+    experiment, trace = new_id(), new_id()
+    item = {"dataset_item_id": new_id(), "trace": {"id": trace, "start_time": instant(0),
+            "end_time": instant(2)}, "feedback_scores": [{"name": "q", "value": 0.25,
+            "source": "sdk"}]}  # fmt: skip
+    body = {"experiment_name": "h", "experiment_id": experiment, "dataset_name": "qa",
+            "items": [item]}  # fmt: skip
+    ok(await api.put("/v1/private/experiments/items/bulk", json=body))
+    key = ids.parse(experiment)
+    assert key is not None
+
+    first = await store.histograms("default", [key])  # computed on the reader, then kept
+    await store.summaries.idle()
+    blob = kept(db_path)[key.hex()]
+    score = {"id": trace, "name": "q", "value": 0.75, "source": "sdk"}
+    ok(await api.put(f"{TRACES}/feedback-scores", json={"scores": [score]}))
+    emptied = kept(db_path)
+    after = await store.histograms("default", [key])
+
+    assert first[key].scores["q"].total == 0.25
+    assert summaries.decode(blob).histograms == first[key]
+    duration = first[key].duration
+    assert duration is not None
+    assert duration.total == 2000.0
+    assert key.hex() not in emptied  # the score changed what it counts
+    assert after[key].scores["q"].total == 0.75

@@ -10,7 +10,16 @@ import pytest
 
 from app import demo
 from tests.cdp import CHROMIUM, Page, browser_page
-from tests.evaluation import EXPERIMENTS, IMAGE, SCRIPT, Evaluation, record
+from tests.evaluation import (
+    DIFFERING,
+    DISAGREEMENTS,
+    EXPERIMENTS,
+    IMAGE,
+    SCRIPT,
+    Evaluation,
+    record,
+    record_disagreements,
+)
 from tests.factories import sha
 from tests.running import running_server
 
@@ -96,6 +105,26 @@ def test_stored_markup_shows_as_text_and_never_runs(
         assert SCRIPT in shown, view  # the stored text, as text
         assert IMAGE in shown or "onerror" in shown, view
         assert page.errors() == [], view
+
+
+def test_the_differences_only_switch_keeps_the_items_where_experiments_differ(
+    server: str, page: Page, folder: Path
+) -> None:
+    runs, _ = record_disagreements(server)
+    page.load(f"{server}/ui/compare?experiments={runs[0]}&experiments={runs[1]}")
+    every = page.evaluate("document.querySelectorAll('[data-testid=rows] tbody tr').length")
+    page.evaluate("document.querySelector('form.filter input[name=diff]').checked = true")
+    page.submit("form.filter")
+    page.screenshot(folder / "differences.png")
+    shown = page.text()
+    rows = page.evaluate("document.querySelectorAll('[data-testid=rows] tbody tr').length")
+
+    assert every == len(DISAGREEMENTS)
+    assert rows == len(DIFFERING)
+    for case in DISAGREEMENTS:
+        assert (case in shown) == (case in DIFFERING), case
+    assert page.evaluate("document.querySelector('input[name=diff]').checked") is True
+    assert page.errors() == []
 
 
 def test_a_key_typed_into_the_form_opens_its_workspace_in_an_httponly_cookie(

@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.evaluation import EXPERIMENTS, IMAGE, SCRIPT, Evaluation, record
+from tests.evaluation import (
+    DIFFERING,
+    EXPERIMENTS,
+    IMAGE,
+    SCRIPT,
+    Evaluation,
+    record,
+    record_disagreements,
+)
 from tests.factories import sha
 from tests.running import running_server
 
@@ -176,6 +184,21 @@ def test_differences_only_leaves_out_the_items_where_all_agree(server: str) -> N
     assert 'data-testid="all-rows"' in different.text
 
 
+def _rows_of(answer: httpx.Response) -> list[str]:
+    """The dataset items a compare page shows, in order."""
+    return re.findall(r'href="/ui/items/([0-9a-f-]+)\?', answer.text)
+
+
+def test_differences_only_compares_outputs_and_each_scores_authors_average(server: str) -> None:
+    runs, items = record_disagreements(server)
+    every = get(server, compare_path(*runs))
+    different = get(server, compare_path(*runs, diff="1"))
+
+    assert sorted(_rows_of(every)) == sorted(items.values())
+    assert sorted(_rows_of(different)) == sorted(items[case] for case in DIFFERING)
+    assert f"{len(DIFFERING)} dataset items" in text_of(different.text)
+
+
 def test_compare_warns_when_the_experiments_are_on_different_datasets(
     server: str, evaluation: Evaluation
 ) -> None:
@@ -197,6 +220,64 @@ def test_compare_needs_two_experiments_of_the_workspace(
     assert get(server, compare_path(one)).status_code == 400
     assert get(server, compare_path(one, theirs)).status_code == 404
     assert get(server, compare_path(one, "not-an-id")).status_code == 400
+
+
+# A query parameter a page cannot take, and what its 400 page says (the part that names it).
+BAD_QUERIES = [
+    ("dataset", "page=0", "page: a whole number from 1"),
+    ("dataset", "page=%C2%B2", "page: a whole number"),  # "²": a digit to str.isdigit()
+    ("dataset", "page=" + "1" * 5000, "page: a whole number"),
+    ("dataset", "page=-1", "page: a whole number"),
+    ("dataset", "size=101", "size: a whole number from 1 to 100"),
+    ("dataset", "size=ten", "size: a whole number"),
+    ("dataset", "sort=password", "sort: one of name"),
+    ("dataset", "sort=feedback_scores.", "sort: feedback_scores.NAME"),
+    ("dataset", "dir=sideways", "dir: asc or desc"),
+    ("dataset", "q=" + "x" * 201, "q: at most 200 characters"),
+    ("experiment", "page=1.5", "page: a whole number"),
+    ("experiment", "q=" + "y" * 300, "q: at most 200 characters"),
+    ("compare", "experiments=not-an-id", "experiments: “not-an-id” is not an experiment id"),
+    ("compare", "baseline=not-an-id", "baseline: the id of one of the experiments"),
+    ("compare", "baseline=0190f5b4-7c1a-7000-8000-00000000000b", "baseline: the id of one"),
+    ("compare", "diff=yes", "diff: 1 or 0"),
+    ("compare", "size=0", "size: a whole number"),
+    ("compare", "experiments=" + ",".join(f"0190f5b4-7c1a-7000-8000-0000000000{n:02x}"
+                                          for n in range(9)), "experiments: at most 8"),
+    ("item", "experiments=%00", "is not an experiment id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("view", "query", "message"), BAD_QUERIES)
+def test_a_parameter_a_page_cannot_take_is_a_400_page_that_names_it(
+    server: str, evaluation: Evaluation, view: str, query: str, message: str
+) -> None:
+    keys = [evaluation.experiments[n] for n in EXPERIMENTS]
+    paths = {
+        "dataset": f"/ui/datasets/{evaluation.dataset_id}?",
+        "experiment": f"/ui/experiments/{keys[0]}?",
+        "compare": compare_path(*keys) + "&",
+        "item": f"/ui/items/{evaluation.dataset_items[0]}?experiments={keys[0]}&",
+    }
+    answer = get(server, paths[view] + query)
+
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert message in answer.text.replace("&amp;", "&")
+
+
+def test_the_parameters_a_page_takes_keep_their_meaning(
+    server: str, evaluation: Evaluation
+) -> None:
+    keys = [evaluation.experiments[n] for n in EXPERIMENTS]
+    base = f"/ui/datasets/{evaluation.dataset_id}"
+    two = get(server, f"{base}?size=2&page=1&sort=name&dir=asc&q=")
+    compared = get(server, compare_path(*keys, size="2", diff="0", baseline=keys[1]))
+
+    assert two.status_code == 200
+    assert "page 1 of 2 · 3 experiments" in text_of(two.text)
+    assert compared.status_code == 200
+    assert "page 1 of 3 · 6 dataset items" in text_of(compared.text)
 
 
 def test_an_item_page_shows_each_output_its_reasons_and_its_spans(

@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.dataset_payloads import Dataset
+from app.histograms import Histograms
 from app.records import batched
+from app.sqlite import summaries
 from app.sqlite.connection import Database
 from app.sqlite.datasets import _DATASET, _dataset
 from app.sqlite.span_reads import get_span
+from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
 from app.trace_payloads import Span
 
@@ -25,47 +28,44 @@ SELECT workspace FROM datasets UNION SELECT workspace FROM experiments ORDER BY 
 # newest dataset: where the last run went is on top.
 DATASETS = _DATASET + "WHERE d.workspace = ? ORDER BY 14 DESC, 1 DESC LIMIT ?"
 
-# The dataset items some experiments have items for, as app/sqlite/compare.py pages them,
-# narrowed to those whose input, output or dataset item hold a text (ASCII case ignored)...
-_MATCHING = """
-SELECT i.dataset_item_id FROM experiment_items AS i
-LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-LEFT JOIN dataset_items AS d ON d.id = i.dataset_item_id AND d.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks}){text}
-GROUP BY i.dataset_item_id{having}
+# The dataset items some experiments have items for, as app/sqlite/compare.py pages them, as
+# the page shows them: per dataset item and experiment one cell, its first item (the smallest
+# id, as rows_of orders them) with its trace's input and output...
+_CELLS = """
+WITH shown AS (
+    SELECT dataset_item_id AS d, experiment_id AS e, min(id) AS item FROM experiment_items
+    WHERE workspace = ? AND experiment_id IN ({marks}) GROUP BY dataset_item_id, experiment_id
+), cells AS (
+    SELECT s.d AS d, t.input AS input, t.output AS output{scores}
+    FROM shown AS s JOIN experiment_items AS i ON i.id = s.item
+    LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+)
+SELECT c.d, count(*) OVER () FROM cells AS c{join}
+GROUP BY c.d HAVING {having}
+ORDER BY c.d DESC LIMIT ? OFFSET ?
 """
-_TEXT = """ AND (instr(lower(coalesce(t.input, '')), lower(?)) > 0
-  OR instr(lower(coalesce(t.output, '')), lower(?)) > 0
-  OR instr(lower(coalesce(d.data, '')), lower(?)) > 0)"""
-# ...or to those where the experiments differ: one lacks an item, the outputs are not all the
-# same, or a score is missing from one or takes different values.
-_DIFFERENT = """
-HAVING count(DISTINCT i.experiment_id) < ? OR count(DISTINCT coalesce(t.output, '')) > 1
-  OR EXISTS (
-    SELECT 1 FROM experiment_items AS j
-    JOIN feedback_scores AS f ON f.trace_id = j.trace_id AND f.workspace = j.workspace
-    WHERE j.workspace = i.workspace AND j.dataset_item_id = i.dataset_item_id
-      AND j.experiment_id IN ({marks})
-    GROUP BY f.name HAVING count(DISTINCT f.value) > 1 OR count(DISTINCT j.experiment_id) < ?)
-"""
+# ...and, for the differences, each score of a name as the cell shows it: its authors' average
+# to 4 significant digits (app/ui/render.py's `number`), of a stored trace only.
+_CELL_SCORES = """,
+    CASE WHEN t.id IS NOT NULL THEN (
+        SELECT json_group_array(json_array(name, value)) FROM (
+            SELECT f.name AS name, printf('%.4g', avg(f.value)) AS value FROM feedback_scores AS f
+            WHERE f.trace_id = i.trace_id AND f.workspace = i.workspace
+            GROUP BY f.name ORDER BY f.name)
+    ) END AS scores"""
+_DATASET_ITEM = """
+LEFT JOIN dataset_items AS di ON di.id = c.d AND di.workspace = ?"""
+# A text (ASCII case ignored) in a cell's input or output, or in the dataset item.
+_HOLDS = """max(instr(lower(coalesce(c.input, '')), lower(?))
+    + instr(lower(coalesce(c.output, '')), lower(?))
+    + instr(lower(coalesce(di.data, '')), lower(?))) > 0"""
+# The experiments differ where one has no item, the outputs are not all the same, or a score
+# is missing from one cell or shows another value.
+_DIFFER = """(count(*) < ? OR count(DISTINCT coalesce(c.output, '')) > 1
+    OR count(DISTINCT coalesce(c.scores, '')) > 1)"""
 SPANS_OF_TRACE = """
 SELECT id FROM spans WHERE workspace = ? AND trace_id = ? AND partial = 0
 ORDER BY start_time, id LIMIT ?
-"""
-# Only items whose trace is stored, as the aggregates count them (app/sqlite/summaries.py);
-# an item's value of a name is its authors' average.
-SCORE_VALUES = """
-SELECT i.experiment_id, f.name, avg(f.value) FROM experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks})
-GROUP BY i.id, f.name
-"""
-DURATIONS = """
-SELECT i.experiment_id, (t.end_time / 1000 - t.start_time / 1000) / 1000.0
-FROM experiment_items AS i
-JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
-WHERE i.workspace = ? AND i.experiment_id IN ({marks}) AND t.end_time IS NOT NULL
 """
 
 
@@ -89,21 +89,32 @@ async def matching_items(
     size: int,
 ) -> tuple[list[bytes], int]:
     """A page of the dataset items (newest id first) that hold `text` and, with
-    `differences`, where the experiments differ; and their number in all."""
-    m = marks(len(experiments))
+    `differences`, where the experiments differ; and their number in all. One statement over
+    the experiments' items: the count rides along each row of the page."""
     params: list[Any] = [workspace, *experiments]
-    text_sql = having = ""
+    join, conditions = "", []
     if text:
-        text_sql = _TEXT
-        params += [text, text, text]
+        join = _DATASET_ITEM
+        params.append(workspace)
+        conditions.append(_HOLDS)
+    having: list[Any] = [text, text, text] if text else []
     if differences:
-        having = _DIFFERENT.format(marks=m)
-        params += [len(experiments), *experiments, len(experiments)]
-    inner = _MATCHING.format(marks=m, text=text_sql, having=having)
-    total = (await db.fetch_all(f"SELECT count(*) FROM ({inner})", params))[0][0]
-    sql = f"{inner} ORDER BY i.dataset_item_id DESC LIMIT ? OFFSET ?"
-    rows = await db.fetch_all(sql, [*params, size, (page - 1) * size])
-    return [row[0] for row in rows], total
+        conditions.append(_DIFFER)
+        having.append(len(experiments))
+    sql = _CELLS.format(
+        marks=marks(len(experiments)),
+        scores=_CELL_SCORES if differences else "",
+        join=join,
+        having=" AND ".join(conditions) or "1",
+    )
+    rows = await db.fetch_all(sql, [*params, *having, size, (page - 1) * size])
+    if rows:
+        return [row[0] for row in rows], rows[0][1]
+    if page == 1:
+        return [], 0
+    # Past the last page: the number alone, from the first.
+    first = await db.fetch_all(sql, [*params, *having, 1, 0])
+    return [], first[0][1] if first else 0
 
 
 async def trace_spans(db: Database, workspace: str, trace_id: bytes) -> list[Span]:
@@ -113,19 +124,20 @@ async def trace_spans(db: Database, workspace: str, trace_id: bytes) -> list[Spa
     return [span for span in spans if span is not None]
 
 
-async def distributions(
-    db: Database, workspace: str, experiments: Sequence[bytes]
-) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
-    """Every feedback score's values per experiment and name, and the traces' durations in
-    milliseconds per experiment."""
-    scores: dict[bytes, dict[str, list[float]]] = {}
-    durations: dict[bytes, list[float]] = {}
+async def histograms(
+    db: Database, kept: Summaries, workspace: str, experiments: Sequence[bytes]
+) -> dict[bytes, Histograms]:
+    """Each experiment's histograms: those its kept summary holds, the others computed here,
+    on the reader, and `kept` keeps them (with the whole summary) for the next read."""
+    found: dict[bytes, Histograms] = {}
     for chunk in batched(experiments, _KEYS_PER_QUERY):
-        params = (workspace, *chunk)
-        for e, name, value in await db.fetch_all(
-            SCORE_VALUES.format(marks=marks(len(chunk))), params
-        ):
-            scores.setdefault(e, {}).setdefault(name, []).append(value)
-        for e, ms in await db.fetch_all(DURATIONS.format(marks=marks(len(chunk))), params):
-            durations.setdefault(e, []).append(ms)
-    return scores, durations
+        sql = summaries.KEPT.format(marks=marks(len(chunk)))
+        for key, blob in await db.fetch_all(sql, (workspace, *chunk)):
+            charts = summaries.decode(blob).histograms
+            if charts is not None:
+                found[key] = charts
+        missing = [key for key in chunk if key not in found]
+        if missing:
+            found |= await summaries.histograms(db.fetch_all, workspace, missing)
+            kept.keep(workspace, missing)
+    return found

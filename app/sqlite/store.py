@@ -12,6 +12,7 @@ from app.dataset_records import (
     PromptVersionRecord,
 )
 from app.experiment_payloads import Experiment, ScoreName
+from app.histograms import Histograms
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
@@ -299,7 +300,7 @@ class SqliteStore:
     async def trace_spans(self, workspace: str, trace_id: bytes) -> list[Span]:
         return await browse.trace_spans(self.db, workspace, trace_id)
 
-    async def distributions(
+    async def histograms(
         self, workspace: str, experiments: Sequence[bytes]
-    ) -> tuple[dict[bytes, dict[str, list[float]]], dict[bytes, list[float]]]:
-        return await browse.distributions(self.db, workspace, experiments)
+    ) -> dict[bytes, Histograms]:
+        return await browse.histograms(self.db, self.summaries, workspace, experiments)

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from app import histograms as histograms_
+from app.histograms import Histograms
 from app.sqlite.connection import Database
 from app.sqlite.tables import marks
 
@@ -28,6 +30,9 @@ class Aggregates(msgspec.Struct, array_like=True, frozen=True):
     cost: float | None = None
     cost_avg: float | None = None
     usage: dict[str, float] = {}
+    # Kept by `Summaries` only (a read that computes a summary leaves them out): None in a
+    # summary a read computed, or kept before they were.
+    histograms: Histograms | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -157,6 +162,35 @@ async def compute(fetch: Fetch, workspace: str, keys: Sequence[bytes]) -> dict[b
     return found
 
 
+# The values the histograms count: per item and name its authors' average, of stored traces
+# as above; and the durations of the traces that have ended.
+SCORE_VALUES = """
+SELECT i.experiment_id, f.name, avg(f.value) FROM experiment_items AS i
+JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
+WHERE i.workspace = ? AND i.experiment_id IN ({marks})
+GROUP BY i.id, f.name
+"""
+DURATION_VALUES = f"""
+SELECT i.experiment_id, (t.end_time / 1000 - t.start_time / 1000) / 1000.0
+FROM {_ITEM_TRACES} AND t.end_time IS NOT NULL
+"""
+
+
+async def histograms(
+    fetch: Fetch, workspace: str, keys: Sequence[bytes]
+) -> dict[bytes, Histograms]:
+    """The histograms of each of `keys` (at most 5,000), from what `fetch` reads now."""
+    params = (workspace, *keys)
+    scores: dict[bytes, dict[str, list[float]]] = {}
+    for e, name, value in await fetch(SCORE_VALUES.format(marks=marks(len(keys))), params):
+        scores.setdefault(e, {}).setdefault(name, []).append(value)
+    durations: dict[bytes, list[float]] = {}
+    for e, ms in await fetch(DURATION_VALUES.format(marks=marks(len(keys))), params):
+        durations.setdefault(e, []).append(ms)
+    return {key: histograms_.of_values(scores.get(key, {}), durations.get(key)) for key in keys}
+
+
 # Find's filters name a score case-insensitively and average every score so named.
 FOLDED_SCORE_AVERAGES = SCORE_AVERAGES.replace("f.name", "lower(f.name)")
 assert FOLDED_SCORE_AVERAGES.count("lower(f.name)") == 2, "SCORE_AVERAGES changed its shape"
@@ -165,6 +199,11 @@ MISSING = """
 SELECT e.id FROM experiments AS e
 LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = e.workspace
 WHERE e.workspace = ? AND s.experiment_id IS NULL LIMIT ?
+"""
+# The kept summaries of some experiments.
+KEPT = """
+SELECT experiment_id, summary FROM experiment_summaries
+WHERE workspace = ? AND experiment_id IN ({marks})
 """
 # Kept only for experiments that exist when it is written, in the transaction that computed it,
 # with the range of its items' trace ids by which schema.sql's triggers find it.
@@ -240,6 +279,8 @@ class Summaries:
         m = marks(len(keys))
         async with self.db.transaction() as conn:
             found = await compute(conn.execute_fetchall, workspace, keys)
+            charts = await histograms(conn.execute_fetchall, workspace, keys)
+            found = {k: msgspec.structs.replace(a, histograms=charts[k]) for k, a in found.items()}
             sql = FOLDED_SCORE_AVERAGES.format(marks=m)
             folded: dict[bytes, dict[str, float]] = {}
             for e, name, value in await conn.execute_fetchall(sql, (workspace, *keys)):

@@ -1,9 +1,13 @@
 """Histograms drawn on the server: each feedback score's values and the traces' durations,
 one small chart per experiment on shared bins and a shared scale, as SVG geometry the
-templates draw (no script, no chart library)."""
+templates draw (no script, no chart library). Each experiment's values come counted on a fine
+grid (app/histograms.py); a fine bin falls into the shared bin of its middle, which is exact
+where the grids line up (scores from 0 to 1) and within a hundredth of the range elsewhere."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from app.histograms import Histogram, Histograms
 
 BINS = 10
 WIDTH = 240
@@ -41,32 +45,31 @@ class Metric:
     charts: list[Chart]
 
 
-def _edges(values: Sequence[float], unit: bool) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    if unit and low >= 0 and high <= 1:  # scores in [0, 1] keep that range: comparable
+def _edges(least: float, most: float, unit: bool) -> tuple[float, float]:
+    if unit and least >= 0 and most <= 1:  # scores in [0, 1] keep that range: comparable
         return 0.0, 1.0
-    if low == high:
-        return low - 0.5, high + 0.5
-    return low, high
+    if least == most:
+        return least - 0.5, most + 0.5
+    return least, most
 
 
 def metric(
-    name: str, unit: str, series: Sequence[tuple[str, Sequence[float]]], scores: bool
+    name: str, unit: str, series: Sequence[tuple[str, Histogram | None]], scores: bool
 ) -> Metric | None:
-    """The histograms of `series` (experiment name, values) on the same bins and height;
-    None when there is no value at all."""
-    every = [v for _, values in series for v in values]
-    if not every:
+    """The histograms of `series` (experiment name, its values counted) on the same bins
+    and height; None when there is no value at all."""
+    found = [h for _, h in series if h is not None]
+    if not found:
         return None
-    low, high = _edges(every, scores)
+    low, high = _edges(min(h.least for h in found), max(h.most for h in found), scores)
     step = (high - low) / BINS
     counted: list[tuple[str, list[int], int, float | None]] = []
-    for experiment, values in series:
+    for experiment, h in series:
         counts = [0] * BINS
-        for v in values:
-            counts[min(BINS - 1, max(0, int((v - low) / step)))] += 1
-        mean = sum(values) / len(values) if values else None
-        counted.append((experiment, counts, len(values), mean))
+        for middle, n in h.centers() if h is not None else ():
+            counts[min(BINS - 1, max(0, int((middle - low) / step)))] += n
+        values = 0 if h is None else h.values
+        counted.append((experiment, counts, values, h.total / values if h and values else None))
     tallest = max(max(counts) for _, counts, _, _ in counted) or 1
     width = WIDTH / BINS
     charts = []
@@ -90,18 +93,17 @@ def metric(
 
 
 def metrics(
-    experiments: Sequence[tuple[bytes, str]],
-    scores: dict[bytes, dict[str, list[float]]],
-    durations: dict[bytes, list[float]],
+    experiments: Sequence[tuple[bytes, str]], histograms: dict[bytes, Histograms]
 ) -> list[Metric]:
     """A Metric per score name (by name), then one of duration."""
-    names = sorted({name for e, _ in experiments for name in scores.get(e, {})})
+    none = Histograms({}, None)
+    names = sorted({n for e, _ in experiments for n in histograms.get(e, none).scores})
     found = []
     for name in names:
-        series = [(label, scores.get(e, {}).get(name, [])) for e, label in experiments]
+        series = [(label, histograms.get(e, none).scores.get(name)) for e, label in experiments]
         if (m := metric(name, "", series, scores=True)) is not None:
             found.append(m)
-    series = [(label, durations.get(e, [])) for e, label in experiments]
+    series = [(label, histograms.get(e, none).duration) for e, label in experiments]
     if (m := metric("duration", "ms", series, scores=False)) is not None:
         found.append(m)
     return found

@@ -10,7 +10,7 @@ from app.auth import Identity
 from app.records import ExperimentQuery
 from app.store import Store
 from app.ui import reading
-from app.ui.render import error_page, page
+from app.ui.render import BadQuery, error_page, page
 from app.ui.session import signed_in, workspaces
 
 EXPERIMENTS_PER_PAGE = 25
@@ -28,10 +28,16 @@ async def home(request: Request, identity: Identity, store: Store) -> Response:
 
 
 def _sort(request: Request) -> tuple[str | None, bool]:
-    sort = request.query_params.get("sort")
-    if sort is not None and sort not in SORTABLE and not sort.startswith(SCORE_SORT):
-        sort = None
-    return sort, request.query_params.get("dir", "desc") != "asc"
+    sort = request.query_params.get("sort") or None
+    direction = request.query_params.get("dir") or "desc"
+    score = sort is not None and sort.startswith(SCORE_SORT)
+    if sort is not None and sort not in SORTABLE and not score:
+        raise BadQuery(f"sort: one of {', '.join(SORTABLE)} or {SCORE_SORT}NAME.")
+    if score and not 0 < len(sort or "") - len(SCORE_SORT) <= reading.MAX_TEXT_CHARS:
+        raise BadQuery(f"sort: {SCORE_SORT}NAME, the name of a feedback score.")
+    if direction not in ("asc", "desc"):
+        raise BadQuery("dir: asc or desc.")
+    return sort, direction == "desc"
 
 
 @signed_in
@@ -41,11 +47,12 @@ async def dataset_experiments(request: Request, identity: Identity, store: Store
     if key is None or dataset is None:
         return error_page(request, 404, "No such dataset in this workspace.")
     number = reading.page_number(request)
+    size = reading.page_size(request, EXPERIMENTS_PER_PAGE)
     name = reading.text_param(request, "q")
     sort, descending = _sort(request)
     query = ExperimentQuery(
-        limit=EXPERIMENTS_PER_PAGE,
-        offset=(number - 1) * EXPERIMENTS_PER_PAGE,
+        limit=size,
+        offset=(number - 1) * size,
         name=name,
         dataset_id=key,
         sort=sort,
@@ -60,7 +67,7 @@ async def dataset_experiments(request: Request, identity: Identity, store: Store
         "score_names": score_names,
         "total": total,
         "page": number,
-        "pages": max(1, -(-total // EXPERIMENTS_PER_PAGE)),
+        "pages": max(1, -(-total // size)),
         "name": name or "",
         "sort": sort,
         "descending": descending,
@@ -76,9 +83,10 @@ async def experiment_items(request: Request, identity: Identity, store: Store) -
         return error_page(request, 404, "No such experiment in this workspace.")
     dataset_id = ids.parse(experiment.dataset_id) or b""
     number = reading.page_number(request)
+    size = reading.page_size(request, ROWS_PER_PAGE)
     text = reading.text_param(request, "q")
     rows, total = await reading.rows_page(
-        store, identity.workspace, dataset_id, [key], text, False, number, ROWS_PER_PAGE
+        store, identity.workspace, dataset_id, [key], text, False, number, size
     )
     items = [(row, item) for row in rows for item in row.experiment_items]
     context = {
@@ -87,7 +95,7 @@ async def experiment_items(request: Request, identity: Identity, store: Store) -
         "scores": {item.id: reading.scores_of(item) for _, item in items},
         "total": total,
         "page": number,
-        "pages": max(1, -(-total // ROWS_PER_PAGE)),
+        "pages": max(1, -(-total // size)),
         "text": text or "",
         "metrics": await reading.histograms(store, identity.workspace, [experiment]),
         "has_duration": not isinstance(experiment.duration, UnsetType),

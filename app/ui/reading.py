@@ -15,18 +15,49 @@ from app.payloads import FeedbackScore, FullItem
 from app.records import ExperimentQuery
 from app.store import Store
 from app.ui import charts
+from app.ui.render import BadQuery
 
 MAX_COMPARED = 8
 MAX_TEXT_CHARS = 200
+MAX_PAGE = 1_000_000
+MAX_ROWS_PER_PAGE = 100
+
+
+def _whole_number(request: Request, name: str, default: int, top: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses; and a few of them,
+    # since int() refuses more than 4,300 digits too.
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(top))) or not (
+        1 <= int(text) <= top
+    ):
+        raise BadQuery(f"{name}: a whole number from 1 to {top:,}, not “{text[:40]}”.")
+    return int(text)
 
 
 def page_number(request: Request) -> int:
-    text = request.query_params.get("page", "1")
-    return max(1, min(int(text), 1_000_000)) if text.isdigit() else 1
+    return _whole_number(request, "page", 1, MAX_PAGE)
+
+
+def page_size(request: Request, default: int) -> int:
+    """The rows a page shows: `size`, at most MAX_ROWS_PER_PAGE."""
+    return _whole_number(request, "size", default, MAX_ROWS_PER_PAGE)
 
 
 def text_param(request: Request, name: str) -> str | None:
-    return request.query_params.get(name, "").strip()[:MAX_TEXT_CHARS] or None
+    text = request.query_params.get(name, "").strip()
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadQuery(f"{name}: at most {MAX_TEXT_CHARS} characters.")
+    return text or None
+
+
+def switch(request: Request, name: str) -> bool:
+    """A checkbox: `1` on; absent, empty or `0` off."""
+    text = request.query_params.get(name, "")
+    if text not in ("", "0", "1"):
+        raise BadQuery(f"{name}: 1 or 0, not “{text[:40]}”.")
+    return text == "1"
 
 
 def path_key(request: Request) -> bytes | None:
@@ -38,10 +69,16 @@ def experiment_keys(request: Request) -> list[bytes]:
     keys: list[bytes] = []
     for value in request.query_params.getlist("experiments"):
         for text in value.split(","):
+            if not text.strip():
+                continue
             key = ids.parse(text.strip())
-            if key is not None and key not in keys:
+            if key is None:
+                raise BadQuery(f"experiments: “{text.strip()[:40]}” is not an experiment id.")
+            if key not in keys:
                 keys.append(key)
-    return keys[:MAX_COMPARED]
+    if len(keys) > MAX_COMPARED:
+        raise BadQuery(f"experiments: at most {MAX_COMPARED} at once.")
+    return keys
 
 
 async def experiments_of(store: Store, workspace: str, keys: Sequence[bytes]) -> list[Experiment]:
@@ -79,8 +116,7 @@ async def histograms(
     store: Store, workspace: str, experiments: Sequence[Experiment]
 ) -> list[charts.Metric]:
     keys = [(ids.parse(e.id) or b"", e.name) for e in experiments]
-    scores, durations = await store.distributions(workspace, [key for key, _ in keys])
-    return charts.metrics(keys, scores, durations)
+    return charts.metrics(keys, await store.histograms(workspace, [key for key, _ in keys]))
 
 
 def scores_of(item: FullItem) -> dict[str, FeedbackScore]:

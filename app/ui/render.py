@@ -122,5 +122,10 @@ def page(
     return response
 
 
+class BadQuery(Exception):
+    """A query parameter a page cannot take: answered with a 400 page that names it and says
+    what it takes (app/ui/session.py's `signed_in` turns it into that page)."""
+
+
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     return page(request, "error.html", {"status": status_code, "message": message}, status_code)

@@ -12,11 +12,12 @@ from starlette.responses import RedirectResponse, Response
 from app.auth import DEFAULT_USER, DEFAULT_WORKSPACE, Identity, key_identity
 from app.context import services
 from app.store import Store
-from app.ui.render import error_page, page
+from app.ui.render import BadQuery, error_page, page
 
 KEY_COOKIE = "ei_key"
 WORKSPACE_COOKIE = "ei_workspace"
 MAX_FORM_BYTES = 8192
+MAX_FORM_FIELDS = 10
 MAX_WORKSPACES = 200
 COOKIE_SECONDS = 30 * 24 * 3600
 
@@ -33,7 +34,8 @@ def viewer(request: Request) -> Identity | None:
 
 
 def signed_in(endpoint: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A page that needs an identity: without one, the 401 page with the key form."""
+    """A page that needs an identity: without one, the 401 page with the key form; a query
+    parameter it cannot take is the 400 page."""
 
     @wraps(endpoint)
     async def guarded(request: Request) -> Response:
@@ -41,7 +43,10 @@ def signed_in(endpoint: Page) -> Callable[[Request], Awaitable[Response]]:
         if identity is None:
             return page(request, "login.html", {"failed": False}, status_code=401)
         request.state.viewer = identity
-        return await endpoint(request, identity, services(request).store)
+        try:
+            return await endpoint(request, identity, services(request).store)
+        except BadQuery as exc:
+            return error_page(request, 400, str(exc))
 
     return guarded
 
@@ -68,7 +73,10 @@ async def _form(request: Request) -> dict[str, str] | Response:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return error_page(request, 413, "The form is too large.")
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than that
+        return error_page(request, 400, "The form has too many fields.")
     return {name: values[0] for name, values in fields.items()}
 
 
