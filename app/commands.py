@@ -4,7 +4,6 @@ Each returns its exit code; UsageError (exit 2) and Failed (exit 1) carry a one-
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app import __version__, capacity, config, demo, export, ids, importer, push
+from app import banner, capacity, config, demo, export, ids, importer, push
 from app.auth import KeyFileError, load_keys
 from app.lines import KINDS
 from app.progress import Progress
@@ -24,8 +23,6 @@ from app.store import open_store
 
 if TYPE_CHECKING:
     import uvicorn
-
-ITEMS_PATH = "/api/v1/private/experiments/items"
 
 
 class UsageError(Exception):
@@ -77,8 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
     cap = capacity.connection_cap(open_files, settings.readers)
     note = None
     if args.demo_if_new:
-        note = NEW_DEMO if loaded is not None else OLD_DATABASE
-    print(_banner(settings, loaded, open_files, cap, note), file=sys.stderr, flush=True)
+        note = banner.NEW_DEMO if loaded is not None else banner.OLD_DATABASE
+    print(banner.banner(settings, loaded, open_files, cap, note), file=sys.stderr, flush=True)
     serving = uvicorn.Config(
         "app.main:app_from_env",
         factory=True,
@@ -162,72 +159,6 @@ def _open(path: Path) -> None:
     asyncio.run(open_and_close())
 
 
-# What --demo-if-new did, in the banner: how to start empty, or why nothing was loaded.
-NEW_DEMO = (
-    "loaded into this new database; to start empty instead, remove it and run "
-    "`make run DEMO=0` (or `experiment-items serve`)"
-)
-OLD_DATABASE = "not loaded: the database existed (`experiment-items demo` adds it anyway)"
-
-
-def _banner(
-    settings: config.Settings,
-    loaded: demo.Loaded | None,
-    open_files: int | None,
-    cap: int | None,
-    note: str | None = None,
-) -> str:
-    """What `serve` prints on start: where it listens and stores, how many connections it
-    takes, the web UI, and a first request."""
-    base = _local_url(settings)
-    auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
-    lines = [
-        f"experiment-items {__version__}",
-        f"  database   {settings.db.resolve()}",
-        f"  listening  {base}/  (Opik SDK: OPIK_URL_OVERRIDE={base}/api/)",
-    ]
-    if settings.host in ("0.0.0.0", "", "::"):
-        # A wildcard address is not one to call, but the operator asked for it: say so.
-        lines.insert(2, f"  bound to   {settings.host}:{settings.port}, every address of this host")
-    if cap is not None:
-        lines.append(
-            f"  capacity   {cap:,} connections per worker, then 503 (open files limit "
-            f"{open_files:,})"
-        )
-    lines.append(f"  web UI     {base}/")
-    if loaded is not None:
-        lines.append(f"  demo       {loaded.items} items in workspace {loaded.workspace}")
-    if note is not None:
-        lines.append(f"  demo note  {note}")
-    if loaded is not None:
-        item_id = ids.to_str(loaded.first_item)
-    else:
-        item_id = ids.to_str(ids.uuid7())
-        lines.append(f"  write one  {_curl_write(base, item_id)}{auth}")
-    lines.append(f"  read it    curl {base}{ITEMS_PATH}/{item_id}{auth}")
-    return "\n".join(lines)
-
-
-def _local_url(settings: config.Settings) -> str:
-    """The address a client on this machine uses: a wildcard address is not one to call."""
-    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
-
-
-def _curl_write(base: str, item_id: str) -> str:
-    item = {
-        "id": item_id,
-        "experiment_id": ids.to_str(ids.uuid7()),
-        "dataset_item_id": ids.to_str(ids.uuid7()),
-        "trace_id": ids.to_str(ids.uuid7()),
-        "project_name": "Demo",
-    }
-    body = json.dumps({"experiment_items": [item]}, separators=(",", ":"))
-    return f"curl -i {base}{ITEMS_PATH} -H 'Content-Type: application/json' -d '{body}'"
-
-
 def run_backup(args: argparse.Namespace) -> int:
     database = _existing_database(args)
     target: Path = args.path
@@ -282,7 +213,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
     for name, experiment_id in loaded.experiments.items():
         print(f"  experiment {ids.to_str(experiment_id)}  {name}  (dataset {demo.DATASET})")
-    item = f"{_local_url(settings)}{ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
+    item = f"{banner.local_url(settings)}{banner.ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
     print(f"with `experiment-items serve` running: curl {item}")
     return 0
 

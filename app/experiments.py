@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app import checks, ids
+from app import checks, experiment_checks, ids
 from app.body import decode, decode_ids, decode_query, require_uuid
 from app.context import acting, created, path_id
 from app.errors import JSON, ApiError, Invalid, error_response
@@ -55,7 +55,7 @@ async def find_experiments(request: Request) -> Response:
     identity, store = acting(request)
     query = decode_query(request, FindQuery)
     found, total = await store.find_experiments(
-        identity.workspace, checks.find_query(query), count=True
+        identity.workspace, experiment_checks.find_query(query), count=True
     )
     page = ExperimentPage(query.page, len(found), total, found, SORTABLE_BY)
     return Response(encoder.encode(page), media_type=JSON)
@@ -63,7 +63,9 @@ async def find_experiments(request: Request) -> Response:
 
 async def stream_experiments(request: Request) -> Response:
     identity, store = acting(request)
-    query = checks.experiment_stream_query(await decode(request, ExperimentStreamRequest))
+    query = experiment_checks.experiment_stream_query(
+        await decode(request, ExperimentStreamRequest)
+    )
     found, _ = await store.find_experiments(identity.workspace, query)
     return StreamingResponse(_lines(found), media_type="application/octet-stream")
 
@@ -87,7 +89,7 @@ async def _update(
 async def update_experiment(request: Request) -> Response:
     _, store = acting(request)
     key = path_id(request)
-    change = checks.experiment_change(await decode(request, ExperimentUpdate))
+    change = experiment_checks.experiment_change(await decode(request, ExperimentUpdate))
     if not await _update(store, request, [key], change):
         raise ApiError(404, f"Experiment not found: '{ids.to_str(key)}'")
     return Response(status_code=204)
@@ -97,7 +99,7 @@ async def update_experiments(request: Request) -> Response:
     _, store = acting(request)
     batch = await decode(request, ExperimentBatchUpdate)
     keys = [require_uuid(value, f"ids[{n}]") for n, value in enumerate(batch.ids)]
-    change = checks.experiment_change(batch.update, merge_tags=batch.merge_tags is True)
+    change = experiment_checks.experiment_change(batch.update, merge_tags=batch.merge_tags is True)
     await _update(store, request, list(dict.fromkeys(keys)), change)
     return Response(status_code=204)
 
@@ -117,7 +119,7 @@ async def execute_experiment(request: Request) -> Response:
 async def find_score_names(request: Request) -> Response:
     identity, store = acting(request)
     query = decode_query(request, ScoreNamesQuery)
-    keys = checks.experiment_ids(query.experiment_ids, blank_is_none=False)
+    keys = experiment_checks.experiment_ids(query.experiment_ids, blank_is_none=False)
     project = None if query.project_id is None else require_uuid(query.project_id, "project_id")
     names = await store.score_names(identity.workspace, keys, project)
     return Response(encoder.encode(ScoreNames(names)), media_type=JSON)

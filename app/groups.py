@@ -11,7 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import checks
+from app import experiment_checks
 from app.body import decode_query
 from app.context import acting
 from app.errors import JSON, ApiError
@@ -115,7 +115,7 @@ async def _grouped(
         project_deleted=query.project_deleted,
         filters=query.filters,
     )
-    found, _ = await store.find_experiments(workspace, checks.find_query(find))
+    found, _ = await store.find_experiments(workspace, experiment_checks.find_query(find))
     content: dict[str, _Group] = {}
     # Each level's labels with their newest experiment's id: ids are UUID v7, ordered by time.
     latest: list[dict[str, str]] = [{} for _ in levels]

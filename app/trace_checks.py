@@ -23,21 +23,17 @@ from app.records import (
     TraceUpsert,
     json_text,
 )
-from app.trace_payloads import (
+from app.trace_payloads import ScoreItem, SpanCreate, SpanUpdate, TraceCreate, TraceUpdate
+from app.trace_queries import (
     SPAN_FIELDS,
     SPAN_SORTABLE_BY,
     TRACE_FIELDS,
     TRACE_SORTABLE_BY,
-    ScoreItem,
-    SpanCreate,
     SpanSearch,
     SpansQuery,
-    SpanUpdate,
-    TraceCreate,
     TraceFilter,
     TraceSearch,
     TracesQuery,
-    TraceUpdate,
 )
 
 Searched = TraceSearch | SpanSearch | TracesQuery | SpansQuery

@@ -3,7 +3,7 @@ their examples; app/routes.py declares the routes themselves, in its table."""
 
 import msgspec
 
-from app import payloads, trace_payloads
+from app import payloads, trace_payloads, trace_queries
 from app.openapi import ANY_ID, Answer, Operation
 
 # Traces, spans and their scores: ids of their own, so that the examples touch no item's.
@@ -49,7 +49,7 @@ SEARCH_TRACES = Operation(
             lines=trace_payloads.Trace,
         )
     },
-    body=trace_payloads.TraceSearch,
+    body=trace_queries.TraceSearch,
     errors={
         400: "Neither `project_name` nor `project_id`; `from_time` not before `to_time`, or "
         "either no instant; `exclude` names an unknown field",
@@ -70,7 +70,7 @@ GET_TRACES_BY_PROJECT = Operation(
     "A page of a project's traces, newest id first or sorted; an unknown project's page is empty",
     {200: Answer("The page", trace_payloads.TracePage)},
     errors={400: _PAGE_400},
-    query=trace_payloads.TracesQuery,
+    query=trace_queries.TracesQuery,
 )
 
 
@@ -84,7 +84,7 @@ SEARCH_SPANS = Operation(
             lines=trace_payloads.Span,
         )
     },
-    body=trace_payloads.SpanSearch,
+    body=trace_queries.SpanSearch,
     errors={
         400: "Neither `project_name` nor `project_id`; `from_time` not before `to_time`, or "
         "either no instant; `exclude` names an unknown field",
@@ -99,7 +99,7 @@ GET_SPANS_BY_PROJECT = Operation(
     "an unknown project's page is empty",
     {200: Answer("The page", trace_payloads.SpanPage)},
     errors={400: _PAGE_400},
-    query=trace_payloads.SpansQuery,
+    query=trace_queries.SpansQuery,
 )
 
 

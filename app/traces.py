@@ -17,25 +17,27 @@ from app.errors import JSON, ApiError
 from app.items import NDJSON_LINE_END
 from app.payloads import encoder
 from app.trace_payloads import (
-    SPAN_SORTABLE_BY,
-    TRACE_SORTABLE_BY,
     ScoreBatch,
     ScoreDelete,
     Span,
     SpanBatch,
     SpanCreate,
     SpanPage,
-    SpanSearch,
-    SpansQuery,
     SpanUpdate,
     Trace,
     TraceBatch,
     TraceCreate,
     TraceDelete,
     TracePage,
+    TraceUpdate,
+)
+from app.trace_queries import (
+    SPAN_SORTABLE_BY,
+    TRACE_SORTABLE_BY,
+    SpanSearch,
+    SpansQuery,
     TraceSearch,
     TracesQuery,
-    TraceUpdate,
 )
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app import ids
-from app.trace_payloads import SPAN_SORTABLE_BY, TRACE_SORTABLE_BY
+from app.trace_queries import SPAN_SORTABLE_BY, TRACE_SORTABLE_BY
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
