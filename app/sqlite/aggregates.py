@@ -2,18 +2,15 @@
 traces, spans and scores (opik-reference/experiments.md §2.2), kept or computed by
 summaries.py, for a whole page of experiments in one statement when all are kept."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from msgspec import UNSET
-
-from app import clock, ids
-from app.experiment_payloads import Duration, Experiment, ScoreAverage, ScoreName
+from app.experiment_answers import SHOWN, STORED, shown
+from app.experiment_payloads import Experiment, ScoreName
 from app.records import batched
 from app.sqlite import summaries as summaries_
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, raw_or_unset
-from app.sqlite.summaries import Aggregates, Summaries
+from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
 
 # An experiment's project is its own, else the project of one of its items (or of their
@@ -37,69 +34,6 @@ LEFT JOIN datasets AS d ON d.id = e.dataset_id AND d.workspace = e.workspace
 LEFT JOIN projects AS p ON p.id = e.shown_project AND p.workspace = e.workspace
 LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = e.workspace
 """
-
-
-def number(value: float) -> float:
-    """A JSON number in its shortest form: 0 rather than 0.0 (contract, "Numbers are plain
-    JSON numbers")."""
-    if value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def _positive(value: float | None) -> Any:
-    return UNSET if value is None or value <= 0 else number(value)
-
-
-def _tags(text: str | None) -> Any:
-    return UNSET if text is None or text.strip() == "[]" else raw_or_unset(text)
-
-
-# EXPERIMENT_ROWS's columns, by Experiment's field, and how each shows in the answer.
-_STORED = [
-    "id",
-    "dataset_name",
-    "dataset_id",
-    "project_id",
-    "project_name",
-    "name",
-    "metadata",
-    "tags",
-    "type",
-    "evaluation_method",
-    "optimization_id",
-    "created_at",
-    "last_updated_at",
-    "created_by",
-    "last_updated_by",
-    "status",
-    "experiment_scores",
-    "prompt_version",
-    "prompt_versions",
-    "dataset_version_id",
-]
-_SHOWN: tuple[Callable[[Any], Any], ...] = (
-    ids.to_str,
-    lambda name: UNSET if name is None else name,
-    ids.to_str,
-    id_or_unset,
-    lambda name: UNSET if name is None else name,
-    str,
-    raw_or_unset,
-    _tags,
-    str,
-    str,
-    id_or_unset,
-    clock.format_instant,
-    clock.format_instant,
-    str,
-    str,
-    lambda status: status or "completed",  # Opik's default, and its reading of unknown ones
-    lambda text: UNSET if text is None or text.strip() == "[]" else raw_or_unset(text),
-    raw_or_unset,
-    raw_or_unset,
-    id_or_unset,
-)
 
 
 _KEYS_PER_QUERY = 5000  # twice in a statement, under SQLite's 32,766 parameters
@@ -128,24 +62,10 @@ async def _experiments(
         kept.keep(workspace, missing)
     found: dict[bytes, Experiment] = {}
     for row in rows:
-        shown = [show(value) for show, value in zip(_SHOWN, row[:-1], strict=True)]
+        stored = [show(value) for show, value in zip(SHOWN, row[:-1], strict=True)]
         key = row[0]
-        found[key] = Experiment(**dict(zip(_STORED, shown, strict=True)), **_shown(summaries[key]))
+        found[key] = Experiment(**dict(zip(STORED, stored, strict=True)), **shown(summaries[key]))
     return [found[key] for key in keys if key in found]
-
-
-def _shown(a: Aggregates) -> dict[str, Any]:
-    """An experiment's aggregates as the answer's fields; an experiment without items leaves
-    out those it has none of, as Opik does."""
-    return {
-        "feedback_scores": [ScoreAverage(n, number(v)) for n, v in a.feedback_scores] or UNSET,
-        "trace_count": a.trace_count,
-        "dataset_item_count": a.dataset_item_count,
-        "duration": UNSET if a.duration is None else Duration(*map(number, a.duration)),
-        "total_estimated_cost": _positive(a.cost),
-        "total_estimated_cost_avg": _positive(a.cost_avg),
-        "usage": {k: number(v) for k, v in a.usage.items()} or UNSET,
-    }
 
 
 # --- Score names ---------------------------------------------------------------------------

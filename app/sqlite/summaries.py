@@ -11,23 +11,11 @@ from typing import Any
 
 import msgspec
 
+from app.experiment_answers import Aggregates
 from app.sqlite.connection import Database
 from app.sqlite.tables import marks
 
 log = logging.getLogger("experiment_items.summaries")
-
-
-class Aggregates(msgspec.Struct, array_like=True, frozen=True):
-    """What the statements below found for one experiment, as SQLite gave it (ints stay ints):
-    aggregates.py turns it into the answer's fields."""
-
-    trace_count: int = 0
-    dataset_item_count: int = 0
-    feedback_scores: list[tuple[str, float]] = []
-    duration: tuple[float, float, float] | None = None  # p50, p90, p99 in ms
-    cost: float | None = None
-    cost_avg: float | None = None
-    usage: dict[str, float] = {}
 
 
 _encode = msgspec.msgpack.Encoder().encode
