@@ -1,10 +1,11 @@
 """The storage boundary: what the endpoints and commands ask of a storage engine, and the one
 place that picks the engine.
 
-An engine is a package (app/sqlite/ today) with a class that meets `Store`. It takes the
-records of app/records.py, already validated, and answers with the API's Structs; it raises
-records.Conflict for a 409. Everything else the engine shares with any other (Opik's naming
-rules, the 409 sentences, the records themselves) lives outside it, in app/records.py.
+An engine is a package (app/sqlite/; app/postgres/, in progress, meets `CoreStore` so far)
+with a class that meets `Store`. It takes the records of app/records.py, already validated,
+and answers with the API's Structs; it raises records.Conflict for a 409. Everything else
+the engine shares with any other (Opik's naming rules, the 409 sentences, the records
+themselves) lives outside it, in app/records.py.
 """
 
 from collections.abc import AsyncIterator, Sequence
@@ -12,6 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from app import postgres
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.dataset_records import (
     DatasetItemsRecord,
@@ -21,6 +23,7 @@ from app.dataset_records import (
 )
 from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
+from app.postgres import PostgresStore
 from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
@@ -29,6 +32,7 @@ from app.records import (
     ExperimentRecord,
     ItemRecord,
     Patch,
+    SchemaError,
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
@@ -42,6 +46,8 @@ from app.trace_payloads import Project, Span, Trace
 
 __all__ = [
     "STORAGE_ERROR",
+    "CoreStore",
+    "EngineIncomplete",
     "Incoming",
     "Refused",
     "Snapshot",
@@ -58,8 +64,8 @@ STORAGE_ERROR = failures.ERROR
 storage_failure = failures.describe
 
 
-class Store(Protocol):
-    """One worker's storage, opened once and kept for its lifetime."""
+class CoreStore(Protocol):
+    """The experiment-items core of a store: what every engine has (app/postgres/ so far)."""
 
     async def ping(self) -> None:
         """Raises unless the database can be read: the health check."""
@@ -88,6 +94,15 @@ class Store(Protocol):
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
         """The experiment with its aggregates, computed now."""
 
+    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
+        """The experiments and their items; traces stay, as in Opik."""
+
+
+class Store(CoreStore, Protocol):
+    """One worker's storage, opened once and kept for its lifetime."""
+
+    # Experiments
+
     async def find_experiments(
         self, workspace: str, query: ExperimentQuery, count: bool = False
     ) -> tuple[list[Experiment], int]:
@@ -110,9 +125,6 @@ class Store(Protocol):
         """The distinct names of trace scores (of the experiments `keys`, in `project`),
         then those of the experiments' own scores."""
         ...
-
-    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
-        """The experiments and their items; traces stay, as in Opik."""
 
     # Bulk recording
 
@@ -292,10 +304,34 @@ class Store(Protocol):
         why it refused the others; Conflict when the batch breaks a rule no check foresaw."""
 
 
-async def open_store(location: Path, readers: int = 2, create: bool = True) -> Store:
+class EngineIncomplete(SchemaError):
+    """The database is PostgreSQL's, whose engine does not cover the whole Store yet: a
+    SchemaError, so that the CLI stops with one line and exit code 2."""
+
+
+def missing_methods() -> list[str]:
+    """The Store's verbs that the PostgreSQL engine lacks, in the interface's order."""
+    return [
+        name
+        for name, value in vars(Store).items()
+        if callable(value) and not name.startswith("_") and not hasattr(PostgresStore, name)
+    ]
+
+
+async def open_store(location: Path | str, readers: int = 2, create: bool = True) -> Store:
     """The store at `location`, created (unless `create` is false) or upgraded to this
-    release's schema."""
-    return await SqliteStore.open(location, readers, create=create)
+    release's schema: a SQLite file, or a PostgreSQL database for a postgresql:// URL (the
+    password in it, else PGPASSWORD), which is refused until its engine covers every verb
+    (tests open `PostgresStore` itself)."""
+    if postgres.is_url(location):
+        missing = missing_methods()
+        if missing:
+            raise EngineIncomplete(
+                "the PostgreSQL engine is in progress (README, PostgreSQL (in progress)): it "
+                f"has the experiment items only, and lacks {len(missing)} of the Store's "
+                f"verbs: {', '.join(missing)}"
+            )
+    return await SqliteStore.open(Path(location), readers, create=create)
 
 
 def snapshot(
