@@ -51,8 +51,7 @@ def test_serve_on_a_postgres_url_exits_2_with_one_line_saying_what_is_missing(
     by: str, tmp_path: Path
 ) -> None:
     args = ["serve", "--port", str(free_port())]
-    env = {"EXPERIMENT_ITEMS_DB": URL} if by == "env" else {}
-    result = run(*args, *(["--db", URL] if by == "flag" else []), **env)
+    result = run(*args, "--db", URL) if by == "flag" else run(*args, EXPERIMENT_ITEMS_DB=URL)
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
