@@ -1,0 +1,250 @@
+"""The experiment-items core on both engines (`engine` = sqlite | postgresql): the same
+answers over HTTP, the same 409s, one winner when two workspaces race for one id, and the
+same bytes for the same writes."""
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import msgspec
+import pytest
+
+from app import clock, ids
+from app.config import Settings
+from app.main import create_app
+from app.records import Conflict, ExperimentRecord, ItemRecord, StreamQuery
+from app.store import CoreStore, Store
+from tests.conftest import open_core_store
+from tests.factories import batch, item, new_id
+
+pytestmark = pytest.mark.anyio
+
+ITEMS = "/v1/private/experiments/items"
+EXPERIMENTS = "/v1/private/experiments"
+JAN_15 = 1_705_311_000_120_000_000  # 2024-01-15T09:30:00.120Z
+
+
+def app_client(store: CoreStore, location: Path | str) -> httpx.AsyncClient:
+    # The app takes a whole Store; the routes these tests call use only CoreStore's verbs.
+    app = create_app(Settings(db=location), store=cast(Store, store))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.fixture
+async def client(core_store: CoreStore, location: Path | str) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(core_store, location) as c:
+        yield c
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now_ns", lambda: JAN_15)
+
+
+def lines(body: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in body.split(b"\r\n") if line]
+
+
+async def test_an_item_written_is_read_back_updated_and_deleted(
+    client: httpx.AsyncClient, frozen_clock: None
+) -> None:
+    body = item(project_name="Demo")
+    assert (await client.post(ITEMS, json=batch(body))).status_code == 204
+
+    got = await client.get(f"{ITEMS}/{body['id']}")
+
+    assert got.status_code == 200
+    shown = got.json()
+    assert list(shown) == [
+        "experiment_id", "dataset_item_id", "trace_id", "id", "project_id", "created_at",
+        "last_updated_at", "created_by", "last_updated_by", "trace_visibility_mode",
+    ]  # fmt: skip
+    assert shown["created_at"] == "2024-01-15T09:30:00.120Z"
+    assert (shown["id"], shown["trace_visibility_mode"]) == (body["id"], "default")
+
+    moved = {**body, "trace_id": new_id(), "project_name": None}
+    assert (await client.post(ITEMS, json=batch(moved))).status_code == 204
+    again = (await client.get(f"{ITEMS}/{body['id']}")).json()
+    assert again["trace_id"] == moved["trace_id"]
+    assert again["project_id"] == shown["project_id"]  # kept: the write named none
+
+    deleted = await client.post(f"{ITEMS}/delete", json={"ids": [body["id"], new_id()]})
+    assert deleted.status_code == 204
+    missing = await client.get(f"{ITEMS}/{body['id']}")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "code": 404,
+        "message": f"Not found experiment item with id '{body['id']}'",
+    }
+
+
+async def test_the_stream_gives_an_experiments_items_newest_first_in_pages(
+    client: httpx.AsyncClient,
+) -> None:
+    experiment = new_id()
+    created = await client.post(
+        EXPERIMENTS, json={"id": experiment, "name": "run", "dataset_name": "ds"}
+    )
+    assert created.status_code == 201
+    written = [item(experiment_id=experiment) for _ in range(5)]
+    assert (await client.post(ITEMS, json=batch(*written))).status_code == 204
+    newest_first = sorted((i["id"] for i in written), reverse=True)
+
+    first = await client.post(f"{ITEMS}/stream", json={"experiment_name": "run", "limit": 3})
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/octet-stream"
+    assert first.content.endswith(b"\r\n")
+    page = [line["id"] for line in lines(first.content)]
+    rest = await client.post(
+        f"{ITEMS}/stream", json={"experiment_name": "run", "last_retrieved_id": page[-1]}
+    )
+    unknown = await client.post(f"{ITEMS}/stream", json={"experiment_name": "none"})
+
+    assert page == newest_first[:3]
+    assert [line["id"] for line in lines(rest.content)] == newest_first[3:]
+    assert unknown.content == b""
+
+
+async def test_an_item_id_of_another_workspace_is_409_and_the_batch_stores_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    theirs = item()
+    assert (await client.post(ITEMS, json=batch(theirs))).status_code == 204
+    ours = item()
+
+    refused = await client.post(
+        ITEMS, json=batch(ours, {**theirs, "trace_id": new_id()}), headers={"Comet-Workspace": "b"}
+    )
+
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "code": 409,
+        "message": f"Experiment item '{theirs['id']}' belongs to another workspace",
+    }
+    mine = await client.get(f"{ITEMS}/{ours['id']}", headers={"Comet-Workspace": "b"})
+    assert mine.status_code == 404
+    kept = (await client.get(f"{ITEMS}/{theirs['id']}")).json()
+    assert kept["trace_id"] == theirs["trace_id"]
+    hidden = await client.get(f"{ITEMS}/{theirs['id']}", headers={"Comet-Workspace": "b"})
+    assert hidden.status_code == 404
+
+
+async def test_an_experiment_is_created_once_read_and_deleted_with_its_items(
+    client: httpx.AsyncClient,
+) -> None:
+    experiment = new_id()
+    body = {"id": experiment, "name": "run", "dataset_name": "ds", "project_name": "P"}
+    created = await client.post(EXPERIMENTS, json=body)
+    assert created.status_code == 201
+    assert created.headers["location"].endswith(f"/v1/private/experiments/{experiment}")
+    again = await client.post(EXPERIMENTS, json=body, headers={"Comet-Workspace": "b"})
+    assert again.status_code == 409
+    assert again.json()["message"] == f"Already exists experiment with id '{experiment}'"
+    one = item(experiment_id=experiment)
+    assert (await client.post(ITEMS, json=batch(one))).status_code == 204
+
+    shown = (await client.get(f"{EXPERIMENTS}/{experiment}")).json()
+    assert (shown["name"], shown["dataset_name"], shown["trace_count"]) == ("run", "ds", 1)
+    assert shown["status"] == "completed"
+    deleted = await client.post(f"{EXPERIMENTS}/delete", json={"ids": [experiment]})
+    assert deleted.status_code == 204
+
+    gone = await client.get(f"{EXPERIMENTS}/{experiment}")
+    assert gone.status_code == 404
+    assert gone.json()["message"] == f"Not found experiment with id '{experiment}'"
+    assert (await client.get(f"{ITEMS}/{one['id']}")).status_code == 404
+
+
+ROUNDS = 40
+
+
+async def test_two_workspaces_racing_for_one_id_give_one_winner_and_one_conflict(
+    location: Path | str,
+) -> None:
+    # Two stores on one database, as two servers: each round both write the same new id, in
+    # their own workspace, at once. Exactly one 204, the other's Conflict, every round, and
+    # the stored item is the winner's.
+    first, second = await open_core_store(location), await open_core_store(location)
+    try:
+        for _ in range(ROUNDS):
+            key = ids.uuid7()
+
+            def record(trace: bytes, key: bytes = key) -> list[ItemRecord]:
+                return [ItemRecord(key, ids.uuid7(), ids.uuid7(), trace, None, None)]
+
+            traces = {"a": ids.uuid7(), "b": ids.uuid7()}
+            outcomes = await asyncio.gather(
+                first.upsert_items("a", "ann", record(traces["a"])),
+                second.upsert_items("b", "bob", record(traces["b"])),
+                return_exceptions=True,
+            )
+
+            won = [w for w, o in zip("ab", outcomes, strict=True) if o is None]
+            lost = [o for o in outcomes if o is not None]
+            assert len(won) == 1, outcomes
+            assert len(lost) == 1
+            assert isinstance(lost[0], Conflict), lost
+            assert (
+                str(lost[0]) == f"Experiment item '{ids.to_str(key)}' belongs to another workspace"
+            )
+            stored = await first.get_item(won[0], key)
+            assert stored is not None
+            assert stored.trace_id == ids.to_str(traces[won[0]])
+            assert await first.get_item("b" if won[0] == "a" else "a", key) is None
+    finally:
+        await first.close()
+        await second.close()
+
+
+def _counting_ids() -> Callable[[], bytes]:
+    counter = itertools.count(1)
+    return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
+
+
+async def _answers(location: Path | str) -> list[bytes]:
+    """What the store answers, encoded as the API encodes it, after one fixed set of writes."""
+    store = await open_core_store(location)
+    encode = msgspec.json.Encoder().encode
+    experiment, other = b"\x01\x90" + b"\xee" * 14, b"\x01\x90" + b"\xef" * 14
+    try:
+        await store.create_experiment(
+            "w", "ann", ExperimentRecord(experiment, "run", "Data", None, "Proj", tags='["x"]')
+        )
+        await store.create_experiment(
+            "w", "ann", ExperimentRecord(other, "run", "data", None, None)
+        )
+        records = [
+            ItemRecord(ids.uuid7(), experiment if n % 2 else other, ids.uuid7(), ids.uuid7(),
+                       "proj" if n % 3 == 0 else None, None)
+            for n in range(12)
+        ]  # fmt: skip
+        await store.upsert_items("w", "ann", records)
+        await store.upsert_items("w", "bob", records[:4])
+        await store.delete_items("w", [records[5].id])
+        answers = [encode(await store.get_item("w", r.id)) for r in records]
+        query = StreamQuery("run", limit=8, before=None, project_name=None, truncate=True)
+        async for chunk in store.stream_items("w", query):
+            answers += [encode(full) for full in chunk]
+        answers += [encode(await store.get_experiment("w", key)) for key in (experiment, other)]
+        return answers
+    finally:
+        await store.close()
+
+
+async def test_the_same_writes_give_the_same_bytes_on_both_engines(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
+    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    on_sqlite = await _answers(tmp_path / "items.db")
+    monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
+    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    on_postgres = await _answers(pg_url)
+
+    assert len(on_sqlite) == 12 + 8 + 2
+    assert on_sqlite.count(b"null") == 1  # the deleted item
+    assert on_postgres == on_sqlite
