@@ -248,3 +248,27 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     assert len(on_sqlite) == 12 + 8 + 2
     assert on_sqlite.count(b"null") == 1  # the deleted item
     assert on_postgres == on_sqlite
+
+
+async def test_batches_sharing_ids_written_at_once_in_opposite_orders_both_succeed(
+    location: Path | str,
+) -> None:
+    # On PostgreSQL each batch locks its rows as it writes them: in the order sent, two such
+    # batches would deadlock (one of them a 500).
+    first, second = await open_core_store(location), await open_core_store(location)
+    try:
+        for _ in range(10):
+            records = [
+                ItemRecord(ids.uuid7(), ids.uuid7(), ids.uuid7(), ids.uuid7(), None, None)
+                for _ in range(1000)
+            ]
+            await asyncio.gather(
+                first.upsert_items("a", "ann", records),
+                second.upsert_items("a", "bob", records[::-1]),
+            )
+            stored = await first.get_item("a", records[0].id)
+            assert stored is not None
+            assert stored.last_updated_by in ("ann", "bob")
+    finally:
+        await first.close()
+        await second.close()

@@ -81,6 +81,9 @@ async def upsert_items(
         given = list({i.project_id for i in items if i.project_id and not i.project_name})
         await w.refuse_foreign("projects", given, "Project")
         projects = await w.named("projects", [i.project_name for i in items if i.project_name])
+        # In id order: two batches that share ids then lock their rows in one order, and
+        # wait for each other rather than deadlock (SQLite's one writer never needs this).
+        items = sorted(items, key=lambda i: i.id)
         written = await conn.fetch(
             UPSERT_ITEMS,
             workspace,
