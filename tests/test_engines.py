@@ -5,10 +5,12 @@ same bytes for the same writes."""
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -205,9 +207,63 @@ def _counting_ids() -> Callable[[], bytes]:
     return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
 
 
+Insert = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+async def _inserter(location: Path | str) -> tuple[Insert, Callable[[], Awaitable[None]]]:
+    """Writes a row into a table of either engine as given, with no store (traces, spans and
+    scores have no PostgreSQL verbs yet); and how to close it."""
+    if isinstance(location, Path):
+        lite = sqlite3.connect(location, isolation_level=None)
+
+        async def into_sqlite(table: str, row: dict[str, Any]) -> None:
+            marks = ", ".join(f":{c}" for c in row)
+            lite.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", row)
+
+        async def close_sqlite() -> None:
+            lite.close()
+
+        return into_sqlite, close_sqlite
+    conn = await asyncpg.connect(location)
+
+    async def into_postgres(table: str, row: dict[str, Any]) -> None:
+        marks = ", ".join(f"${n}" for n in range(1, len(row) + 1))
+        await conn.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", *row.values()
+        )
+
+    return into_postgres, conn.close
+
+
+async def _traces(insert: Insert, traces: list[bytes], project: bytes) -> None:
+    """The last three items' traces (the first hidden), with spans and two authors' scores."""
+    audit = {"created_at": JAN_15, "created_by": "ann", "last_updated_at": JAN_15,
+             "last_updated_by": "ann"}  # fmt: skip
+    image = '{"q": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==", "n": [1, 2.50]}'
+    for n, trace in enumerate(traces[-3:]):
+        await insert("traces", {
+            "id": trace, "workspace": "w", "project_id": project, "hidden": int(n == 0),
+            "name": f"t{n}", "start_time": JAN_15, "end_time": JAN_15 + (n + 1) * 1_234_567,
+            "input": image, "output": '{"a": 0.1}', **audit,
+        })  # fmt: skip
+        for s in range(2):
+            await insert("spans", {
+                "id": bytes([n, s]) * 8, "workspace": "w", "trace_id": trace,
+                "project_id": project, "start_time": JAN_15, "usage": '{"tokens": 7, "x": "y"}',
+                "total_estimated_cost": 0.1 * (s + 1), **audit,
+            })  # fmt: skip
+        for author, value in (("ann", 0.5), ("bob", 1 / 3)):
+            await insert("feedback_scores", {
+                "trace_id": trace, "name": "quality", "author": author, "workspace": "w",
+                "value": value + n, "reason": None if author == "ann" else "why",
+                "source": "sdk", **audit,
+            })  # fmt: skip
+
+
 async def _answers(location: Path | str) -> list[bytes]:
     """What the store answers, encoded as the API encodes it, after one fixed set of writes."""
     store = await open_core_store(location)
+    insert, close = await _inserter(location)
     encode = msgspec.json.Encoder().encode
     experiment, other = b"\x01\x90" + b"\xee" * 14, b"\x01\x90" + b"\xef" * 14
     try:
@@ -225,13 +281,16 @@ async def _answers(location: Path | str) -> list[bytes]:
         await store.upsert_items("w", "ann", records)
         await store.upsert_items("w", "bob", records[:4])
         await store.delete_items("w", [records[5].id])
+        await _traces(insert, [r.trace_id for r in records if r.experiment_id == experiment], other)
         answers = [encode(await store.get_item("w", r.id)) for r in records]
-        query = StreamQuery("run", limit=8, before=None, project_name=None, truncate=True)
-        async for chunk in store.stream_items("w", query):
-            answers += [encode(full) for full in chunk]
+        for truncate in (True, False):
+            query = StreamQuery("run", limit=8, before=None, project_name=None, truncate=truncate)
+            async for chunk in store.stream_items("w", query):
+                answers += [encode(full) for full in chunk]
         answers += [encode(await store.get_experiment("w", key)) for key in (experiment, other)]
         return answers
     finally:
+        await close()
         await store.close()
 
 
@@ -245,8 +304,12 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     monkeypatch.setattr(ids, "uuid7", _counting_ids())
     on_postgres = await _answers(pg_url)
 
-    assert len(on_sqlite) == 12 + 8 + 2
+    assert len(on_sqlite) == 12 + 2 * 8 + 2
     assert on_sqlite.count(b"null") == 1  # the deleted item
+    streamed = b"".join(on_sqlite[12:28])
+    for shown in (b'"[image]"', b'"hidden"', b'"value_by_author"', b'"usage":{"tokens":14,"x":0}'):
+        assert shown in streamed, shown
+    assert b'"duration":{"p50":' in on_sqlite[-2]
     assert on_postgres == on_sqlite
 
 

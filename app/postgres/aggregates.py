@@ -102,7 +102,8 @@ USAGE_OBJECT = (
 )
 # A usage value as SQLite's total() adds it: a number as itself, anything else as 0.
 USAGE_VALUE = "CASE WHEN json_typeof(j.value) = 'number' THEN (j.value #>> '{}')::float8 ELSE 0 END"
-# Per key, the mean over the items whose trace's spans have that key (Opik's avgMap).
+# Per key, the mean over the items whose trace's spans have that key (Opik's avgMap), in
+# byte order of the keys (json_each's keys have the database's collation, not "C").
 USAGE = f"""
 WITH u AS (
     SELECT s.trace_id, j.key AS key, sum({USAGE_VALUE}) AS value
@@ -113,7 +114,7 @@ WITH u AS (
 SELECT u.key, avg(u.value)
 FROM experiment_items AS i JOIN u ON u.trace_id = i.trace_id
 WHERE i.workspace = $1 AND i.experiment_id = $2
-GROUP BY u.key ORDER BY u.key
+GROUP BY u.key ORDER BY u.key COLLATE "C"
 """
 
 

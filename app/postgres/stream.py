@@ -57,13 +57,17 @@ SELECT trace_id, sum(total_estimated_cost) FROM spans
 WHERE workspace = $1 AND trace_id = ANY($2::bytea[]) AND total_estimated_cost IS NOT NULL
 GROUP BY trace_id
 """
-# As SQLite's total(): a float sum, in which a value that is no number counts as 0.
+# As SQLite's total(): a float sum, in which a value that is no number counts as 0. In key
+# order, byte by byte, as SQLite's GROUP BY leaves it: the answer's keys come in this order.
 STREAM_USAGE = """
 SELECT s.trace_id, u.key,
        sum(CASE WHEN json_typeof(u.value) = 'number' THEN (u.value #>> '{}')::float8 ELSE 0 END)
-FROM spans AS s, json_each(s.usage::json) AS u
+FROM spans AS s, json_each(
+    CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{}'::json END
+) AS u
 WHERE s.workspace = $1 AND s.trace_id = ANY($2::bytea[]) AND s.usage IS NOT NULL
 GROUP BY s.trace_id, u.key
+ORDER BY s.trace_id, u.key COLLATE "C"
 """
 TRACE_SCORES = """
 SELECT trace_id, name, author, category_name, value, reason, source, created_at,

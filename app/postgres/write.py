@@ -44,7 +44,9 @@ class Write:
         if not wanted:
             return {}
         found = await self.owners(table, wanted)
-        missing = [(key, name) for key, name in wanted.items() if key not in found]
+        # In key order, as items.upsert_items writes ids: two writes making the same names
+        # wait for each other on projects_by_name rather than deadlock.
+        missing = sorted((key, name) for key, name in wanted.items() if key not in found)
         if missing:
             await self.conn.execute(
                 MAKE_NAMED.format(table=table),
