@@ -24,18 +24,21 @@ class Unavailable(Exception):
     """No cluster can be started here: the reason, for pytest.skip."""
 
 
-def find_binaries() -> Path:
+DEBIAN = Path("/usr/lib/postgresql")  # Debian's <version>/bin folders
+
+
+def find_binaries(debian: Path = DEBIAN) -> Path:
     """The folder of initdb, pg_ctl and postgres: on PATH, else Debian's newest
     /usr/lib/postgresql/<version>/bin."""
     on_path = shutil.which("initdb")
     candidates = [Path(on_path).resolve().parent] if on_path else []
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
+        debian.glob("*/bin"),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
         reverse=True,
     )
     for folder in [*candidates, *versions]:
-        if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
+        if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres", "psql")):
             return folder
     raise Unavailable(
         "PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "

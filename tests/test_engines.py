@@ -14,14 +14,17 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
+import uvicorn
 
 from app import clock, ids
 from app.config import Settings
 from app.main import create_app
+from app.protocol import HttpProtocol
 from app.records import Conflict, ExperimentRecord, ItemRecord, StreamQuery
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
 from tests.factories import batch, item, new_id
+from tests.running import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -335,3 +338,34 @@ async def test_batches_sharing_ids_written_at_once_in_opposite_orders_both_succe
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_real_uvicorn_server_on_the_store_answers_over_http(
+    core_store: CoreStore, location: Path | str
+) -> None:
+    # In this process, on this event loop, so that it serves the store the test opened: the
+    # one way to serve PostgreSQL before open_store lets `serve` do it.
+    app = create_app(Settings(db=location), store=cast(Store, core_store))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, http=HttpProtocol, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not serving.done(), serving.exception()
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api") as c:
+            written = [item() for _ in range(3)]
+            ping = await c.get("/is-alive/ping")
+            post = await c.post(ITEMS, json=batch(*written))
+            got = [await c.get(f"{ITEMS}/{i['id']}") for i in written]
+            conflict = await c.post(ITEMS, json=batch(written[0]), headers={"Comet-Workspace": "b"})
+
+        assert (ping.status_code, ping.json()["healthy"]) == (200, True)
+        assert post.status_code == 204
+        assert [r.json()["id"] for r in got] == [i["id"] for i in written]
+        assert conflict.status_code == 409
+    finally:
+        server.should_exit = True
+        await serving

@@ -20,6 +20,7 @@ from app.records import ItemRecord, SchemaError
 from app.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from app.sqlite import SqliteStore
 from app.sqlite.connection import schema_path
+from tests.postgres import DEBIAN, Unavailable, find_binaries
 
 pytestmark = pytest.mark.anyio
 
@@ -264,3 +265,14 @@ async def test_the_triggers_drop_a_summary_when_what_it_is_made_of_changes(
 
     assert dropped == ["item", *CHANGES]
     assert await conn.fetchval("SELECT count(*) FROM experiment_summaries") == 0
+
+
+def test_without_postgresqls_binaries_the_reason_to_skip_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    with pytest.raises(Unavailable, match="apt-get install postgresql"):
+        find_binaries(debian=tmp_path / "none")
+    if DEBIAN.is_dir():  # and this machine's are found without PATH
+        assert find_binaries().parent.parent == DEBIAN
