@@ -19,11 +19,13 @@ import uvicorn
 from app import clock, ids
 from app.config import Settings
 from app.main import create_app
+from app.postgres import PostgresStore
 from app.protocol import HttpProtocol
 from app.records import Conflict, ExperimentRecord, ItemRecord, StreamQuery
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
 from tests.factories import batch, item, new_id
+from tests.postgres import Cluster
 from tests.running import free_port
 
 pytestmark = pytest.mark.anyio
@@ -369,3 +371,60 @@ async def test_a_real_uvicorn_server_on_the_store_answers_over_http(
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_project_names_and_ids_keep_the_workspace_rule(client: httpx.AsyncClient) -> None:
+    named = [item(project_name="Proj"), item(project_name="  proj "), item(project_name="PROJ")]
+    assert (await client.post(ITEMS, json=batch(*named))).status_code == 204
+    projects = {(await client.get(f"{ITEMS}/{i['id']}")).json()["project_id"] for i in named}
+    assert len(projects) == 1  # one project, whatever the name's case
+    experiment = new_id()
+    made = await client.post(EXPERIMENTS, json={"id": experiment, "name": "e", "dataset_name": "d"})
+    assert made.status_code == 201
+
+    other = {"Comet-Workspace": "b"}
+    foreign_project = await client.post(
+        ITEMS, json=batch(item(project_id=projects.pop())), headers=other
+    )
+    foreign_experiment = await client.post(
+        ITEMS, json=batch(item(experiment_id=experiment)), headers=other
+    )
+    not_theirs = await client.post(
+        f"{EXPERIMENTS}/delete", json={"ids": [experiment]}, headers=other
+    )
+
+    assert foreign_project.status_code == 409
+    assert foreign_project.json()["message"].startswith("Project '")
+    assert foreign_experiment.json() == {
+        "code": 409,
+        "message": f"Experiment '{experiment}' belongs to another workspace",
+    }
+    assert not_theirs.status_code == 204
+    assert (await client.get(f"{EXPERIMENTS}/{experiment}")).status_code == 200
+
+
+async def test_the_stream_keeps_to_a_project_when_it_names_one(client: httpx.AsyncClient) -> None:
+    experiment = new_id()
+    body = {"id": experiment, "name": "run", "dataset_name": "ds"}
+    assert (await client.post(EXPERIMENTS, json=body)).status_code == 201
+    inside = item(experiment_id=experiment, project_name="A")
+    outside = item(experiment_id=experiment, project_name="B")
+    assert (await client.post(ITEMS, json=batch(inside, outside))).status_code == 204
+
+    stream = f"{ITEMS}/stream"
+    in_a = await client.post(stream, json={"experiment_name": "run", "project_name": "a"})
+    in_none = await client.post(stream, json={"experiment_name": "run", "project_name": "C"})
+
+    assert [line["id"] for line in lines(in_a.content)] == [inside["id"]]
+    assert in_none.content == b""
+
+
+async def test_the_store_opens_through_the_clusters_unix_socket(pg_cluster: Cluster) -> None:
+    name = "through_socket"
+    pg_cluster.create_database(name)
+    try:
+        store = await PostgresStore.open(pg_cluster.socket_url(name))
+        await store.ping()
+        await store.close()
+    finally:
+        pg_cluster.drop_database(name)
