@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from app import ids
 from app.postgres import SCHEMA_VERSION, PostgresStore
 from app.postgres.connection import MIGRATIONS
 from app.records import ItemRecord, SchemaError
@@ -276,3 +277,42 @@ def test_without_postgresqls_binaries_the_reason_to_skip_says_what_to_install(
         find_binaries(debian=tmp_path / "none")
     if DEBIAN.is_dir():  # and this machine's are found without PATH
         assert find_binaries().parent.parent == DEBIAN
+
+
+class _Counting:
+    """A pool that notes each statement it fetches (asyncpg's Pool takes no new attributes)."""
+
+    def __init__(self, pool: Any, statements: list[str]) -> None:
+        self._pool = pool
+        self._statements = statements
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self._statements.append(sql)
+        return await self._pool.fetch(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+async def test_point_reads_asked_together_take_one_statement_per_workspace(pg_url: str) -> None:
+    store = await PostgresStore.open(pg_url)
+    try:
+        keys = [b"\x01\x90" + n.to_bytes(14, "big") for n in range(1, 101)]
+        for workspace, half in (("a", keys[:50]), ("b", keys[50:])):
+            records = [ItemRecord(k, k, k, k, None, None) for k in half]
+            await store.upsert_items(workspace, "ann", records)
+        statements: list[str] = []
+        store.db.pool = _Counting(store.db.pool, statements)
+        asked = [(w, k) for w in "ab" for k in keys] + [("a", keys[0])] * 3
+        found = await asyncio.gather(*(store.get_item(w, k) for w, k in asked))
+
+        assert len(statements) == 2
+        shown = [None if f is None else f.id for f in found]
+        expected = [
+            ids.to_str(k) if (w == "a") == (n < 50) else None
+            for w in "ab"
+            for n, k in enumerate(keys)
+        ] + [ids.to_str(keys[0])] * 3
+        assert shown == expected
+    finally:
+        await store.close()

@@ -1,6 +1,7 @@
 """PostgreSQL mechanics: one connection pool per worker, the schema and its version, and the
 migrations, serialised across processes by an advisory lock."""
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,6 +55,9 @@ class Database:
     def __init__(self, pool: Any, schema_version: int = SCHEMA_VERSION) -> None:
         self.pool = pool
         self.schema_version = schema_version  # the version it was opened at
+        # Point reads waiting for the end of the loop's turn, by statement and scope.
+        self._waiting: dict[tuple[str, Any], dict[bytes, list[asyncio.Future[Any]]]] = {}
+        self._answering: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -90,6 +94,43 @@ class Database:
 
     async def fetch_row(self, sql: str, *params: Any) -> Any:
         return await self.pool.fetchrow(sql, *params)
+
+    async def lookup(self, sql: str, scope: Any, key: bytes) -> Any:
+        """The row of `sql` for `key` within `scope`, or None. `sql` takes every key asked
+        for in this turn of the event loop as $1 (a bytea[]) and the scope as $2, and gives
+        each row's key first: the requests that arrived together cost one round trip and
+        one pooled connection, not one each (as app/sqlite/lookup.py batches SQLite's)."""
+        found: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            found.get_loop().call_soon(self._dispatch)
+        self._waiting.setdefault((sql, scope), {}).setdefault(key, []).append(found)
+        return await found
+
+    def _dispatch(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for (sql, scope), keys in waiting.items():
+            task = asyncio.get_running_loop().create_task(self._answer(sql, scope, keys))
+            self._answering.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._answering.discard)
+
+    async def _answer(
+        self, sql: str, scope: Any, keys: dict[bytes, list[asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            rows = await self.pool.fetch(sql, list(keys), scope)
+        except BaseException as exc:
+            for futures in keys.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        by_key = {row[0]: row for row in rows}
+        for key, futures in keys.items():
+            for future in futures:
+                if not future.done():  # its request may have been cancelled
+                    future.set_result(by_key.get(key))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
