@@ -23,10 +23,15 @@ def _optional_path(text: str) -> Path | None:
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+def is_postgres_url(location: object) -> bool:
+    """Whether `location` names a PostgreSQL database (a libpq URL) rather than a file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
 def db_location(text: str) -> Path | str:
     """A SQLite file's path, or a PostgreSQL database's libpq URL kept as given (a Path would
     fold its '//')."""
-    return text if text.startswith(POSTGRES_SCHEMES) else Path(text)
+    return text if is_postgres_url(text) else Path(text)
 
 
 def shown_location(location: Path | str) -> str:

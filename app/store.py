@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from app import postgres
+from app.config import is_postgres_url
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.dataset_records import (
     DatasetItemsRecord,
@@ -23,7 +23,6 @@ from app.dataset_records import (
 )
 from app.experiment_payloads import Experiment, ScoreName
 from app.payloads import FullItem, Item
-from app.postgres import PostgresStore
 from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
@@ -311,6 +310,10 @@ class EngineIncomplete(SchemaError):
 
 def missing_methods() -> list[str]:
     """The Store's verbs that the PostgreSQL engine lacks, in the interface's order."""
+    # Imported here, not at the top: importing asyncpg takes a quarter of a second, which
+    # every command and worker of a SQLite user would otherwise pay.
+    from app.postgres import PostgresStore
+
     return [
         name
         for name, value in vars(Store).items()
@@ -323,7 +326,7 @@ async def open_store(location: Path | str, readers: int = 2, create: bool = True
     release's schema: a SQLite file, or a PostgreSQL database for a postgresql:// URL (the
     password in it, else PGPASSWORD), which is refused until its engine covers every verb
     (tests open `PostgresStore` itself)."""
-    if postgres.is_url(location):
+    if is_postgres_url(location):
         missing = missing_methods()
         if missing:
             raise EngineIncomplete(

@@ -1,6 +1,8 @@
 """The storage boundary: which engine a location picks, and how the commands refuse a
 PostgreSQL URL while its engine covers only the experiment-items core."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,15 @@ def test_postgres_has_the_core_and_lacks_exactly_the_rest_of_the_store() -> None
     assert set(missing) == _verbs(Store) - set(dir(PostgresStore))
     assert "find_experiments" in missing
     assert not set(missing) & _verbs(CoreStore)
+
+
+def test_serving_sqlite_never_imports_the_postgres_driver() -> None:
+    imports = "import sys, app.main, app.cli; print('asyncpg' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", imports], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert done.stdout.strip() == "False"
 
 
 def test_a_url_stays_a_url_and_a_path_a_path() -> None:
