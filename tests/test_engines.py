@@ -428,3 +428,48 @@ async def test_the_store_opens_through_the_clusters_unix_socket(pg_cluster: Clus
         await store.close()
     finally:
         pg_cluster.drop_database(name)
+
+
+async def test_two_creates_racing_for_one_experiment_id_give_one_experiment(
+    location: Path | str,
+) -> None:
+    first, second = await open_core_store(location), await open_core_store(location)
+    try:
+        for n in range(ROUNDS // 2):
+            key = ids.uuid7()
+            outcomes = await asyncio.gather(
+                first.create_experiment("a", "ann", ExperimentRecord(key, "e", "d", None, None)),
+                second.create_experiment("b", "bob", ExperimentRecord(key, "e", "d", None, None)),
+                return_exceptions=True,
+            )
+
+            assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "NoneType"], n
+            winner = "a" if outcomes[0] is None else "b"
+            assert await first.get_experiment(winner, key) is not None
+            assert await first.get_experiment("b" if winner == "a" else "a", key) is None
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_writes_making_one_project_name_at_once_make_one_project(
+    location: Path | str,
+) -> None:
+    first, second = await open_core_store(location), await open_core_store(location)
+    try:
+        for n in range(ROUNDS // 2):
+            records = [
+                ItemRecord(ids.uuid7(), ids.uuid7(), ids.uuid7(), ids.uuid7(), f"P{n}", None)
+                for _ in range(2)
+            ]
+            await asyncio.gather(
+                first.upsert_items("a", "ann", records[:1]),
+                second.upsert_items("a", "bob", records[1:]),
+            )
+            found = [await first.get_item("a", r.id) for r in records]
+            assert found[0] is not None
+            assert found[1] is not None
+            assert found[0].project_id == found[1].project_id
+    finally:
+        await first.close()
+        await second.close()
