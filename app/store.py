@@ -93,6 +93,15 @@ class CoreStore(Protocol):
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
         """The experiment with its aggregates, computed now."""
 
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        """Changes those of `keys` the workspace holds, all or none (records.TooManyTags);
+        how many it changed."""
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        """Marks the running ones of `keys` completed; unknown ids are ignored."""
+
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         """The experiments and their items; traces stay, as in Opik."""
 
@@ -108,15 +117,6 @@ class Store(CoreStore, Protocol):
         """The experiments the query names, in its order, with their aggregates; and how many
         match in all when `count`."""
         ...
-
-    async def update_experiments(
-        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
-    ) -> int:
-        """Changes those of `keys` the workspace holds, all or none (records.TooManyTags);
-        how many it changed."""
-
-    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
-        """Marks the running ones of `keys` completed; unknown ids are ignored."""
 
     async def score_names(
         self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
@@ -331,7 +331,7 @@ async def open_store(location: Path | str, readers: int = 2, create: bool = True
         if missing:
             raise EngineIncomplete(
                 "the PostgreSQL engine is in progress (README, PostgreSQL (in progress)): it "
-                f"has the experiment items only, and lacks {len(missing)} of the Store's "
+                f"has the experiment-items core only, and lacks {len(missing)} of the Store's "
                 f"verbs: {', '.join(missing)}"
             )
     return await SqliteStore.open(Path(location), readers, create=create)

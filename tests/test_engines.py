@@ -21,7 +21,7 @@ from app.config import Settings
 from app.main import create_app
 from app.postgres import PostgresStore
 from app.protocol import HttpProtocol
-from app.records import Conflict, ExperimentRecord, ItemRecord, StreamQuery
+from app.records import Conflict, ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
 from tests.factories import batch, item, new_id
@@ -287,6 +287,9 @@ async def _answers(location: Path | str) -> list[bytes]:
         await store.upsert_items("w", "bob", records[:4])
         await store.delete_items("w", [records[5].id])
         await _traces(insert, [r.trace_id for r in records if r.experiment_id == experiment], other)
+        change = ExperimentChange(metadata='{"k": [1, 2.0]}', tags_to_add=("y",), status="running")
+        await store.update_experiments("w", "bob", [experiment, other, b"\x00" * 16], change)
+        await store.finish_experiments("w", "bob", [other])
         answers = [encode(await store.get_item("w", r.id)) for r in records]
         for truncate in (True, False):
             query = StreamQuery("run", limit=8, before=None, project_name=None, truncate=truncate)
@@ -315,6 +318,9 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     for shown in (b'"[image]"', b'"hidden"', b'"value_by_author"', b'"usage":{"tokens":14,"x":0}'):
         assert shown in streamed, shown
     assert b'"duration":{"p50":' in on_sqlite[-2]
+    assert b'"tags":["x","y"]' in on_sqlite[-2]
+    assert b'"status":"running"' in on_sqlite[-2]
+    assert b'"status":"completed"' in on_sqlite[-1]
     assert on_postgres == on_sqlite
 
 
@@ -473,3 +479,42 @@ async def test_writes_making_one_project_name_at_once_make_one_project(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_an_experiment_is_updated_and_finished(client: httpx.AsyncClient) -> None:
+    experiment, unknown = new_id(), new_id()
+    body = {"id": experiment, "name": "run", "dataset_name": "ds", "tags": ["a", "b"],
+            "status": "running"}  # fmt: skip
+    assert (await client.post(EXPERIMENTS, json=body)).status_code == 201
+
+    patched = await client.patch(
+        f"{EXPERIMENTS}/{experiment}",
+        json={
+            "name": "renamed",
+            "metadata": {"k": 1},
+            "tags_to_add": ["c"],
+            "tags_to_remove": ["a"],
+        },
+    )
+    missing = await client.patch(f"{EXPERIMENTS}/{unknown}", json={"name": "x"})
+    too_many = await client.patch(
+        f"{EXPERIMENTS}/batch",
+        json={"ids": [experiment], "update": {"tags": [f"t{n}" for n in range(50)]},
+              "merge_tags": True},
+    )  # fmt: skip
+    running = (await client.get(f"{EXPERIMENTS}/{experiment}")).json()
+    finished = await client.post(f"{EXPERIMENTS}/finish", json={"ids": [experiment, unknown]})
+    done = (await client.get(f"{EXPERIMENTS}/{experiment}")).json()
+
+    assert patched.status_code == 204
+    assert missing.status_code == 404
+    assert missing.json()["message"] == f"Experiment not found: '{unknown}'"
+    assert too_many.status_code == 422
+    assert (running["name"], running["tags"], running["metadata"]) == (
+        "renamed",
+        ["b", "c"],
+        {"k": 1},
+    )
+    assert running["status"] == "running"
+    assert finished.status_code == 204
+    assert done["status"] == "completed"

@@ -1,14 +1,16 @@
-"""Experiments: create, and delete with their items (what they show is
+"""Experiments: create, update, finish, and delete with their items (what they show is
 app/postgres/aggregates.py)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
-from app import ids
+from app import clock, ids
+from app.payloads import MAX_TAGS
 from app.postgres.connection import Database
 from app.postgres.write import Write
-from app.records import Conflict, ExperimentRecord, name_key
+from app.records import Conflict, ExperimentChange, ExperimentRecord, TooManyTags, name_key
 
 FIND_EXPERIMENT = "SELECT 1 FROM experiments WHERE id = $1"
 _COLUMNS = [
@@ -108,3 +110,53 @@ async def delete_experiments(db: Database, workspace: str, keys: Sequence[bytes]
     async with db.transaction() as conn:
         await conn.execute(DELETE_EXPERIMENT_ITEMS, workspace, list(keys))
         await conn.execute(DELETE_EXPERIMENTS, workspace, list(keys))
+
+
+# Locked as read: an update that adds tags to the stored ones is a read, then a write, and
+# another server's update between the two would be lost (SQLite's one writer never meets it).
+READ_FOR_UPDATE = """
+SELECT id, tags FROM experiments WHERE workspace = $1 AND id = ANY($2::bytea[])
+ORDER BY id FOR UPDATE
+"""
+FINISH = """
+UPDATE experiments SET status = 'completed', last_updated_at = $1, last_updated_by = $2
+WHERE workspace = $3 AND status = 'running' AND id = ANY($4::bytea[])
+"""
+
+
+async def update_experiments(
+    db: Database, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+) -> int:
+    """Applies `change` to those of `keys` the workspace holds, all or none (TooManyTags);
+    how many it changed."""
+    async with db.transaction() as conn:
+        rows = await conn.fetch(READ_FOR_UPDATE, workspace, list(keys))
+        columns: dict[str, Any] = {"last_updated_at": clock.now_ns(), "last_updated_by": user}
+        for column in ("name", "metadata", "type", "status"):
+            if getattr(change, column) is not None:
+                columns[column] = getattr(change, column)
+        if change.scores_given:
+            columns["experiment_scores"] = change.experiment_scores
+        for key, stored in rows:
+            values = dict(columns)
+            tags = change.tags_of(msgspec.json.decode(stored) if stored else [])
+            if tags is not None:
+                if len(tags) > MAX_TAGS:
+                    raise TooManyTags(TooManyTags.MESSAGE)
+                values["tags"] = msgspec.json.encode(tags).decode() if tags else None
+            assert set(values) <= set(_COLUMNS), values  # fixed names, never input
+            assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(values, start=3))
+            await conn.execute(
+                f"UPDATE experiments SET {assignments} WHERE id = $1 AND workspace = $2",
+                key,
+                workspace,
+                *values.values(),
+            )
+        return len(rows)
+
+
+async def finish_experiments(
+    db: Database, workspace: str, user: str, keys: Sequence[bytes]
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(FINISH, clock.now_ns(), user, workspace, list(keys))

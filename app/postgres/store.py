@@ -1,5 +1,6 @@
 """The PostgreSQL engine's Store, so far: the verbs of the experiment-items core (`CoreStore`
-in app/store.py), each one transaction or one statement on the worker's pool."""
+in app/store.py) and experiment update and finish, each one transaction or one statement on
+the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
@@ -7,7 +8,7 @@ from app.experiment_payloads import Experiment
 from app.payloads import FullItem, Item
 from app.postgres import aggregates, experiments, items, stream
 from app.postgres.connection import MIGRATIONS, Database
-from app.records import ExperimentRecord, ItemRecord, StreamQuery
+from app.records import ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
 
 
 class PostgresStore:
@@ -44,6 +45,14 @@ class PostgresStore:
 
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
         return await aggregates.get_experiment(self.db, workspace, key)
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        return await experiments.update_experiments(self.db, workspace, user, keys, change)
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        await experiments.finish_experiments(self.db, workspace, user, keys)
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         await experiments.delete_experiments(self.db, workspace, keys)
