@@ -107,6 +107,9 @@ class Cluster:
             "--encoding",
             "UTF8",
         )
+        self._start()
+
+    def _start(self) -> None:
         # Small and quick: a test cluster holds little. fsync stays on: the tests' durable
         # 204 is PostgreSQL's own commit, as in production.
         options = (
@@ -126,6 +129,14 @@ class Cluster:
             str(START_SECONDS),
             "start",
         )
+
+    def crash_and_restart(self) -> None:
+        """Stops the server as a crash would (immediate: no checkpoint, every backend killed;
+        the operating system's cache survives, as it would not a power cut), then starts it
+        again, which replays the WAL."""
+        self._run(str(self.binaries / "pg_ctl"), "--pgdata", str(self.data), "--mode",
+                  "immediate", "--wait", "stop")  # fmt: skip
+        self._start()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Runs `sql` through psql as the superuser; its output, unaligned and bare."""

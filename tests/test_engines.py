@@ -518,3 +518,31 @@ async def test_an_experiment_is_updated_and_finished(client: httpx.AsyncClient) 
     assert running["status"] == "running"
     assert finished.status_code == 204
     assert done["status"] == "completed"
+
+
+async def test_64_writers_across_two_stores_lose_nothing_and_each_reads_the_others_writes(
+    location: Path | str,
+) -> None:
+    stores = [await open_core_store(location), await open_core_store(location)]
+    try:
+        written: list[list[bytes]] = [[] for _ in range(64)]
+
+        async def writer(n: int) -> None:
+            store = stores[n % 2]
+            for _ in range(5):
+                records = [
+                    ItemRecord(ids.uuid7(), ids.uuid7(), ids.uuid7(), ids.uuid7(), None, None)
+                    for _ in range(10)
+                ]
+                await store.upsert_items(f"w{n % 4}", "ann", records)
+                written[n] += [r.id for r in records]
+
+        await asyncio.gather(*(writer(n) for n in range(64)))
+
+        for n, keys in enumerate(written):
+            other = stores[(n + 1) % 2]
+            found = await asyncio.gather(*(other.get_item(f"w{n % 4}", k) for k in keys))
+            assert all(found), n
+    finally:
+        for store in stores:
+            await store.close()

@@ -21,7 +21,7 @@ from app.records import ItemRecord, SchemaError
 from app.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from app.sqlite import SqliteStore
 from app.sqlite.connection import schema_path
-from tests.postgres import DEBIAN, Unavailable, find_binaries
+from tests.postgres import DEBIAN, Cluster, Unavailable, find_binaries
 
 pytestmark = pytest.mark.anyio
 
@@ -316,3 +316,27 @@ async def test_point_reads_asked_together_take_one_statement_per_workspace(pg_ur
         assert shown == expected
     finally:
         await store.close()
+
+
+async def test_every_acknowledged_write_survives_a_crash_of_the_server(
+    pg_cluster: Cluster, pg_url: str
+) -> None:
+    store = await PostgresStore.open(pg_url, connections=4)
+    written: list[bytes] = []
+
+    async def write(n: int) -> None:
+        records = [ItemRecord(ids.uuid7(), k, k, k, None, None) for k in [ids.uuid7()] * 50]
+        await store.upsert_items("w", "ann", records)
+        written.extend(r.id for r in records)  # acknowledged: the commit has returned
+
+    await asyncio.gather(*(write(n) for n in range(20)))
+    pg_cluster.crash_and_restart()
+    store.db.pool.terminate()  # its connections died with the server
+
+    again = await PostgresStore.open(pg_url)
+    try:
+        found = await asyncio.gather(*(again.get_item("w", key) for key in written))
+    finally:
+        await again.close()
+    assert len(written) == 1000
+    assert all(found)
