@@ -88,11 +88,14 @@ OPEN_WRITE_CLOSE = """
 import asyncio, sys
 from pathlib import Path
 from app.records import ItemRecord
-from tests.conftest import open_core_store
 
 async def main() -> None:
-    location = sys.argv[1] if sys.argv[1].startswith("postgresql://") else Path(sys.argv[1])
-    store = await open_core_store(location)
+    if sys.argv[1].startswith("postgresql://"):
+        from app.postgres import PostgresStore
+        store = await PostgresStore.open(sys.argv[1])
+    else:
+        from app.sqlite import SqliteStore
+        store = await SqliteStore.open(Path(sys.argv[1]))
     key = bytes.fromhex(sys.argv[2])
     await store.upsert_items("w", "ann", [ItemRecord(key, key, key, key, None, None)])
     await store.close()
