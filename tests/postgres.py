@@ -149,6 +149,15 @@ class Cluster:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return done.stdout.strip()
 
+    def add_password_role(self, name: str, password: str) -> None:
+        """A role that must give its password over TCP (SCRAM), whatever the trust for the
+        superuser: pg_hba.conf's first matching line decides, and this one goes first."""
+        self.psql(f"CREATE ROLE \"{name}\" LOGIN SUPERUSER PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(line + hba.read_text())
+        self.psql("SELECT pg_reload_conf()")
+
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
         self.psql(f'CREATE DATABASE "{name}"')

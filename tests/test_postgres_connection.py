@@ -340,3 +340,22 @@ async def test_every_acknowledged_write_survives_a_crash_of_the_server(
         await again.close()
     assert len(written) == 1000
     assert all(found)
+
+
+async def test_the_password_comes_from_the_url_or_pgpassword(
+    pg_cluster: Cluster, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_cluster.add_password_role("carol", "s3cret")
+    database = pg_url.rsplit("/", 1)[1]
+    at = f"127.0.0.1:{pg_cluster.port}/{database}"
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await PostgresStore.open(f"postgresql://carol@{at}")
+    in_url = await PostgresStore.open(f"postgresql://carol:s3cret@{at}")
+    await in_url.close()
+    monkeypatch.setenv("PGPASSWORD", "s3cret")
+    from_env = await PostgresStore.open(f"postgres://carol@{at}")
+    await from_env.ping()
+    await from_env.close()
