@@ -8,7 +8,7 @@ the engine shares with any other (Opik's naming rules, the 409 sentences, the re
 themselves) lives outside it, in app/records.py.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +54,7 @@ __all__ = [
     "incoming",
     "open_store",
     "snapshot",
+    "storage_errors",
     "storage_failure",
 ]
 
@@ -61,6 +62,17 @@ __all__ = [
 # (status, message, headers: a full disk, a read-only file, a busy lock), else None.
 STORAGE_ERROR = failures.ERROR
 storage_failure = failures.describe
+Describe = Callable[[Exception], tuple[int, str, dict[str, str]] | None]
+
+
+def storage_errors(location: Path | str) -> list[tuple[type[Exception], Describe]]:
+    """What the engine of `location` raises when its database fails, each class with what
+    describes it: the app answers those in the error shape (app/errors.py)."""
+    if is_postgres_url(location):
+        from app.postgres import failures as postgres_failures  # asyncpg: only when named
+
+        return [(error, postgres_failures.describe) for error in postgres_failures.ERRORS]
+    return [(STORAGE_ERROR, storage_failure)]
 
 
 class CoreStore(Protocol):

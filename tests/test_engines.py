@@ -546,3 +546,41 @@ async def test_64_writers_across_two_stores_lose_nothing_and_each_reads_the_othe
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_postgres_database_that_is_gone_answers_503_in_the_error_shape(
+    pg_cluster: Cluster,
+) -> None:
+    name = "dropped_under_the_server"
+    url = pg_cluster.create_database(name)
+    store = await PostgresStore.open(url)
+    try:
+        async with app_client(store, url) as c:
+            written = item()
+            assert (await c.post(ITEMS, json=batch(written))).status_code == 204
+            pg_cluster.drop_database(name)  # WITH (FORCE): its connections are closed
+
+            read = await c.get(f"{ITEMS}/{written['id']}")
+            write = await c.post(ITEMS, json=batch(item()))
+
+        for answer in (read, write):
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == "1"
+            assert answer.json()["code"] == 503
+            assert answer.json()["message"].startswith("The database cannot be reached")
+    finally:
+        store.db.pool.terminate()
+
+
+def test_postgres_failures_are_said_as_sqlites_are() -> None:
+    from app.postgres import failures
+
+    full = failures.describe(asyncpg.DiskFullError("no space"))
+    standby = failures.describe(asyncpg.ReadOnlySQLTransactionError("read-only"))
+
+    assert full is not None
+    assert full[0] == 507
+    assert full[1].startswith("The disk that holds the database is full: nothing was stored")
+    assert standby is not None
+    assert standby[0] == 503
+    assert failures.describe(ValueError("ours")) is None
