@@ -2,6 +2,7 @@
 the demo did, and a first request to paste."""
 
 import json
+from pathlib import Path
 
 from app import __version__, config, demo, ids
 
@@ -29,7 +30,7 @@ def banner(
     auth = "" if settings.api_keys is None else " -H 'Authorization: <your key>'"
     lines = [
         f"experiment-items {__version__}",
-        f"  database   {settings.db.resolve()}",
+        f"  database   {_location(settings.db)}",
         f"  listening  {base}/  (Opik SDK: OPIK_URL_OVERRIDE={base}/api/)",
     ]
     if settings.host in ("0.0.0.0", "", "::"):
@@ -52,6 +53,10 @@ def banner(
         lines.append(f"  write one  {curl_write(base, item_id)}{auth}")
     lines.append(f"  read it    curl {base}{ITEMS_PATH}/{item_id}{auth}")
     return "\n".join(lines)
+
+
+def _location(db: Path | str) -> str:
+    return str(db.resolve()) if isinstance(db, Path) else config.shown_location(db)
 
 
 def local_url(settings: config.Settings) -> str:

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     with_db = _Parser(add_help=False, parents=[debug])
     with_db.add_argument(
         "--db",
-        type=Path,
+        type=config.db_location,
         metavar="DB",
         help=f"SQLite database file (env EXPERIMENT_ITEMS_DB, default {config.Settings().db})",
     )
@@ -188,8 +188,8 @@ def _scope_arguments(sub: _Parser) -> None:
 
 
 def _serve_arguments(serve: _Parser) -> None:
-    kinds = {
-        "db": Path,
+    kinds: dict[str, Callable[[str], object]] = {
+        "db": config.db_location,
         "api_keys": Path,
         "port": int,
         "workers": int,

@@ -61,10 +61,12 @@ def run_serve(args: argparse.Namespace) -> int:
     # clear line here rather than a traceback in every worker.
     # --demo-if-new (make run) loads the demo only into a file it makes now: never into one
     # that may hold the user's own data, and not again on the next start.
-    new = not settings.db.exists()
-    with _explained(f"cannot open database {settings.db}", failure=UsageError):
+    new = isinstance(settings.db, Path) and not settings.db.exists()
+    shown = config.shown_location(settings.db)
+    with _explained(f"cannot open database {shown}", failure=UsageError):
         wanted = args.demo or (args.demo_if_new and new)
-        loaded = asyncio.run(demo.load(settings.db)) if wanted else None
+        demo_into = _database_file(settings.db, "serve --demo") if wanted else None
+        loaded = asyncio.run(demo.load(demo_into)) if demo_into is not None else None
         if loaded is None:
             _open(settings.db)
     # Workers are new processes: they rebuild the settings from the environment, and inherit
@@ -151,9 +153,9 @@ def _check_port(host: str, port: int) -> None:
             ) from None
 
 
-def _open(path: Path) -> None:
+def _open(location: Path | str) -> None:
     async def open_and_close() -> None:
-        store = await open_store(path, readers=1)
+        store = await open_store(location, readers=1)
         await store.close()
 
     asyncio.run(open_and_close())
@@ -174,7 +176,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    database = config.from_env(db=args.db).db
+    database = _database_file(config.from_env(db=args.db).db, "restore")
     source: Path = args.backup
     if not source.is_file():
         raise UsageError(f"no backup at {source}")
@@ -208,9 +210,10 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     settings = config.from_env(db=args.db)
-    with _explained(f"cannot load the demo into {settings.db}"):
-        loaded = asyncio.run(demo.load(settings.db))
-    print(f"loaded {loaded.items} items into {settings.db.resolve()}, workspace {loaded.workspace}")
+    database = _database_file(settings.db, "demo")
+    with _explained(f"cannot load the demo into {database}"):
+        loaded = asyncio.run(demo.load(database))
+    print(f"loaded {loaded.items} items into {database.resolve()}, workspace {loaded.workspace}")
     for name, experiment_id in loaded.experiments.items():
         print(f"  experiment {ids.to_str(experiment_id)}  {name}  (dataset {demo.DATASET})")
     item = f"{banner.local_url(settings)}{banner.ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
@@ -248,7 +251,7 @@ def _export_to_stdout(database: Path, workspace: str, experiment: bytes | None) 
 
 
 def run_import(args: argparse.Namespace) -> int:
-    database = config.from_env(db=args.db).db
+    database = _database_file(config.from_env(db=args.db).db, "import")
     if not 1 <= args.batch <= importer.MAX_BATCH_LINES:
         # A longer transaction would hold every other writer past the busy timeout.
         raise UsageError(f"--batch must be between 1 and {importer.MAX_BATCH_LINES:,}")
@@ -317,8 +320,18 @@ def _experiment_key(text: str | None) -> bytes | None:
     return key
 
 
+def _database_file(location: Path | str, command: str) -> Path:
+    """The SQLite file that `command` works on; a PostgreSQL URL is refused in one line."""
+    if isinstance(location, Path):
+        return location
+    raise UsageError(
+        f"{command} works on a SQLite file only so far: the PostgreSQL engine is in progress "
+        "(README, PostgreSQL (in progress))"
+    )
+
+
 def _existing_database(args: argparse.Namespace) -> Path:
-    database = config.from_env(db=args.db).db
+    database = _database_file(config.from_env(db=args.db).db, args.command)
     if not database.is_file():
         raise UsageError(f"no database at {database}")
     return database

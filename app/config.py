@@ -3,6 +3,7 @@
 import functools
 import math
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,14 +20,42 @@ def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether `location` names a PostgreSQL database (a libpq URL) rather than a file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def db_location(text: str) -> Path | str:
+    """A SQLite file's path, or a PostgreSQL database's libpq URL kept as given (a Path would
+    fold its '//')."""
+    return text if is_postgres_url(text) else Path(text)
+
+
+def shown_location(location: Path | str) -> str:
+    """The database as messages name it: a URL without its password."""
+    if isinstance(location, Path):
+        return str(location)
+    parts = urllib.parse.urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    db: Path = _setting(
-        Path("experiment-items.db"), Path, "SQLite database file, created on first start"
+    db: Path | str = _setting(
+        Path("experiment-items.db"),
+        db_location,
+        "SQLite database file, created on first start (a postgresql:// URL: README, "
+        "PostgreSQL (in progress))",
     )
     host: str = _setting("127.0.0.1", str, "address to listen on")
     port: int = _setting(5173, int, "port to listen on (where the Opik SDK looks by default)")

@@ -13,7 +13,7 @@ from app.context import Services
 from app.errors import HANDLERS, storage_handler
 from app.logs import AccessLog
 from app.routes import PREFIXES, routes
-from app.store import STORAGE_ERROR, Store, open_store, storage_failure
+from app.store import Store, open_store, storage_errors
 from app.ui import routes as ui_routes
 
 __all__ = ["PREFIXES", "app_from_env", "create_app"]
@@ -56,7 +56,10 @@ def create_app(
         # The web UI's pages come after every API route: the API's are matched first.
         routes=[*routes(), *ui_routes()],
         middleware=[Middleware(AccessLog, enabled=settings.access_log)],
-        exception_handlers={**HANDLERS, STORAGE_ERROR: storage_handler(storage_failure)},
+        exception_handlers={
+            **HANDLERS,
+            **{error: storage_handler(describe) for error, describe in storage_errors(settings.db)},
+        },
         lifespan=lifespan,
     )
     if store is not None:

@@ -1,6 +1,6 @@
 """What the API stores, in words no storage engine owns: the records a Store takes (ids as
 16-byte keys, instants as nanoseconds, JSON as its text, every value validated by
-app/checks.py), the two ways a store refuses, and Opik's rules that every engine keeps alike
+app/checks.py), the ways a store refuses, and Opik's rules that every engine keeps alike
 (names, the default project, image truncation, durations, the 409 sentences)."""
 
 import re
@@ -51,6 +51,18 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     """What a transfer was asked to read is not in the database."""
+
+
+class SchemaError(RuntimeError):
+    """The database was written by a newer release, or is not ours: every engine refuses it
+    in the same words."""
+
+    @classmethod
+    def newer(cls, version: int, latest: int) -> "SchemaError":
+        return cls(
+            f"the database has schema version {version}, newer than this release's "
+            f"{latest}: upgrade experiment-items to open it"
+        )
 
 
 def name_key(name: str) -> str:

@@ -1,17 +1,19 @@
 """The storage boundary: what the endpoints and commands ask of a storage engine, and the one
 place that picks the engine.
 
-An engine is a package (app/sqlite/ today) with a class that meets `Store`. It takes the
-records of app/records.py, already validated, and answers with the API's Structs; it raises
-records.Conflict for a 409. Everything else the engine shares with any other (Opik's naming
-rules, the 409 sentences, the records themselves) lives outside it, in app/records.py.
+An engine is a package (app/sqlite/; app/postgres/, in progress, meets `CoreStore` so far)
+with a class that meets `Store`. It takes the records of app/records.py, already validated,
+and answers with the API's Structs; it raises records.Conflict for a 409. Everything else
+the engine shares with any other (Opik's naming rules, the 409 sentences, the records
+themselves) lives outside it, in app/records.py.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from app.config import is_postgres_url
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.dataset_records import (
     DatasetItemsRecord,
@@ -30,6 +32,7 @@ from app.records import (
     ExperimentRecord,
     ItemRecord,
     Patch,
+    SchemaError,
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
@@ -43,6 +46,8 @@ from app.trace_payloads import Project, Span, Trace
 
 __all__ = [
     "STORAGE_ERROR",
+    "CoreStore",
+    "EngineIncomplete",
     "Incoming",
     "Refused",
     "Snapshot",
@@ -50,6 +55,7 @@ __all__ = [
     "incoming",
     "open_store",
     "snapshot",
+    "storage_errors",
     "storage_failure",
 ]
 
@@ -57,10 +63,21 @@ __all__ = [
 # (status, message, headers: a full disk, a read-only file, a busy lock), else None.
 STORAGE_ERROR = failures.ERROR
 storage_failure = failures.describe
+Describe = Callable[[Exception], tuple[int, str, dict[str, str]] | None]
 
 
-class Store(Protocol):
-    """One worker's storage, opened once and kept for its lifetime."""
+def storage_errors(location: Path | str) -> list[tuple[type[Exception], Describe]]:
+    """What the engine of `location` raises when its database fails, each class with what
+    describes it: the app answers those in the error shape (app/errors.py)."""
+    if is_postgres_url(location):
+        from app.postgres import failures as postgres_failures  # asyncpg: only when named
+
+        return [(error, postgres_failures.describe) for error in postgres_failures.ERRORS]
+    return [(STORAGE_ERROR, storage_failure)]
+
+
+class CoreStore(Protocol):
+    """The experiment-items core of a store: what every engine has (app/postgres/ so far)."""
 
     async def ping(self) -> None:
         """Raises unless the database can be read: the health check."""
@@ -89,13 +106,6 @@ class Store(Protocol):
     async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
         """The experiment with its aggregates, computed now."""
 
-    async def find_experiments(
-        self, workspace: str, query: ExperimentQuery, count: bool = False
-    ) -> tuple[list[Experiment], int]:
-        """The experiments the query names, in its order, with their aggregates; and how many
-        match in all when `count`."""
-        ...
-
     async def update_experiments(
         self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
     ) -> int:
@@ -105,15 +115,28 @@ class Store(Protocol):
     async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
         """Marks the running ones of `keys` completed; unknown ids are ignored."""
 
+    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
+        """The experiments and their items; traces stay, as in Opik."""
+
+
+class Store(CoreStore, Protocol):
+    """One worker's storage, opened once and kept for its lifetime."""
+
+    # Experiments
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        """The experiments the query names, in its order, with their aggregates; and how many
+        match in all when `count`."""
+        ...
+
     async def score_names(
         self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
     ) -> list[ScoreName]:
         """The distinct names of trace scores (of the experiments `keys`, in `project`),
         then those of the experiments' own scores."""
         ...
-
-    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
-        """The experiments and their items; traces stay, as in Opik."""
 
     # Bulk recording
 
@@ -309,10 +332,38 @@ class Store(Protocol):
         why it refused the others; Conflict when the batch breaks a rule no check foresaw."""
 
 
-async def open_store(location: Path, readers: int = 2, create: bool = True) -> Store:
+class EngineIncomplete(SchemaError):
+    """The database is PostgreSQL's, whose engine does not cover the whole Store yet: a
+    SchemaError, so that the CLI stops with one line and exit code 2."""
+
+
+def missing_methods() -> list[str]:
+    """The Store's verbs that the PostgreSQL engine lacks, in the interface's order."""
+    # Imported here, not at the top: importing asyncpg takes a quarter of a second, which
+    # every command and worker of a SQLite user would otherwise pay.
+    from app.postgres import PostgresStore
+
+    return [
+        name
+        for name, value in vars(Store).items()
+        if callable(value) and not name.startswith("_") and not hasattr(PostgresStore, name)
+    ]
+
+
+async def open_store(location: Path | str, readers: int = 2, create: bool = True) -> Store:
     """The store at `location`, created (unless `create` is false) or upgraded to this
-    release's schema."""
-    return await SqliteStore.open(location, readers, create=create)
+    release's schema: a SQLite file, or a PostgreSQL database for a postgresql:// URL (the
+    password in it, else PGPASSWORD), which is refused until its engine covers every verb
+    (tests open `PostgresStore` itself)."""
+    if is_postgres_url(location):
+        missing = missing_methods()
+        if missing:
+            raise EngineIncomplete(
+                "the PostgreSQL engine is in progress (README, PostgreSQL (in progress)): it "
+                f"has the experiment-items core only, and lacks {len(missing)} of the Store's "
+                f"verbs: {', '.join(missing)}"
+            )
+    return await SqliteStore.open(Path(location), readers, create=create)
 
 
 def snapshot(

@@ -1,6 +1,10 @@
-"""Shared fixtures: a real database file per test, and an HTTP client on the app."""
+"""Shared fixtures: a real database file per test, and an HTTP client on the app; and for the
+tests that run on both engines, `engine` (sqlite | postgresql), a fresh database of it and
+the store on it (the PostgreSQL ones skip, with tests/postgres.py's reason, without
+PostgreSQL's binaries)."""
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -8,8 +12,11 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from app.postgres import PostgresStore
 from app.sqlite import SqliteStore
 from app.sqlite.connection import Database
+from app.store import CoreStore
+from tests.postgres import Cluster, Unavailable
 
 
 @pytest.fixture
@@ -35,3 +42,51 @@ async def client(db: Database, db_path: Path) -> AsyncIterator[httpx.AsyncClient
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = Cluster.start()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+_DATABASES = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new empty database of the test cluster, dropped after the test."""
+    name = f"test_{next(_DATABASES)}"
+    yield pg_cluster.create_database(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def location(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A new database of the engine: a file's path, or a PostgreSQL URL."""
+    if engine == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_path / "items.db"
+
+
+async def open_core_store(location: Path | str) -> CoreStore:
+    """The store of either engine at `location` (PostgreSQL's before open_store serves it)."""
+    if isinstance(location, Path):
+        return await SqliteStore.open(location)
+    return await PostgresStore.open(location)
+
+
+@pytest.fixture
+async def core_store(location: Path | str) -> AsyncIterator[CoreStore]:
+    store = await open_core_store(location)
+    yield store
+    await store.close()

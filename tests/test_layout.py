@@ -54,7 +54,9 @@ def test_endpoints_and_commands_reach_the_engine_only_through_the_store() -> Non
     reaching = []
     for path in APP.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.sqlite"):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                ("app.sqlite", "app.postgres")
+            ):
                 reaching.append(path.name)
     assert set(reaching) <= allowed, sorted(set(reaching) - allowed)
 
@@ -67,3 +69,38 @@ def test_no_module_of_app_is_over_400_lines() -> None:
     }
 
     assert long == {}
+
+
+def _imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def test_the_readme_names_every_module_of_the_postgres_engine() -> None:
+    row = next(row for row in _layout_rows() if row.startswith("| `postgres/`"))
+    named = set(re.findall(r"`([a-z_]+)`", row.split("|")[2]))
+    modules = {p.stem for p in (APP / "postgres").glob("*.py") if p.stem != "__init__"}
+
+    assert modules <= named, sorted(modules - named)
+
+
+def test_only_the_postgres_engine_imports_asyncpg_and_it_never_imports_sqlite() -> None:
+    importers = [
+        path.relative_to(APP).as_posix()
+        for path in APP.rglob("*.py")
+        if any(name.split(".")[0] == "asyncpg" for name in _imports(path))
+    ]
+    crossing = [
+        path.name
+        for path in (APP / "postgres").glob("*.py")
+        if any(name.startswith(("app.sqlite", "sqlite3", "aiosqlite")) for name in _imports(path))
+    ]
+
+    assert importers
+    assert all(path.startswith("postgres/") for path in importers), importers
+    assert crossing == []

@@ -5,15 +5,13 @@ summaries.py, for a whole page of experiments in one statement when all are kept
 from collections.abc import Sequence
 from typing import Any
 
-from msgspec import UNSET
-
-from app import clock, ids
-from app.experiment_payloads import Duration, Experiment, ScoreAverage, ScoreName
+from app.experiment_answers import Shown, experiment
+from app.experiment_answers import shown as shown_
+from app.experiment_payloads import Experiment, ScoreName
 from app.records import batched
 from app.sqlite import summaries as summaries_
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, raw_or_unset
-from app.sqlite.summaries import Aggregates, Summaries
+from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
 
 # An experiment's project is its own, else the project of one of its items (or of their
@@ -39,48 +37,6 @@ LEFT JOIN experiment_summaries AS s ON s.experiment_id = e.id AND s.workspace = 
 """
 
 
-def number(value: float) -> float:
-    """A JSON number in its shortest form: 0 rather than 0.0 (contract, "Numbers are plain
-    JSON numbers")."""
-    if value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def _positive(value: float | None) -> Any:
-    return UNSET if value is None or value <= 0 else number(value)
-
-
-def _tags(text: str | None) -> Any:
-    return UNSET if text is None or text.strip() == "[]" else raw_or_unset(text)
-
-
-def _name(name: str | None) -> Any:
-    return UNSET if name is None else name
-
-
-def _scores(text: str | None) -> Any:
-    return UNSET if text is None or text.strip() == "[]" else raw_or_unset(text)
-
-
-# An experiment's aggregates as the answer shows them: feedback_scores, trace_count,
-# dataset_item_count, duration, total_estimated_cost, total_estimated_cost_avg, usage. An
-# experiment without items leaves out those it has none of, as Opik does.
-Shown = tuple[Any, int, int, Any, Any, Any, Any]
-
-
-def _shown(a: Aggregates) -> Shown:
-    return (
-        [ScoreAverage(n, number(v)) for n, v in a.feedback_scores] or UNSET,
-        a.trace_count,
-        a.dataset_item_count,
-        UNSET if a.duration is None else Duration(*map(number, a.duration)),
-        _positive(a.cost),
-        _positive(a.cost_avg),
-        {k: number(v) for k, v in a.usage.items()} or UNSET,
-    )
-
-
 # A kept summary's blob only changes with what it sums: the same blob shows the same way, so
 # the pages read most (find's first, the UI's list) show it once. The answers only read them.
 _SHOWN_KEPT: dict[bytes, Shown] = {}
@@ -92,47 +48,8 @@ def _shown_kept(blob: bytes) -> Shown:
     if shown is None:
         if len(_SHOWN_KEPT) >= _SHOWN_KEPT_AT_MOST:
             _SHOWN_KEPT.clear()
-        shown = _SHOWN_KEPT[blob] = _shown(summaries_.decode(blob))
+        shown = _SHOWN_KEPT[blob] = shown_(summaries_.decode(blob))
     return shown
-
-
-def _experiment(row: Sequence[Any], shown: Shown) -> Experiment:
-    """One row of EXPERIMENT_ROWS and its aggregates as shown, built by position (a find page
-    builds a hundred; keywords cost twice as much)."""
-    (key, dataset_name, dataset_id, project_id, project_name, name, metadata, tags, kind,
-     method, optimization_id, created_at, last_updated_at, created_by, last_updated_by,
-     status, experiment_scores, prompt_version, prompt_versions, dataset_version_id,
-     _) = row  # fmt: skip
-    scores, traces, items, duration, cost, cost_avg, usage = shown
-    return Experiment(
-        ids.to_str(key),
-        _name(dataset_name),
-        ids.to_str(dataset_id),
-        id_or_unset(project_id),
-        _name(project_name),
-        name,
-        raw_or_unset(metadata),
-        _tags(tags),
-        kind,
-        method,
-        id_or_unset(optimization_id),
-        scores,
-        traces,
-        items,
-        clock.format_instant(created_at),
-        duration,
-        cost,
-        cost_avg,
-        usage,
-        clock.format_instant(last_updated_at),
-        created_by,
-        last_updated_by,
-        status or "completed",  # Opik's default, and its reading of unknown ones
-        _scores(experiment_scores),
-        raw_or_unset(prompt_version),
-        raw_or_unset(prompt_versions),
-        id_or_unset(dataset_version_id),
-    )
 
 
 _KEYS_PER_QUERY = 5000  # twice in a statement, under SQLite's 32,766 parameters
@@ -158,9 +75,9 @@ async def _experiments(
     missing = [row[0] for row in rows if row[-1] is None]
     if missing:
         computed = await summaries_.compute(db.fetch_all, workspace, missing)
-        shown |= {key: _shown(a) for key, a in computed.items()}
+        shown |= {key: shown_(a) for key, a in computed.items()}
         kept.keep(workspace, missing)
-    found = {row[0]: _experiment(row, shown[row[0]]) for row in rows}
+    found = {row[0]: experiment(row, shown[row[0]]) for row in rows}
     return [found[key] for key in keys if key in found]
 
 

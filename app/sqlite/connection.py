@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from app.records import SchemaError as SchemaError  # where every engine finds it
 from app.sqlite.files import (
     _OUR_TABLE,
     _SCHEMA_VERSION,
@@ -48,10 +49,6 @@ _PRAGMAS = (
     "PRAGMA temp_store = MEMORY",
 )
 _READER_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA query_only = 1")
-
-
-class SchemaError(RuntimeError):
-    """The database file was written by a newer release, or is not ours."""
 
 
 class ReadOnlyDatabase(SchemaError):
@@ -189,10 +186,7 @@ async def upgrade(conn: aiosqlite.Connection, migrations: Sequence[str] = MIGRAT
         async with _immediate(conn):
             version = int(await _scalar(conn, _SCHEMA_VERSION))
             if version > latest:
-                raise SchemaError(
-                    f"the database has schema version {version}, newer than this release's "
-                    f"{latest}: upgrade experiment-items to open it"
-                )
+                raise SchemaError.newer(version, latest)
             if version == latest:
                 return version
             await _step_up(conn, version, migrations)

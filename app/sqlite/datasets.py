@@ -10,6 +10,7 @@ from msgspec import UNSET, Raw
 from app import clock, ids
 from app.dataset_payloads import Dataset, DatasetItem, ExecutionPolicy
 from app.dataset_records import DatasetItemsRecord, DatasetRecord, ItemFilter
+from app.experiment_answers import id_or_unset
 from app.records import (
     Conflict,
     NotFound,
@@ -19,7 +20,7 @@ from app.records import (
 )
 from app.sqlite import item_filters
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, project_of
+from app.sqlite.experiments import project_of
 from app.sqlite.lookup import Row
 from app.sqlite.tables import DATASET_ITEMS, DATASETS, LAST_KEY, SPANS, TRACES, marks
 from app.sqlite.write import Write

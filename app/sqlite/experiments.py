@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
 from app.payloads import MAX_TAGS
@@ -27,14 +26,6 @@ FIND_EXPERIMENT = "SELECT workspace, dataset_id FROM experiments WHERE id = ?"
 INSERT_EXPERIMENT = EXPERIMENTS.insert()
 DELETE_EXPERIMENT_ITEMS = "DELETE FROM experiment_items WHERE workspace = ? AND experiment_id = ?"
 DELETE_EXPERIMENT = "DELETE FROM experiments WHERE workspace = ? AND id = ?"
-
-
-def id_or_unset(key: bytes | None) -> str | UnsetType:
-    return UNSET if key is None else ids.to_str(key)
-
-
-def raw_or_unset(text: str | None) -> Raw | UnsetType:
-    return UNSET if text is None else Raw(text.encode())
 
 
 async def insert_experiment(

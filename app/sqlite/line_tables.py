@@ -10,10 +10,10 @@ import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
+from app.experiment_answers import id_or_unset
 from app.lines import Kind, Record, parse_instant
 from app.records import json_text
 from app.sqlite import tables
-from app.sqlite.experiments import id_or_unset
 from app.sqlite.lookup import Row
 from app.sqlite.tables import marks
 from app.sqlite.write import Write

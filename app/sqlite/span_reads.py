@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from msgspec import UNSET
 
 from app import clock, ids
+from app.experiment_answers import id_or_unset, raw_or_unset
 from app.records import TraceQuery, batched, duration_ms, truncate_images
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, raw_or_unset
 from app.sqlite.scores import SPAN_SCORES, read_scores, span_score
 from app.sqlite.tables import marks
 from app.sqlite.trace_reads import instant_or_unset, or_unset, page_keys, page_of

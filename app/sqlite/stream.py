@@ -8,10 +8,10 @@ import msgspec
 from msgspec import UNSET
 
 from app import clock, ids
+from app.experiment_answers import id_or_unset, raw_or_unset
 from app.payloads import FeedbackScore, FullItem
 from app.records import StreamQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
-from app.sqlite.experiments import id_or_unset, raw_or_unset
 from app.sqlite.scores import TRACE_SCORES, read_scores
 from app.sqlite.tables import LAST_KEY, marks, select
 

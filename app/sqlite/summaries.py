@@ -12,27 +12,12 @@ from typing import Any
 import msgspec
 
 from app import histograms as histograms_
+from app.experiment_answers import Aggregates
 from app.histograms import Histograms
 from app.sqlite.connection import Database
 from app.sqlite.tables import marks
 
 log = logging.getLogger("experiment_items.summaries")
-
-
-class Aggregates(msgspec.Struct, array_like=True, frozen=True):
-    """What the statements below found for one experiment, as SQLite gave it (ints stay ints):
-    aggregates.py turns it into the answer's fields."""
-
-    trace_count: int = 0
-    dataset_item_count: int = 0
-    feedback_scores: list[tuple[str, float]] = []
-    duration: tuple[float, float, float] | None = None  # p50, p90, p99 in ms
-    cost: float | None = None
-    cost_avg: float | None = None
-    usage: dict[str, float] = {}
-    # Kept by `Summaries` only (a read that computes a summary leaves them out): None in a
-    # summary a read computed, or kept before they were.
-    histograms: Histograms | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode

@@ -11,9 +11,9 @@ import msgspec
 from msgspec import UNSET
 
 from app import clock, ids
+from app.experiment_answers import raw_or_unset
 from app.records import TraceQuery, batched, duration_ms, name_key, truncate_images
 from app.sqlite.connection import Database
-from app.sqlite.experiments import raw_or_unset
 from app.sqlite.scores import TRACE_SCORES, read_scores, span_score, trace_score
 from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks

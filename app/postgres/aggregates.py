@@ -1,0 +1,143 @@
+"""Experiments as the API shows them: the stored fields and the aggregates of their items'
+traces, spans and scores (opik-reference/experiments.md §2.2), computed when read, by the
+statements of app/sqlite/summaries.py in PostgreSQL's words. Nothing is kept in
+experiment_summaries yet: its triggers keep it empty when what a summary is made from
+changes, so a later release can keep summaries here as the SQLite engine does."""
+
+from typing import Any
+
+from app.experiment_answers import Aggregates, experiment, shown
+from app.experiment_payloads import Experiment
+from app.postgres.connection import Database
+
+# An experiment's project is its own, else the project of one of its items (or of their
+# traces), the first by item id, as SQLite's walk of experiment_items_by_experiment finds it.
+EXPERIMENT_ROW = """
+WITH e AS (
+    SELECT x.*, coalesce(x.project_id, (
+        SELECT coalesce(i.project_id, t.project_id) FROM experiment_items AS i
+        LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+        WHERE i.workspace = x.workspace AND i.experiment_id = x.id
+          AND coalesce(i.project_id, t.project_id) IS NOT NULL
+        ORDER BY i.id LIMIT 1)) AS shown_project
+    FROM experiments AS x WHERE x.workspace = $1 AND x.id = $2
+)
+SELECT e.id, d.name, e.dataset_id, e.shown_project, p.name, e.name, e.metadata, e.tags,
+       e.type, e.evaluation_method, e.optimization_id, e.created_at, e.last_updated_at,
+       e.created_by, e.last_updated_by, e.status, e.experiment_scores, e.prompt_version,
+       e.prompt_versions, e.dataset_version_id
+FROM e
+LEFT JOIN datasets AS d ON d.id = e.dataset_id AND d.workspace = e.workspace
+LEFT JOIN projects AS p ON p.id = e.shown_project AND p.workspace = e.workspace
+"""
+
+# The items of the experiment: parameters $1 workspace, $2 experiment id.
+_ITEMS = "experiment_items AS i WHERE i.workspace = $1 AND i.experiment_id = $2"
+# Traces that no longer exist still count (Opik's count(DISTINCT trace_id)).
+ITEM_COUNTS = f"SELECT count(DISTINCT i.trace_id), count(DISTINCT i.dataset_item_id) FROM {_ITEMS}"
+_ITEM_TRACES = """experiment_items AS i
+JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+WHERE i.workspace = $1 AND i.experiment_id = $2"""
+# Per item and name, the trace's score is its authors' average; the experiment's is the
+# average of those over its items.
+SCORE_AVERAGES = """
+SELECT name, avg(value) FROM (
+    SELECT f.name AS name, avg(f.value) AS value
+    FROM experiment_items AS i
+    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace
+    WHERE i.workspace = $1 AND i.experiment_id = $2
+    GROUP BY i.id, f.name
+) AS s
+GROUP BY name ORDER BY name
+"""
+
+
+def _bounds(percent: int) -> str:
+    # Linear interpolation at index q * (n - 1) of the sorted values, in integer arithmetic
+    # so that a whole index is exact (summaries.py's _bounds).
+    low = f"({percent} * last / 100)"
+    return (
+        f"max(CASE WHEN k = {low} THEN ms END) AS lo{percent}, "
+        f"max(CASE WHEN k = {low} + 1 THEN ms END) AS hi{percent}, "
+        f"max(({percent} * last) % 100 / 100.0::float8) AS f{percent}"
+    )
+
+
+def _percentile(percent: int) -> str:
+    return f"lo{percent} + (coalesce(hi{percent}, lo{percent}) - lo{percent}) * f{percent}"
+
+
+# Opik's duration: dateDiff('microsecond', start, end) / 1000.0, of traces that have ended.
+DURATIONS = f"""
+WITH d AS (
+    SELECT (t.end_time / 1000 - t.start_time / 1000) / 1000.0::float8 AS ms
+    FROM {_ITEM_TRACES} AND t.end_time IS NOT NULL
+), r AS (
+    SELECT ms, row_number() OVER (ORDER BY ms) - 1 AS k, count(*) OVER () - 1 AS last FROM d
+), b AS (
+    SELECT {_bounds(50)}, {_bounds(90)}, {_bounds(99)} FROM r HAVING count(*) > 0
+)
+SELECT {_percentile(50)}, {_percentile(90)}, {_percentile(99)} FROM b
+"""
+# Per item, its trace's spans' summed cost; the average counts an item without spans as 0.
+_TRACES_OF_ITEMS = (
+    "SELECT trace_id FROM experiment_items WHERE workspace = $1 AND experiment_id = $2"
+)
+COSTS = f"""
+WITH c AS (
+    SELECT trace_id, sum(total_estimated_cost) AS cost FROM spans
+    WHERE workspace = $1 AND total_estimated_cost IS NOT NULL
+      AND trace_id IN ({_TRACES_OF_ITEMS})
+    GROUP BY trace_id
+)
+SELECT coalesce(sum(c.cost), 0), avg(coalesce(c.cost, 0))
+FROM experiment_items AS i LEFT JOIN c ON c.trace_id = i.trace_id
+WHERE i.workspace = $1 AND i.experiment_id = $2
+HAVING count(*) > 0
+"""
+# A span's usage as a JSON object, '{}' when it is none (json_each refuses any other value).
+USAGE_OBJECT = (
+    "CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{}'::json END"
+)
+# A usage value as SQLite's total() adds it: a number as itself, anything else as 0.
+USAGE_VALUE = "CASE WHEN json_typeof(j.value) = 'number' THEN (j.value #>> '{}')::float8 ELSE 0 END"
+# Per key, the mean over the items whose trace's spans have that key (Opik's avgMap), in
+# byte order of the keys (json_each's keys have the database's collation, not "C").
+USAGE = f"""
+WITH u AS (
+    SELECT s.trace_id, j.key AS key, sum({USAGE_VALUE}) AS value
+    FROM spans AS s, json_each({USAGE_OBJECT}) AS j
+    WHERE s.workspace = $1 AND s.usage IS NOT NULL AND s.trace_id IN ({_TRACES_OF_ITEMS})
+    GROUP BY s.trace_id, j.key
+)
+SELECT u.key, avg(u.value)
+FROM experiment_items AS i JOIN u ON u.trace_id = i.trace_id
+WHERE i.workspace = $1 AND i.experiment_id = $2
+GROUP BY u.key ORDER BY u.key COLLATE "C"
+"""
+
+
+async def compute(conn: Any, workspace: str, key: bytes) -> Aggregates:
+    """The aggregates of one experiment, from what `conn` (the pool, or a connection) reads
+    now; an experiment without items has none."""
+    traces, items = await conn.fetchrow(ITEM_COUNTS, workspace, key)
+    scores = [(name, value) for name, value in await conn.fetch(SCORE_AVERAGES, workspace, key)]
+    duration = await conn.fetchrow(DURATIONS, workspace, key)
+    costs = await conn.fetchrow(COSTS, workspace, key)
+    usage = {k: v for k, v in await conn.fetch(USAGE, workspace, key)}
+    cost, cost_avg = (None, None) if costs is None else costs
+    return Aggregates(
+        traces, items, scores, None if duration is None else tuple(duration), cost, cost_avg,
+        usage,
+    )  # fmt: skip
+
+
+async def get_experiment(db: Database, workspace: str, key: bytes) -> Experiment | None:
+    """The experiment with its aggregates, all read in one snapshot."""
+    async with db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        row = await conn.fetchrow(EXPERIMENT_ROW, workspace, key)
+        if row is None:
+            return None
+        aggregates = await compute(conn, workspace, key)
+    return experiment(row, shown(aggregates))

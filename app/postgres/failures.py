@@ -1,0 +1,76 @@
+"""PostgreSQL's failures that a client or an operator can act on, said in the contract's
+error shape, by asyncpg's exception classes (each one SQLSTATE or its class,
+https://www.postgresql.org/docs/15/errcodes-appendix.html), as app/sqlite/failures.py says
+SQLite's."""
+
+import asyncpg
+
+# What the engine raises when the database fails: the server's errors, the driver's own
+# (a connection closed under it), and the socket's (a server that cannot be reached).
+ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+_UNREACHABLE = (
+    503,
+    # A connection lost during COMMIT leaves its outcome unknown: no "nothing was stored" here.
+    "The database cannot be reached. Try again: a write sent again replaces itself",
+    {"Retry-After": "1"},
+)
+_FAILURES: tuple[tuple[tuple[type[Exception], ...], tuple[int, str, dict[str, str]]], ...] = (
+    (
+        (asyncpg.DiskFullError,),
+        (
+            507,
+            "The disk that holds the database is full: nothing was stored. "
+            "Free some space and send it again",
+            {},
+        ),
+    ),
+    (
+        (asyncpg.ReadOnlySQLTransactionError,),
+        (
+            503,
+            "The database is read-only to the server: nothing was stored. Is the server "
+            "pointed at a standby? Point it at the primary",
+            {},
+        ),
+    ),
+    # Two transactions in each other's way; the one refused can simply be sent again.
+    (
+        (asyncpg.SerializationError, asyncpg.DeadlockDetectedError),
+        (
+            503,
+            "The database is busy with another write: nothing was stored. Try again",
+            {"Retry-After": "1"},
+        ),
+    ),
+    (
+        (
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            # What a pooled connection that the server closed says at its next statement
+            # (asyncpg 0.32: "cannot switch to state 11; another operation is in progress").
+            asyncpg.InternalClientError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.AdminShutdownError,
+            asyncpg.CrashShutdownError,
+            asyncpg.TooManyConnectionsError,
+            asyncpg.InvalidCatalogNameError,  # the database was dropped
+            ConnectionError,
+            TimeoutError,
+        ),
+        _UNREACHABLE,
+    ),
+)
+
+
+def describe(exc: Exception) -> tuple[int, str, dict[str, str]] | None:
+    """Status, message and headers of a failure this engine knows; None for any other."""
+    for classes, described in _FAILURES:
+        if isinstance(exc, classes):
+            return described
+    return None

@@ -1,0 +1,58 @@
+"""The PostgreSQL engine's Store, so far: the verbs of the experiment-items core (`CoreStore`
+in app/store.py) and experiment update and finish, each one transaction or one statement on
+the worker's pool."""
+
+from collections.abc import AsyncIterator, Sequence
+
+from app.experiment_payloads import Experiment
+from app.payloads import FullItem, Item
+from app.postgres import aggregates, experiments, items, stream
+from app.postgres.connection import MIGRATIONS, Database
+from app.records import ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
+
+
+class PostgresStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(
+        cls, url: str, connections: int = 3, migrations: Sequence[str] = MIGRATIONS
+    ) -> "PostgresStore":
+        """The database at the libpq URL `url`, created or upgraded to the latest schema."""
+        return cls(await Database.open(url, connections, migrations))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.check()
+
+    async def get_item(self, workspace: str, item_id: bytes) -> Item | None:
+        return await items.get_item(self.db, workspace, item_id)
+
+    async def upsert_items(self, workspace: str, user: str, records: Sequence[ItemRecord]) -> None:
+        await items.upsert_items(self.db, workspace, user, records)
+
+    async def delete_items(self, workspace: str, item_ids: Sequence[bytes]) -> None:
+        await items.delete_items(self.db, workspace, item_ids)
+
+    def stream_items(self, workspace: str, query: StreamQuery) -> AsyncIterator[list[FullItem]]:
+        return stream.stream_items(self.db, workspace, query)
+
+    async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
+        await experiments.create_experiment(self.db, workspace, user, record)
+
+    async def get_experiment(self, workspace: str, key: bytes) -> Experiment | None:
+        return await aggregates.get_experiment(self.db, workspace, key)
+
+    async def update_experiments(
+        self, workspace: str, user: str, keys: Sequence[bytes], change: ExperimentChange
+    ) -> int:
+        return await experiments.update_experiments(self.db, workspace, user, keys, change)
+
+    async def finish_experiments(self, workspace: str, user: str, keys: Sequence[bytes]) -> None:
+        await experiments.finish_experiments(self.db, workspace, user, keys)
+
+    async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
+        await experiments.delete_experiments(self.db, workspace, keys)
