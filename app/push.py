@@ -57,7 +57,8 @@ DATASET_ITEM_FIELDS = DatasetItemWrite.__struct_fields__
 # too, so that the target keeps the newer of its copy and this one. Projects go by name.
 TRACE_FIELDS = tuple(f for f in TraceCreate.__struct_fields__ if f in TraceLine.__struct_fields__)
 SPAN_FIELDS = tuple(f for f in SpanCreate.__struct_fields__ if f in SpanLine.__struct_fields__)
-SCORE_FIELDS = ("name", "value", "source", "category_name", "reason")
+# The author too: the target keeps one score per (record, name, author), as this one does.
+SCORE_FIELDS = ("name", "value", "source", "category_name", "reason", "author")
 assert set(SCORE_FIELDS) <= set(ScoreItem.__struct_fields__)
 
 
@@ -279,14 +280,17 @@ def _traced_body(
 def _push_scores(snap: Snapshot, kind: Kind, batches: _Batches, progress: Progress) -> None:
     """Each feedback score of a trace (or of a span) as PUT .../feedback-scores takes it, by
     the id of what it scores; in the checkpoint under a key of that id and the score's name,
-    its identity (a second score of one name replaces the first)."""
+    its identity (a second score of one name and author replaces the first)."""
     for page in _shown(snap, kind, batches, progress):
         bodies = {}
         for score in page:
             assert isinstance(score, ScoreLine | SpanScoreLine)
             scored = score.trace_id if isinstance(score, ScoreLine) else score.span_id
             fields = {"id": scored, **{name: getattr(score, name) for name in SCORE_FIELDS}}
-            identity = kind.encode() + b"\0" + _key(scored) + score.name.encode()
+            author = "" if score.author is UNSET else score.author
+            identity = b"\0".join(
+                (kind.encode(), _key(scored), score.name.encode(), author.encode())
+            )
             bodies[checkpoint.digest(identity)] = _encoded(fields)
         batches.add_unsent(bodies)
     batches.flush()

@@ -98,6 +98,10 @@ def _source(folder: Path) -> Source:
     score = {"value": 0.75, "source": "sdk", "reason": "close", **AUDIT}
     scores = [{"trace_id": t["id"], "name": "f1", **score} for t in traces]
     scores.append({"trace_id": traces[1]["id"], "name": "grade", "category_name": "A", **score})
+    # A second author's score of one name: both must arrive, each under its author.
+    scores.append(
+        {"trace_id": traces[0]["id"], "name": "f1", **score, "value": 0.25, "author": "ben"}
+    )
     span_scores = [{"span_id": s["id"], "name": "ok", **score} for s in spans[:3]]
     items: list[dict[str, Any]] = []
     project_of: dict[str, str] = {}
@@ -179,7 +183,7 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
     assert first.stdout.startswith(
         f"pushed workspace default of {source.db} to {url}/api workspace team: 3 experiments "
         "created and 0 there already, 2,500 items, 1 dataset created and 0 there already, "
-        "3 dataset items, 2 traces, 1,200 spans, 3 trace feedback scores, 3 span feedback "
+        "3 dataset items, 2 traces, 1,200 spans, 4 trace feedback scores, 3 span feedback "
         "scores, 13 requests, in "
     )  # the dataset, its items in one, 3 experiments, traces, spans in 2, scores, items in 3
     assert requests_after_first == 6  # 3 experiments, then items in 3 requests
@@ -254,6 +258,7 @@ def test_push_copies_traces_spans_and_their_scores_as_the_source_reads_them(
     assert sent[1]["error_info"] == {"exception_type": "E", "traceback": "tb", "message": "m"}
     assert sent[1]["project"] == "Other"
     assert [sc["name"] for sc in sent[1]["scores"]] == ["f1", "grade"]
+    assert [(sc["name"], sc["value"]) for sc in sent[0]["scores"]] == [("f1", 0.5)]
     assert sent[2]["scores"] == [{"name": "ok", "value": 0.75, "reason": "close", "source": "sdk"}]
     assert sent[2 + 3]["parent_span_id"] == source.spans[1]["id"]
     assert sent[2 + 1]["usage"] == {"prompt_tokens": 1}
