@@ -28,6 +28,8 @@ class PostgresStore:
     async def ping(self) -> None:
         await self.db.check()
 
+    # Traces, spans, feedback scores, projects
+
     async def get_item(self, workspace: str, item_id: bytes) -> Item | None:
         return await items.get_item(self.db, workspace, item_id)
 
@@ -39,6 +41,8 @@ class PostgresStore:
 
     def stream_items(self, workspace: str, query: StreamQuery) -> AsyncIterator[list[FullItem]]:
         return stream.stream_items(self.db, workspace, query)
+
+    # Datasets and their items, prompt versions, what only the web UI reads
 
     async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
         await experiments.create_experiment(self.db, workspace, user, record)
@@ -56,3 +60,5 @@ class PostgresStore:
 
     async def delete_experiments(self, workspace: str, keys: Sequence[bytes]) -> None:
         await experiments.delete_experiments(self.db, workspace, keys)
+
+    # Experiments: find, score names; bulk recording, histograms, import
