@@ -4,10 +4,12 @@ the store on it (the PostgreSQL ones skip, with tests/postgres.py's reason, with
 PostgreSQL's binaries)."""
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
 
@@ -42,9 +44,17 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
 DEFAULT_ENGINES: tuple[str, ...] = ("sqlite",)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): runs on SQLite alone (it reads the file itself, say)"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "client" in metafunc.fixturenames:
         engines = getattr(metafunc.module, "ENGINES", DEFAULT_ENGINES)
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            engines = ("sqlite",)
         metafunc.parametrize("client_engine", engines)
 
 
@@ -67,6 +77,28 @@ async def client(
         yield c
     if client_engine == "postgresql":
         await store.close()
+
+
+Rows = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
+
+
+@pytest.fixture
+def client_rows(client_engine: str, request: pytest.FixtureRequest, db_path: Path) -> Rows:
+    """Runs a query (no parameters, SQL both engines read) on the `client` fixture's database
+    and gives its rows as tuples: what a test checks of the stored data on either engine."""
+    url = str(request.getfixturevalue("pg_url")) if client_engine == "postgresql" else None
+
+    async def rows(sql: str) -> list[tuple[Any, ...]]:
+        if url is None:
+            with sqlite3.connect(db_path) as conn:
+                return [tuple(row) for row in conn.execute(sql)]
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return rows
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,11 @@ from app.main import create_app
 from app.sqlite import SqliteStore
 from app.sqlite import items as sqlite_items
 from app.sqlite.connection import Database
+from tests.conftest import Rows
 from tests.factories import batch, item, new_id, sha
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 ITEMS = "/v1/private/experiments/items"
 API_ITEMS = "/api/v1/private/experiments/items"
@@ -141,12 +143,11 @@ async def test_id_that_is_not_a_uuid_is_a_bare_404(client: httpx.AsyncClient, ba
 
 
 async def test_item_without_id_gets_a_version_7_id(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     await client.post(ITEMS, json=batch(item(id=...)))
 
-    with sqlite3.connect(db_path) as conn:
-        (key,) = conn.execute("SELECT id FROM experiment_items").fetchone()
+    [(key,)] = await client_rows("SELECT id FROM experiment_items")
     assert key[6] >> 4 == 7
     assert (
         await client.get(
@@ -241,11 +242,13 @@ async def test_a_bad_item_in_a_batch_of_1000_stores_none(
     assert stored_rows(db_path) == 0
 
 
-async def test_a_batch_of_1000_is_stored_whole(client: httpx.AsyncClient, db_path: Path) -> None:
+async def test_a_batch_of_1000_is_stored_whole(
+    client: httpx.AsyncClient, client_rows: Rows
+) -> None:
     response = await client.post(ITEMS, json=batch(*[item() for _ in range(1000)]))
 
     assert response.status_code == 204
-    assert stored_rows(db_path) == 1000
+    assert await client_rows("SELECT count(*) FROM experiment_items") == [(1000,)]
 
 
 @pytest.mark.parametrize(
