@@ -3,6 +3,7 @@
 app/checks.py), the ways a store refuses, and Opik's rules that every engine keeps alike
 (names, the default project, image truncation, durations, the 409 sentences)."""
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -265,6 +266,16 @@ class Patch(msgspec.Struct, frozen=True, gc=False):
     fields: dict[str, object]
     tags_to_add: tuple[str, ...] = ()
     tags_to_remove: tuple[str, ...] = ()
+
+    def tags_of(self, stored: str | None) -> str | None:
+        """The tags (JSON text) after the patch of those stored: `tags` replaces them, then
+        `tags_to_add`, then `tags_to_remove`."""
+        given = self.fields.get("tags")
+        text = given if isinstance(given, str) else stored
+        tags: list[str] = json.loads(text) if text else []
+        tags += [tag for tag in self.tags_to_add if tag not in tags]
+        tags = [tag for tag in tags if tag not in self.tags_to_remove]
+        return json.dumps(tags) if tags or text else None
 
 
 class ScoreUpsert(msgspec.Struct, frozen=True, gc=False):

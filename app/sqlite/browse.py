@@ -14,10 +14,10 @@ from app.sqlite.datasets import _DATASET, _dataset
 from app.sqlite.span_reads import get_span
 from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
+from app.trace_answers import MAX_TRACE_SPANS
 from app.trace_payloads import Span
 
 MAX_DATASETS = 500
-MAX_SPANS = 500
 _KEYS_PER_QUERY = 5000
 
 WORKSPACES = """
@@ -119,7 +119,7 @@ async def matching_items(
 
 async def trace_spans(db: Database, workspace: str, trace_id: bytes) -> list[Span]:
     """The trace's spans, earliest first, each as GET /spans/{id} answers it."""
-    rows = await db.fetch_all(SPANS_OF_TRACE, (workspace, trace_id, MAX_SPANS))
+    rows = await db.fetch_all(SPANS_OF_TRACE, (workspace, trace_id, MAX_TRACE_SPANS))
     spans = [await get_span(db, workspace, row[0]) for row in rows]
     return [span for span in spans if span is not None]
 

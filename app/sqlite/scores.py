@@ -12,7 +12,7 @@ from app.payloads import FeedbackScore
 from app.sqlite.connection import Database
 from app.sqlite.tables import marks, select
 
-__all__ = ["ScoreRow", "by_entity", "combined", "read_scores", "span_score", "trace_score"]
+__all__ = ["ScoreRow", "by_entity", "combined", "read_scores", "trace_score"]
 
 
 def _scores_sql(table: str, entity: str) -> str:
@@ -40,7 +40,7 @@ def _scores_sql(table: str, entity: str) -> str:
 TRACE_SCORES = _scores_sql("feedback_scores", "trace_id")
 SPAN_SCORES = _scores_sql("span_feedback_scores", "span_id")
 
-# The score of a name of the trace or span `{entity}` (an SQL expression) in the workspace
+# The score of a name of the trace `{entity}` (an SQL expression) in the workspace
 # `{workspace}`: its authors' average; NULL when it has none. `?` is the name.
 ENTITY_SCORE = """(SELECT avg(f.value) FROM {table} AS f
     WHERE f.{column} = {entity} AND f.workspace = {workspace} AND {match})"""
@@ -53,14 +53,6 @@ def trace_score(trace: str, workspace: str, fold: bool = False) -> str:
     return ENTITY_SCORE.format(
         table="feedback_scores", column="trace_id", entity=trace, workspace=workspace, match=match
     )
-
-
-def span_score(span: str, workspace: str) -> str:
-    """ENTITY_SCORE of a span and workspace expression."""
-    return ENTITY_SCORE.format(
-        table="span_feedback_scores", column="span_id", entity=span, workspace=workspace,
-        match="f.name = ?",
-    )  # fmt: skip
 
 
 async def read_scores(

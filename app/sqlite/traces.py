@@ -2,7 +2,6 @@
 create, feedback scores, and deletes of traces (with their spans and scores) and of scores;
 each one transaction (CONTRACT.md, "Datasets, traces, ...")."""
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,16 +101,6 @@ async def upsert_spans(
         await conn.executemany(UPSERT_SPAN, rows)
 
 
-def _tags(stored: str | None, patch: Patch) -> str | None:
-    """The tags after the patch: `tags` replaces, then `tags_to_add`, then `tags_to_remove`."""
-    given = patch.fields.get("tags")
-    text = given if isinstance(given, str) else stored
-    tags: list[str] = json.loads(text) if text else []
-    tags += [tag for tag in patch.tags_to_add if tag not in tags]
-    tags = [tag for tag in tags if tag not in patch.tags_to_remove]
-    return json.dumps(tags) if tags or text else None
-
-
 async def patch(
     db: Database, workspace: str, user: str, table: Table, record: Patch, what: str
 ) -> None:
@@ -124,7 +113,7 @@ async def patch(
         )
         values: dict[str, Any] = dict(record.fields)
         if record.tags_to_add or record.tags_to_remove:
-            values["tags"] = _tags(found[0][0] if found else None, record)
+            values["tags"] = record.tags_of(found[0][0] if found else None)
         table.check(values)
         if found:
             values.update(last_updated_at=w.now, last_updated_by=user)
