@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "client" in metafunc.fixturenames:
+    if "client_engine" in metafunc.fixturenames:  # `client`, `client_store` and theirs
         engines = getattr(metafunc.module, "ENGINES", DEFAULT_ENGINES)
         if metafunc.definition.get_closest_marker("sqlite_only"):
             engines = ("sqlite",)
@@ -59,24 +59,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-async def client(
+async def client_store(
     client_engine: str, request: pytest.FixtureRequest, db: Database, db_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app over a new database of `client_engine`. (`db`, SQLite's, is
-    opened either way: an async fixture cannot be asked for by name from another.)"""
-    store: Store
+) -> AsyncIterator[tuple[Settings, Store]]:
+    """A new database of `client_engine` and the store on it, with the settings that name it:
+    what `client` serves, and what a test builds its own app on (with its API keys, say).
+    (`db`, SQLite's, is opened either way: an async fixture cannot be asked for by name from
+    another.)"""
     if client_engine == "postgresql":
         url = str(request.getfixturevalue("pg_url"))
         # cast: the engine meets the whole Store only once its port is done (app/store.py).
-        settings, store = Settings(db=url), cast(Store, await PostgresStore.open(url))
+        store = cast(Store, await PostgresStore.open(url))
+        yield Settings(db=url), store
+        await store.close()
     else:
-        settings, store = Settings(db=db_path), SqliteStore(db)
+        yield Settings(db=db_path), SqliteStore(db)
+
+
+@pytest.fixture
+async def client(client_store: tuple[Settings, Store]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app over a new database of `client_engine`."""
+    settings, store = client_store
     app = create_app(settings, store=store)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
-    if client_engine == "postgresql":
-        await store.close()
 
 
 Rows = Callable[[str], Awaitable[list[tuple[Any, ...]]]]

@@ -5,7 +5,6 @@ and experiments averaging each trace's authors first (experiments.md §2.2)."""
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +13,11 @@ import pytest
 from app.auth import ApiKey
 from app.config import Settings
 from app.main import create_app
-from app.sqlite import SqliteStore
-from app.sqlite.connection import Database
+from app.store import Store
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 T0 = "2024-01-15T09:30:00Z"
@@ -26,13 +25,14 @@ Clients = tuple[httpx.AsyncClient, httpx.AsyncClient]
 
 
 @pytest.fixture
-async def ann_and_bob(db: Database, db_path: Path) -> AsyncIterator[Clients]:
+async def ann_and_bob(client_store: tuple[Settings, Store]) -> AsyncIterator[Clients]:
     """Two users of one workspace, each with a key."""
     keys = tuple(
         ApiKey(hashlib.sha256(f"{user}-key".encode()).digest(), "lab", user)
         for user in ("ann", "bob")
     )
-    app = create_app(Settings(db=db_path), store=SqliteStore(db), api_keys=keys)
+    settings, store = client_store
+    app = create_app(settings, store=store, api_keys=keys)
     transport = httpx.ASGITransport(app=app)
     async with (
         httpx.AsyncClient(
@@ -147,8 +147,9 @@ async def test_the_search_filters_on_the_authors_average(ann_and_bob: Clients) -
     assert [json.loads(line)["id"] for line in response.content.splitlines() if line] == [high]
 
 
-async def test_experiments_average_each_traces_authors_first(ann_and_bob: Clients) -> None:
-    ann, bob = ann_and_bob
+async def an_experiment_of_two_traces(ann: httpx.AsyncClient, bob: httpx.AsyncClient) -> Any:
+    """An experiment of two items: one's trace scored by ann and bob, the other's by ann
+    alone; its answer, and the first item's dataset item id."""
     experiment, dataset_item, other_item = new_id(), new_id(), new_id()
     two_authors, one_author = await a_trace(ann), await a_trace(ann)
     await put_scores(ann, "traces", score(two_authors, 1.0), score(one_author, 1.0))
@@ -159,18 +160,28 @@ async def test_experiments_average_each_traces_authors_first(ann_and_bob: Client
         for d, t in ((dataset_item, two_authors), (other_item, one_author))
     ]
     await ok(ann.post(f"{API}/experiments/items", json={"experiment_items": items}))
+    return (await ok(ann.get(f"{API}/experiments/{experiment}"))).json(), dataset_item
 
-    found = (await ok(ann.get(f"{API}/experiments/{experiment}"))).json()
-    dataset_id = found["dataset_id"]
-    compare = await ok(
-        ann.get(
-            f"{API}/datasets/{dataset_id}/items/experiments/items",
-            params={"experiment_ids": json.dumps([experiment])},
-        )
-    )
+
+async def test_experiments_average_each_traces_authors_first(ann_and_bob: Clients) -> None:
+    found, _ = await an_experiment_of_two_traces(*ann_and_bob)
 
     # (1.0 + 0.0) / 2 for the first trace, 1.0 for the second: 0.75, not the flat 2/3.
     assert found["feedback_scores"] == [{"name": "acc", "value": 0.75}]
+
+
+@pytest.mark.sqlite_only("compare_dataset_items is not on PostgreSQL yet")
+async def test_the_compare_view_shows_each_traces_authors(ann_and_bob: Clients) -> None:
+    ann, _ = ann_and_bob
+    found, dataset_item = await an_experiment_of_two_traces(*ann_and_bob)
+
+    compare = await ok(
+        ann.get(
+            f"{API}/datasets/{found['dataset_id']}/items/experiments/items",
+            params={"experiment_ids": json.dumps([found["id"]])},
+        )
+    )
+
     rows = {row["id"]: row["experiment_items"][0] for row in compare.json()["content"]}
     [acc] = rows[dataset_item]["feedback_scores"]
     assert (acc["value"], sorted(acc["value_by_author"])) == (0.5, ["ann", "bob"])

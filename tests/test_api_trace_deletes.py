@@ -10,6 +10,7 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 T0 = "2024-01-15T09:30:00Z"

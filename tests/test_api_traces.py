@@ -4,7 +4,6 @@
 import gzip
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,11 +12,11 @@ import pytest
 from app.auth import ApiKey
 from app.config import Settings
 from app.main import create_app
-from app.sqlite import SqliteStore
-from app.sqlite.connection import Database
+from app.store import Store
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 TRACES = "/v1/private/traces"
 SPANS = "/v1/private/spans"
@@ -371,13 +370,14 @@ async def test_auth_answers_for_the_requests_workspace(client: httpx.AsyncClient
 
 
 async def test_an_id_of_another_workspace_is_a_409_and_changes_nothing(
-    db: Database, db_path: Path
+    client_store: tuple[Settings, Store],
 ) -> None:
     keys = (
         ApiKey(hashlib.sha256(b"ann-key").digest(), "one", "ann"),
         ApiKey(hashlib.sha256(b"ben-key").digest(), "two", "ben"),
     )
-    app = create_app(Settings(db=db_path), store=SqliteStore(db), api_keys=keys)
+    settings, store = client_store
+    app = create_app(settings, store=store, api_keys=keys)
     transport = httpx.ASGITransport(app=app)
     base, as_ann, as_ben = "http://test", {"Authorization": "ann-key"}, {"Authorization": "ben-key"}
     async with (

@@ -24,7 +24,9 @@ FIND_FOREIGN = (
     " ORDER BY {column}"
 )
 NAMED_TABLES = ("projects", "datasets")
-FOREIGN_TABLES = ("projects", "experiments", "experiment_items")
+FOREIGN_TABLES = ("projects", "experiments", "experiment_items", "traces", "spans")
+# The feedback scores name their trace or span by this column, which `foreign` may ask about.
+FOREIGN_COLUMNS = {"feedback_scores": "trace_id", "span_feedback_scores": "span_id"}
 
 
 class Write:
@@ -72,8 +74,10 @@ class Write:
 
     async def foreign(self, table: str, keys: Sequence[bytes], column: str = "id") -> list[bytes]:
         """Those of `keys` that `column` of `table` holds in another workspace."""
-        assert table in FOREIGN_TABLES, table
-        assert column == "id", column
+        if column == "id":
+            assert table in FOREIGN_TABLES, table
+        else:
+            assert FOREIGN_COLUMNS.get(table) == column, (table, column)
         if not keys:
             return []
         sql = FIND_FOREIGN.format(table=table, column=column)
