@@ -1,0 +1,307 @@
+"""Traces, spans and feedback scores on both engines: the same bytes for the same writes, one
+winner when two workspaces (on two servers) write one id at once, and the experiment summaries
+that a trace, span or score write drops (the schema's triggers)."""
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import msgspec
+import pytest
+
+from app import clock, ids
+from app.config import Settings
+from app.main import create_app
+from app.store import Store
+from app.trace_queries import SPAN_SORTABLE_BY, TRACE_SORTABLE_BY
+from tests.conftest import Rows, open_core_store
+from tests.factories import new_id
+
+pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
+
+API = "/api/v1/private"
+T0 = "2024-01-15T09:30:00Z"
+JAN_15 = 1_705_311_000_120_000_000  # 2024-01-15T09:30:00.120Z
+MS = JAN_15 // 1_000_000
+
+
+def key(n: int) -> str:
+    """The nth of some UUID v7 ids, in order, the same in every run."""
+    value = (MS + n) << 80 | (0x7000 + n) << 64 | 0x8000_0000_0000_0000 + n
+    return ids.to_str(value.to_bytes(16, "big"))
+
+
+def _counting_ids() -> Callable[[], bytes]:
+    counter = itertools.count(1)
+    return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
+
+
+@asynccontextmanager
+async def served(store: Store, location: Path | str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(db=location), store=store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def ok(response: Any) -> httpx.Response:
+    answer: httpx.Response = await response
+    assert answer.status_code in (200, 201, 204), answer.text
+    return answer
+
+
+IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="
+ERROR = {"exception_type": "E", "traceback": "tb"}
+
+
+async def _write(c: httpx.AsyncClient) -> None:
+    """One fixed set of traces, spans and scores, with what makes their answers differ."""
+    names = ["alpha", "Beta", None, "alphabet", "", "gamma"]
+    traces = [
+        {"id": key(n), "project_name": "Bytes", "start_time": T0,
+         "end_time": f"2024-01-15T09:30:0{n}.5Z", "input": {"q": IMAGE, "n": n},
+         "output": {"a": n / 3}, "metadata": {"m": [n, 2.5]}, "tags": [f"t{n % 2}", "x"],
+         "thread_id": f"th{n % 3}", "ttft": n * 0.1, "error_info": ERROR if n else None}
+        | ({} if names[n] is None else {"name": names[n]})
+        for n in range(6)
+    ]  # fmt: skip
+    older = {**traces[0], "name": "old", "last_updated_at": "2020-01-01T00:00:00Z"}
+    await ok(c.patch(f"{API}/traces/{key(5)}", json={"project_name": "Bytes", "tags": ["p"]}))
+    await ok(c.post(f"{API}/traces/batch", json={"traces": [*traces, older]}))
+    await ok(c.patch(f"{API}/traces/{key(1)}", json={"tags_to_add": ["y"], "output": {"b": 1}}))
+    await ok(c.post(f"{API}/traces/batch", json={"traces": [{**traces[2], "name": None}]}))
+    kinds = ["llm", "tool", "general", None, "llm", "guardrail"]
+    spans = [
+        {"id": key(20 + n), "trace_id": key(n % 3), "project_name": "Bytes", "start_time": T0,
+         "end_time": f"2024-01-15T09:30:0{5 - n}Z", "name": f"step {n}", "input": {"i": IMAGE},
+         "usage": {"z_tokens": n, "a_tokens": 10 - n, f"k{n % 2}": 3},
+         "total_estimated_cost": [0.1, 0.2, 0.7, 0.3, None, 1e-9][n],
+         "provider": ["openai", "anthropic", None, "openai", "cohere", None][n],
+         "model": f"m{n % 3}", "parent_span_id": key(20) if n else None}
+        | ({} if kinds[n] is None else {"type": kinds[n]})
+        for n in range(6)
+    ]  # fmt: skip
+    await ok(c.patch(f"{API}/spans/{key(25)}", json={"trace_id": key(2), "output": {"o": 1}}))
+    await ok(c.post(f"{API}/spans/batch", json={"spans": spans}))
+    await ok(c.patch(f"{API}/spans/{key(21)}", json={"trace_id": key(1), "model": "m9"}))
+    scores = [
+        {"id": key(n % 4), "name": name, "value": value, "source": "sdk", "author": author,
+         "reason": "r" if author else None, "category_name": "c" if value > 0.5 else None}
+        for n, (name, value, author) in enumerate(
+            [("acc", 0.5, None), ("acc", 0.25, "judge"), ("f1", 1 / 3, None), ("acc", 0.9, None),
+             ("acc", 0.1, "judge"), ("f1", 0.7, "other")]
+        )
+    ]  # fmt: skip
+    await ok(c.put(f"{API}/traces/feedback-scores", json={"scores": scores}))
+    span_scores = [{**s, "id": key(20 + n)} for n, s in enumerate(scores)]
+    await ok(c.put(f"{API}/spans/feedback-scores", json={"scores": span_scores}))
+    await ok(c.post(f"{API}/traces/{key(0)}/feedback-scores/delete", json={"name": "f1"}))
+    await ok(
+        c.post(f"{API}/spans/{key(24)}/feedback-scores/delete", json={"name": "acc", "author": "x"})
+    )
+
+
+def _sortings(sortable: list[str]) -> list[str]:
+    fields = [f.replace("feedback_scores.*", "feedback_scores.acc") for f in sortable]
+    fields = [f.replace("usage.*", "usage.a_tokens") for f in fields]
+    return [json.dumps([{"field": f, "direction": d}]) for f in fields for d in ("ASC", "DESC")] + [
+        json.dumps([{"field": "usage.k1"}])
+    ]
+
+
+FILTERS = [
+    {"field": "name", "operator": operator, "value": value}
+    for operator in ("=", "!=", "contains", "not_contains", "starts_with", "ends_with")
+    for value in ("alpha", "", "BET", "a")
+] + [
+    {"field": "feedback_scores", "operator": operator, "key": "acc", "value": "0.375"}
+    for operator in ("=", "!=", ">", ">=", "<", "<=")
+]
+
+
+async def _answers(store: Store, location: Path | str) -> list[bytes]:
+    """What the app answers after `_write`, every read of traces, spans and projects."""
+    async with served(store, location) as c:
+        await _write(c)
+        got = [await c.get(f"{API}/traces/{key(n)}") for n in range(7)]
+        got += [await c.get(f"{API}/spans/{key(20 + n)}") for n in range(7)]
+        project = got[0].json()["project_id"]
+        got += [
+            await c.get(f"{API}/projects/{project}"),
+            await c.post(f"{API}/projects/retrieve", json={"name": " bytes"}),
+        ]
+        for path in ("traces", "spans"):
+            for body in (
+                {"truncate": True},
+                {"limit": 2, "last_retrieved_id": key(21 if path == "spans" else 4)},
+                {"trace_id": key(1), "type": "llm"} if path == "spans" else {"limit": 3},
+                {"from_time": "2024-01-15T09:30:00.121Z", "to_time": "2024-01-15T09:30:00.124Z"},
+                *({"filters": [f]} for f in FILTERS),
+            ):
+                search = {"project_name": "Bytes", **body}
+                got.append(await c.post(f"{API}/{path}/search", json=search))
+            sortable = TRACE_SORTABLE_BY if path == "traces" else SPAN_SORTABLE_BY
+            for params in (
+                *({"sorting": s, "size": "4", "page": "2"} for s in _sortings(sortable)),
+                *({"search": text} for text in ("ALPHA", "x", key(1)[20:], "tool", "m1")),
+                *({"filters": json.dumps([f])} for f in FILTERS),
+                {"truncate": "true", "exclude": '["input", "feedback_scores"]'},
+            ):
+                page = {"project_id": project, **params}
+                got.append(await c.get(f"{API}/{path}", params=page))
+    answers = [r.content for r in got]
+    for n in range(4):
+        shown = await store.trace_spans("default", ids.parse(key(n)) or b"")
+        answers.append(msgspec.json.encode(shown))
+    return answers
+
+
+async def test_the_same_writes_give_the_same_bytes_on_both_engines(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = []
+    for location in (tmp_path / "items.db", pg_url):
+        monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
+        monkeypatch.setattr(ids, "uuid7", _counting_ids())
+        store = cast(Store, await open_core_store(location))
+        try:
+            answers.append(await _answers(store, location))
+        finally:
+            await store.close()
+    on_sqlite, on_postgres = answers
+
+    joined = b"".join(on_sqlite)
+    for shown in (b'"[image]"', IMAGE.encode(), b'"value_by_author"', b'"providers"'):
+        assert shown in joined, shown
+    assert sum(b'"total":0' in a for a in on_sqlite) < len(on_sqlite) // 4
+    assert on_postgres == on_sqlite
+
+
+ROUNDS = 20
+
+
+async def test_two_workspaces_writing_one_id_at_once_give_one_winner_and_one_409(
+    location: Path | str,
+) -> None:
+    # Two stores on one database, as two servers, one workspace each: every round both
+    # write the same new id at once, by each verb that stores one. Exactly one 204, the
+    # other a 409, and what is stored is the winner's.
+    stores = [cast(Store, await open_core_store(location)) for _ in range(2)]
+    try:
+        async with served(stores[0], location) as a, served(stores[1], location) as b:
+            clients = {"a": a, "b": b}
+
+            async def race(write: Callable[[httpx.AsyncClient, str], Any]) -> tuple[str, str]:
+                answers = await asyncio.gather(*(write(c, w) for w, c in clients.items()))
+                codes = {w: r.status_code for w, r in zip(clients, answers, strict=True)}
+                assert sorted(codes.values()) == [204, 409], [r.text for r in answers]
+                won = "a" if codes["a"] == 204 else "b"
+                lost = answers[1 if won == "a" else 0].json()["message"]
+                assert lost.endswith("belongs to another workspace"), lost
+                return won, "b" if won == "a" else "a"
+
+            def as_(workspace: str) -> dict[str, str]:
+                return {"Comet-Workspace": workspace}
+
+            for _ in range(ROUNDS):
+                trace, span = new_id(), new_id()
+
+                def create(c: httpx.AsyncClient, w: str, trace: str = trace) -> Any:
+                    body = {"traces": [{"id": trace, "name": w, "start_time": T0}]}
+                    return c.post(f"{API}/traces/batch", json=body, headers=as_(w))
+
+                def create_span(c: httpx.AsyncClient, w: str, span: str = span) -> Any:
+                    body = {"spans": [{"id": span, "trace_id": new_id(), "name": w,
+                                       "start_time": T0}]}  # fmt: skip
+                    return c.post(f"{API}/spans/batch", json=body, headers=as_(w))
+
+                won, lost = await race(create)
+                stored = await a.get(f"{API}/traces/{trace}", headers=as_(won))
+                assert stored.json()["name"] == won
+                assert (await a.get(f"{API}/traces/{trace}", headers=as_(lost))).status_code == 404
+                won, lost = await race(create_span)
+                stored = await a.get(f"{API}/spans/{span}", headers=as_(won))
+                assert stored.json()["name"] == won
+                assert (await a.get(f"{API}/spans/{span}", headers=as_(lost))).status_code == 404
+
+            for kind in ("traces", "spans"):
+                for _ in range(ROUNDS // 2):
+                    key_ = new_id()
+
+                    def patch(c: httpx.AsyncClient, w: str, kind: str = kind, k: str = key_) -> Any:
+                        body = {"name": w, "trace_id": k}
+                        return c.patch(f"{API}/{kind}/{k}", json=body, headers=as_(w))
+
+                    def scored(
+                        c: httpx.AsyncClient, w: str, kind: str = kind, k: str = key_
+                    ) -> Any:
+                        body = {"scores": [{"id": k, "name": w, "value": 1, "source": "sdk"}]}
+                        return c.put(f"{API}/{kind}/feedback-scores", json=body, headers=as_(w))
+
+                    won, _ = await race(patch)
+                    assert (await race(scored))[0] == won  # the loser's id is the winner's
+    finally:
+        for store in stores:
+            await store.close()
+
+
+# A summary as the SQLite engine keeps one, of each experiment: the range of its items'
+# trace ids. SQL both engines read.
+SUMMARY = """
+INSERT INTO experiment_summaries (experiment_id, workspace, summary, trace_count, cost,
+    cost_avg, p50, p90, p99, scores, folded_scores, first_trace, last_trace)
+SELECT e.id, e.workspace, e.id, 0, 0, 0, 0, 0, 0, '{}', '{}',
+    (SELECT i.trace_id FROM experiment_items AS i WHERE i.experiment_id = e.id
+     ORDER BY i.trace_id LIMIT 1),
+    (SELECT i.trace_id FROM experiment_items AS i WHERE i.experiment_id = e.id
+     ORDER BY i.trace_id DESC LIMIT 1)
+FROM experiments AS e
+"""
+
+
+async def test_a_write_of_a_trace_span_or_score_in_an_experiments_range_drops_its_summary(
+    client: httpx.AsyncClient, client_rows: Rows
+) -> None:
+    first, inside, last, outside = sorted(new_id() for _ in range(4))
+    experiment = new_id()
+    await ok(client.post(f"{API}/experiments", json={"id": experiment, "dataset_name": "D"}))
+    items = [{"experiment_id": experiment, "dataset_item_id": new_id(), "trace_id": t}
+             for t in (first, last)]  # fmt: skip
+    await ok(client.post(f"{API}/experiments/items", json={"experiment_items": items}))
+    span = new_id()
+
+    async def kept_after(write: Any) -> bool:
+        await client_rows("DELETE FROM experiment_summaries")
+        await client_rows(SUMMARY)
+        assert await client_rows("SELECT count(*) FROM experiment_summaries") == [(1,)]
+        await ok(write)
+        return await client_rows("SELECT count(*) FROM experiment_summaries") == [(1,)]
+
+    def trace(key: str) -> Any:
+        body = {"traces": [{"id": key, "start_time": T0}]}
+        return client.post(f"{API}/traces/batch", json=body)
+
+    def score(key: str) -> Any:
+        body = {"scores": [{"id": key, "name": "q", "value": 1, "source": "sdk"}]}
+        return client.put(f"{API}/traces/feedback-scores", json=body)
+
+    assert not await kept_after(trace(first))
+    assert await kept_after(trace(outside))
+    assert not await kept_after(trace(inside))  # within the range, of no item
+    assert not await kept_after(client.patch(f"{API}/traces/{last}", json={"name": "n"}))
+    spans = {"spans": [{"id": span, "trace_id": inside, "start_time": T0}]}
+    assert not await kept_after(client.post(f"{API}/spans/batch", json=spans))
+    assert not await kept_after(client.patch(f"{API}/spans/{span}", json={"trace_id": inside}))
+    assert not await kept_after(score(last))
+    assert await kept_after(score(outside))
+    assert not await kept_after(
+        client.post(f"{API}/traces/{last}/feedback-scores/delete", json={"name": "q"})
+    )
+    assert not await kept_after(client.post(f"{API}/traces/delete", json={"ids": [inside]}))
+    assert await kept_after(client.post(f"{API}/traces/delete", json={"ids": [outside]}))
