@@ -216,8 +216,8 @@ Insert = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 async def _inserter(location: Path | str) -> tuple[Insert, Callable[[], Awaitable[None]]]:
-    """Writes a row into a table of either engine as given, with no store (traces, spans and
-    scores have no PostgreSQL verbs yet); and how to close it."""
+    """Writes a row into a table of either engine as given, with no store (each row exactly
+    as given, its audit columns too); and how to close it."""
     if isinstance(location, Path):
         lite = sqlite3.connect(location, isolation_level=None)
 

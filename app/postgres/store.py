@@ -1,6 +1,6 @@
 """The PostgreSQL engine's Store, so far: the verbs of the experiment-items core (`CoreStore`
-in app/store.py) and experiment update and finish, each one transaction or one statement on
-the worker's pool."""
+in app/store.py), experiment update and finish, and traces, spans, their feedback scores and
+projects; each one transaction or a few statements on the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
