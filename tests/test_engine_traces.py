@@ -98,7 +98,8 @@ async def _write(c: httpx.AsyncClient) -> None:
              ("acc", 0.1, "judge"), ("f1", 0.7, "other")]
         )
     ]  # fmt: skip
-    await ok(c.put(f"{API}/traces/feedback-scores", json={"scores": scores}))
+    again = {**scores[0], "value": 0.75, "reason": "again"}  # replaces the batch's first
+    await ok(c.put(f"{API}/traces/feedback-scores", json={"scores": [*scores, again]}))
     span_scores = [{**s, "id": key(20 + n)} for n, s in enumerate(scores)]
     await ok(c.put(f"{API}/spans/feedback-scores", json={"scores": span_scores}))
     await ok(c.post(f"{API}/traces/{key(0)}/feedback-scores/delete", json={"name": "f1"}))
@@ -184,68 +185,96 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
 
 
 ROUNDS = 20
+Clients = dict[str, httpx.AsyncClient]
+
+
+def as_(workspace: str) -> dict[str, str]:
+    return {"Comet-Workspace": workspace}
+
+
+async def race(clients: Clients, method: str, path: str, bodies: dict[str, Any]) -> str:
+    """Each workspace's client sends its body at once: exactly one 204, the other a 409 for
+    the id another workspace holds; the winner's workspace."""
+    answers = await asyncio.gather(
+        *(
+            c.request(method, f"{API}/{path}", json=bodies[w], headers=as_(w))
+            for w, c in clients.items()
+        )
+    )
+    codes = {w: r.status_code for w, r in zip(clients, answers, strict=True)}
+    assert sorted(codes.values()) == [204, 409], [r.text for r in answers]
+    won = "a" if codes["a"] == 204 else "b"
+    lost = answers[1 if won == "a" else 0].json()["message"]
+    assert lost.endswith("belongs to another workspace"), lost
+    return won
 
 
 async def test_two_workspaces_writing_one_id_at_once_give_one_winner_and_one_409(
     location: Path | str,
 ) -> None:
     # Two stores on one database, as two servers, one workspace each: every round both
-    # write the same new id at once, by each verb that stores one. Exactly one 204, the
-    # other a 409, and what is stored is the winner's.
+    # write the same new id at once, by each verb that stores one: a create, a PATCH (its
+    # partial row), a score (its own name: only the id is shared). What is stored is the
+    # winner's, and the loser's id is then the winner's.
     stores = [cast(Store, await open_core_store(location)) for _ in range(2)]
     try:
         async with served(stores[0], location) as a, served(stores[1], location) as b:
             clients = {"a": a, "b": b}
-
-            async def race(write: Callable[[httpx.AsyncClient, str], Any]) -> tuple[str, str]:
-                answers = await asyncio.gather(*(write(c, w) for w, c in clients.items()))
-                codes = {w: r.status_code for w, r in zip(clients, answers, strict=True)}
-                assert sorted(codes.values()) == [204, 409], [r.text for r in answers]
-                won = "a" if codes["a"] == 204 else "b"
-                lost = answers[1 if won == "a" else 0].json()["message"]
-                assert lost.endswith("belongs to another workspace"), lost
-                return won, "b" if won == "a" else "a"
-
-            def as_(workspace: str) -> dict[str, str]:
-                return {"Comet-Workspace": workspace}
-
-            for _ in range(ROUNDS):
-                trace, span = new_id(), new_id()
-
-                def create(c: httpx.AsyncClient, w: str, trace: str = trace) -> Any:
-                    body = {"traces": [{"id": trace, "name": w, "start_time": T0}]}
-                    return c.post(f"{API}/traces/batch", json=body, headers=as_(w))
-
-                def create_span(c: httpx.AsyncClient, w: str, span: str = span) -> Any:
-                    body = {"spans": [{"id": span, "trace_id": new_id(), "name": w,
-                                       "start_time": T0}]}  # fmt: skip
-                    return c.post(f"{API}/spans/batch", json=body, headers=as_(w))
-
-                won, lost = await race(create)
-                stored = await a.get(f"{API}/traces/{trace}", headers=as_(won))
+            for kind, _ in itertools.product(("traces", "spans"), range(ROUNDS)):
+                created, patched, scored = new_id(), new_id(), new_id()
+                records = {
+                    w: {kind: [{"id": created, "trace_id": new_id(), "name": w, "start_time": T0}]}
+                    for w in clients
+                }
+                won = await race(clients, "POST", f"{kind}/batch", records)
+                stored = await a.get(f"{API}/{kind}/{created}", headers=as_(won))
                 assert stored.json()["name"] == won
-                assert (await a.get(f"{API}/traces/{trace}", headers=as_(lost))).status_code == 404
-                won, lost = await race(create_span)
-                stored = await a.get(f"{API}/spans/{span}", headers=as_(won))
-                assert stored.json()["name"] == won
-                assert (await a.get(f"{API}/spans/{span}", headers=as_(lost))).status_code == 404
+                lost = "b" if won == "a" else "a"
+                assert (
+                    await a.get(f"{API}/{kind}/{created}", headers=as_(lost))
+                ).status_code == 404
 
-            for kind in ("traces", "spans"):
-                for _ in range(ROUNDS // 2):
-                    key_ = new_id()
+                patches = {w: {"name": w, "trace_id": patched} for w in clients}
+                won = await race(clients, "PATCH", f"{kind}/{patched}", patches)
+                lost = "b" if won == "a" else "a"
+                score = {"id": patched, "name": "q", "value": 1, "source": "sdk"}
+                again = await a.put(
+                    f"{API}/{kind}/feedback-scores", json={"scores": [score]}, headers=as_(lost)
+                )
+                assert again.status_code == 409
 
-                    def patch(c: httpx.AsyncClient, w: str, kind: str = kind, k: str = key_) -> Any:
-                        body = {"name": w, "trace_id": k}
-                        return c.patch(f"{API}/{kind}/{k}", json=body, headers=as_(w))
+                scores = {
+                    w: {"scores": [{"id": scored, "name": w, "value": 1, "source": "sdk"}]}
+                    for w in clients
+                }
+                won = await race(clients, "PUT", f"{kind}/feedback-scores", scores)
+                record = {"id": scored, "trace_id": scored, "start_time": T0}
+                await ok(a.post(f"{API}/{kind}/batch", json={kind: [record]}, headers=as_(won)))
+                found = (await a.get(f"{API}/{kind}/{scored}", headers=as_(won))).json()
+                assert [s["name"] for s in found["feedback_scores"]] == [won]
+    finally:
+        for store in stores:
+            await store.close()
 
-                    def scored(
-                        c: httpx.AsyncClient, w: str, kind: str = kind, k: str = key_
-                    ) -> Any:
-                        body = {"scores": [{"id": k, "name": w, "value": 1, "source": "sdk"}]}
-                        return c.put(f"{API}/{kind}/feedback-scores", json=body, headers=as_(w))
 
-                    won, _ = await race(patch)
-                    assert (await race(scored))[0] == won  # the loser's id is the winner's
+async def test_batches_sharing_ids_written_at_once_in_opposite_orders_both_succeed(
+    location: Path | str,
+) -> None:
+    # Each batch locks its ids in one order, whatever the order sent: two such batches wait
+    # for each other rather than deadlock (on PostgreSQL, one of them a 503).
+    stores = [cast(Store, await open_core_store(location)) for _ in range(2)]
+    try:
+        for _ in range(5):
+            traces = [{"id": new_id(), "start_time": T0} for _ in range(500)]
+            spans = [{"id": new_id(), "trace_id": t["id"], "start_time": T0} for t in traces]
+            async with served(stores[0], location) as a, served(stores[1], location) as b:
+                answers = await asyncio.gather(
+                    a.post(f"{API}/traces/batch", json={"traces": traces}),
+                    b.post(f"{API}/traces/batch", json={"traces": traces[::-1]}),
+                    a.post(f"{API}/spans/batch", json={"spans": spans}),
+                    b.post(f"{API}/spans/batch", json={"spans": spans[::-1]}),
+                )
+                assert [r.status_code for r in answers] == [204] * 4, [r.text for r in answers]
     finally:
         for store in stores:
             await store.close()
