@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
@@ -247,6 +247,15 @@ class TraceUpsert(msgspec.Struct, frozen=True, gc=False):
     trace: TraceRecord
     last_updated_at: int | None = None
 
+    def row(self, project_id: bytes, now: int) -> dict[str, Any]:
+        """The trace's columns as stored (audit and workspace aside), in its project, written
+        at `now`."""
+        row = msgspec.structs.asdict(self.trace)
+        del row["project_name"]
+        row.update(hidden=int(self.trace.hidden), project_id=project_id)
+        row["last_updated_at"] = now if self.last_updated_at is None else self.last_updated_at
+        return row
+
 
 class SpanUpsert(msgspec.Struct, frozen=True, gc=False):
     """A span to create or replace, as TraceUpsert; its trace by id, its project by name."""
@@ -255,6 +264,13 @@ class SpanUpsert(msgspec.Struct, frozen=True, gc=False):
     trace_id: bytes
     project_name: str | None
     last_updated_at: int | None = None
+
+    def row(self, project_id: bytes, now: int) -> dict[str, Any]:
+        """As TraceUpsert.row, for the span."""
+        row = msgspec.structs.asdict(self.span)
+        row.update(trace_id=self.trace_id, project_id=project_id)
+        row["last_updated_at"] = now if self.last_updated_at is None else self.last_updated_at
+        return row
 
 
 class Patch(msgspec.Struct, frozen=True, gc=False):

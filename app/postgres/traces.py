@@ -11,8 +11,6 @@ as in items.py."""
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
-
 from app.postgres.connection import Database
 from app.postgres.write import Write
 from app.records import (
@@ -39,8 +37,7 @@ async def lock_ids(conn: Any, kind: int, keys: Iterable[bytes]) -> None:
     await conn.execute(LOCK_IDS, kind, keys32)
 
 
-# Each table's columns with their types, in the schema's order; ids, workspace and partial
-# apart, what the upsert takes from the record.
+# Each table's columns with their types (those of unnest's arrays), in the schema's order.
 _TRACE_TYPES = {
     "id": "bytea", "workspace": "text", "project_id": "bytea", "hidden": "int4",
     "name": "text", "start_time": "int8", "end_time": "int8", "input": "text",
@@ -79,7 +76,10 @@ def _merged(column: str) -> str:
             "CASE WHEN t.partial = 1 THEN greatest(t.last_updated_at, excluded.last_updated_at)"
             " ELSE excluded.last_updated_at END"
         )
-    return f"CASE WHEN t.partial = 1 THEN coalesce(t.{column}, excluded.{column}) ELSE excluded.{column} END"  # noqa: E501
+    return (
+        f"CASE WHEN t.partial = 1 THEN coalesce(t.{column}, excluded.{column})"
+        f" ELSE excluded.{column} END"
+    )
 
 
 def _newest_wins(table: str, types: dict[str, str]) -> tuple[str, list[str]]:
@@ -139,14 +139,10 @@ async def upsert_traces(
         await w.refuse_foreign("traces", [r.trace.id for r in records], "Trace")
         names = [r.trace.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
-        rows = []
-        for record, name in zip(records, names, strict=True):
-            row = msgspec.structs.asdict(record.trace)
-            row.update(hidden=int(record.trace.hidden), project_id=projects[name_key(name)])
-            row["last_updated_at"] = w.now
-            if record.last_updated_at is not None:
-                row["last_updated_at"] = record.last_updated_at
-            rows.append(row)
+        rows = [
+            record.row(projects[name_key(name)], w.now)
+            for record, name in zip(records, names, strict=True)
+        ]
         await _upsert(w, "traces", UPSERT_TRACES, _TRACE_ARRAYS, rows, "Trace")
 
 
@@ -159,14 +155,10 @@ async def upsert_spans(
         await w.refuse_foreign("spans", [r.span.id for r in records], "Span")
         names = [r.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
-        rows = []
-        for record, name in zip(records, names, strict=True):
-            row = msgspec.structs.asdict(record.span)
-            row.update(trace_id=record.trace_id, project_id=projects[name_key(name)])
-            row["last_updated_at"] = w.now
-            if record.last_updated_at is not None:
-                row["last_updated_at"] = record.last_updated_at
-            rows.append(row)
+        rows = [
+            record.row(projects[name_key(name)], w.now)
+            for record, name in zip(records, names, strict=True)
+        ]
         await _upsert(w, "spans", UPSERT_SPANS, _SPAN_ARRAYS, rows, "Span")
 
 

@@ -70,15 +70,10 @@ async def upsert_traces(
         await w.refuse_foreign(TRACES, [r.trace.id for r in records], "Trace")
         names = [r.trace.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
-        rows = []
-        for record, name in zip(records, names, strict=True):
-            row = msgspec.structs.asdict(record.trace)
-            del row["project_name"]
-            row.update(hidden=int(record.trace.hidden), project_id=projects[name_key(name)])
-            row.update(partial=0, **w.stamp)
-            if record.last_updated_at is not None:
-                row["last_updated_at"] = record.last_updated_at
-            rows.append(row)
+        rows = [
+            {**w.stamp, "partial": 0, **record.row(projects[name_key(name)], w.now)}
+            for record, name in zip(records, names, strict=True)
+        ]
         await conn.executemany(UPSERT_TRACE, rows)
 
 
@@ -90,14 +85,10 @@ async def upsert_spans(
         await w.refuse_foreign(SPANS, [r.span.id for r in records], "Span")
         names = [r.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
-        rows = []
-        for record, name in zip(records, names, strict=True):
-            row = msgspec.structs.asdict(record.span)
-            row.update(trace_id=record.trace_id, project_id=projects[name_key(name)])
-            row.update(partial=0, **w.stamp)
-            if record.last_updated_at is not None:
-                row["last_updated_at"] = record.last_updated_at
-            rows.append(row)
+        rows = [
+            {**w.stamp, "partial": 0, **record.row(projects[name_key(name)], w.now)}
+            for record, name in zip(records, names, strict=True)
+        ]
         await conn.executemany(UPSERT_SPAN, rows)
 
 
