@@ -11,7 +11,7 @@ from app.records import batched
 from app.sqlite import summaries
 from app.sqlite.connection import Database
 from app.sqlite.datasets import _DATASET, _dataset
-from app.sqlite.span_reads import get_span
+from app.sqlite.span_reads import spans
 from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
 from app.trace_answers import MAX_TRACE_SPANS
@@ -120,8 +120,7 @@ async def matching_items(
 async def trace_spans(db: Database, workspace: str, trace_id: bytes) -> list[Span]:
     """The trace's spans, earliest first, each as GET /spans/{id} answers it."""
     rows = await db.fetch_all(SPANS_OF_TRACE, (workspace, trace_id, MAX_TRACE_SPANS))
-    spans = [await get_span(db, workspace, row[0]) for row in rows]
-    return [span for span in spans if span is not None]
+    return await spans(db, workspace, [row[0] for row in rows]) if rows else []
 
 
 async def histograms(
