@@ -24,7 +24,16 @@ FIND_FOREIGN = (
     " ORDER BY {column}"
 )
 NAMED_TABLES = ("projects", "datasets")
-FOREIGN_TABLES = ("projects", "experiments", "experiment_items")
+FOREIGN_TABLES = (
+    "projects",
+    "experiments",
+    "experiment_items",
+    "datasets",
+    "dataset_items",
+    "traces",
+    "spans",
+    "prompts",
+)
 
 
 class Write:

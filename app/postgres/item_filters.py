@@ -1,0 +1,95 @@
+"""Dataset item filters as SQL conditions on `dataset_items`, as app/sqlite/item_filters.py
+writes them for SQLite: text compared with ASCII case ignored, ids as their lowercase text, a
+missing value as the empty text, `data` by a top-level key, tags by element, times as
+nanoseconds.
+
+Text is compared in the "C" collation, as every text column of the schema is: byte order, as
+SQLite's BINARY, and lower() folds ASCII letters only, as SQLite's does (under the database's
+default collation it would fold others too, https://www.postgresql.org/docs/15/collation.html).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.dataset_records import ItemFilter
+
+# A 16-byte id as its lowercase UUID text.
+UUID_TEXT = (
+    "regexp_replace(encode({c}, 'hex'), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})', '\\1-\\2-\\3-\\4-')"
+)
+# Each text field's SQL expression; NULL reads as '' as in ClickHouse.
+_TEXT = {
+    "id": UUID_TEXT.format(c="id"),
+    "trace_id": f"coalesce({UUID_TEXT.format(c='trace_id')}, '')",
+    "span_id": f"coalesce({UUID_TEXT.format(c='span_id')}, '')",
+    "full_data": "data",
+    "source": "source",
+    "created_by": "created_by",
+    "last_updated_by": "last_updated_by",
+}
+# A `data` key's value as text, as SQLite's CAST(json_extract(...) AS TEXT) gives it: a string
+# without its quotes, true and false as 1 and 0, other JSON as its text. {key}: the key's
+# parameter.
+_DATA_VALUE = """coalesce(CASE (data::json -> {key})::text
+    WHEN 'true' THEN '1' WHEN 'false' THEN '0' ELSE data::json ->> {key} END, '')"""
+_COMPARISONS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+class Params:
+    """The parameters of one statement, in order: each added one's placeholder is $n."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def folded(sql: str) -> str:
+    """`sql` with ASCII letters lower-cased, in the "C" collation."""
+    return f'lower(({sql}) COLLATE "C")'
+
+
+def _text(value: str, operator: str, given: str, params: Params) -> str:
+    v = folded(value)
+    mark = params.add(given)
+    p = folded(f"{mark}::text")
+    if operator == "contains":
+        return f"strpos({v}, {p}) > 0"
+    if operator == "not_contains":
+        return f"strpos({v}, {p}) = 0"
+    if operator == "starts_with":
+        return f"left({v}, length({mark}::text)) = {p}"
+    if operator == "ends_with":
+        return f"right({v}, length({mark}::text)) = {p}"
+    return f"{v} {_COMPARISONS[operator]} {p}"
+
+
+def condition(f: ItemFilter, params: Params) -> str:
+    if f.field in _TEXT:
+        return _text(_TEXT[f.field], f.operator, f.value, params)
+    if f.field == "data":
+        # One top-level key, without double quotes, as SQLite's path takes it.
+        key = params.add(f.key.replace('"', "")) + "::text"
+        return _text(_DATA_VALUE.format(key=key), f.operator, f.value, params)
+    if f.field == "tags":
+        mark = params.add(f.value)
+        match = (
+            f'value = {mark}::text COLLATE "C"'
+            if f.operator in ("=", "!=")
+            else f"strpos({folded('value')}, {folded(f'{mark}::text')}) > 0"
+        )
+        exists = (
+            "EXISTS (SELECT 1 FROM json_array_elements_text(coalesce(tags, '[]')::json) AS t"
+            f"(value) WHERE {match})"
+        )
+        return exists if f.operator in ("=", "contains") else f"NOT {exists}"
+    if f.instant is None:  # created_at, last_updated_at: a value that is no instant
+        return "false"
+    return f"{f.field} {_COMPARISONS[f.operator]} {params.add(f.instant)}::bigint"
+
+
+def conditions(filters: Sequence[ItemFilter], params: Params) -> str:
+    """Every filter's condition, each after AND, its parameters added to `params`."""
+    return "".join(f" AND {condition(f, params)}" for f in filters)
