@@ -28,10 +28,37 @@ _TEXT = {
     "last_updated_by": "last_updated_by",
 }
 # A `data` key's value as text, as SQLite's CAST(json_extract(...) AS TEXT) gives it: a string
-# without its quotes, true and false as 1 and 0, other JSON as its text. {key}: the key's
-# parameter.
-_DATA_VALUE = """coalesce(CASE (data::json -> {key})::text
-    WHEN 'true' THEN '1' WHEN 'false' THEN '0' ELSE data::json ->> {key} END, '')"""
+# without its quotes, true and false as 1 and 0, an integer as itself, a real as SQLite's
+# "%!.15g" (_REAL), an object or an array as its text without the spaces between its tokens.
+# {key}: the key's parameter.
+_DATA_VALUE = """coalesce((SELECT CASE json_typeof(j)
+        WHEN 'string' THEN j #>> '{{}}'
+        WHEN 'boolean' THEN CASE j::text WHEN 'true' THEN '1' ELSE '0' END
+        WHEN 'number' THEN CASE
+            WHEN j::text ~ '^-?[0-9]+$'
+                AND j::text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+            THEN j::text::numeric::text
+            -- Past a double's range, as SQLite's parse ends there; inside it, as a double.
+            WHEN abs(j::text::numeric) > 1.7976931348623157e308
+            THEN CASE WHEN j::text LIKE '-%' THEN '-Inf' ELSE 'Inf' END
+            WHEN abs(j::text::numeric) <= 2.4703282292062328e-324 AND j::text::numeric <> 0
+            THEN '0.0'
+            ELSE {real} END
+        WHEN 'null' THEN NULL
+        ELSE regexp_replace(j::text, '("(?:[^"\\\\]|\\\\.)*")|\\s+', '\\1', 'g') END
+    FROM (SELECT {parsed}::json -> {key}) AS v(j)), '')"""
+# SQLite's "%!.15g" of a double: 15 significant digits (to_char's EEEE is the C library's
+# "%.14e"; a float8 cast to numeric keeps 15), in the plain form with ".0" at least for an
+# exponent from -4 to 14, else as a mantissa with ".0" at least and a 2-digit exponent.
+_REAL = """(SELECT CASE WHEN split_part(e, 'e', 2)::int BETWEEN -4 AND 14
+        THEN CASE WHEN n LIKE '%.%' THEN n ELSE n || '.0' END
+        ELSE regexp_replace(rtrim(btrim(split_part(e, 'e', 1)), '0'), '[.]$', '.0')
+            || 'e' || split_part(e, 'e', 2) END
+    FROM (SELECT to_char(j::text::float8, '9.99999999999999EEEE'),
+                 j::text::float8::numeric::text) AS r(e, n))"""
+# JSON text as PostgreSQL's json parses it: a \u0000 anywhere, which its text cannot hold,
+# fails every operator on the value, so it reads as U+FFFD here (SQLite's text ends at it).
+_PARSABLE = "replace({c}, '\\u0000', '\\ufffd')"
 _COMPARISONS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -72,7 +99,8 @@ def condition(f: ItemFilter, params: Params) -> str:
     if f.field == "data":
         # One top-level key, without double quotes, as SQLite's path takes it.
         key = params.add(f.key.replace('"', "")) + "::text"
-        return _text(_DATA_VALUE.format(key=key), f.operator, f.value, params)
+        value = _DATA_VALUE.format(key=key, real=_REAL, parsed=_PARSABLE.format(c="data"))
+        return _text(value, f.operator, f.value, params)
     if f.field == "tags":
         mark = params.add(f.value)
         match = (
@@ -81,8 +109,8 @@ def condition(f: ItemFilter, params: Params) -> str:
             else f"strpos({folded('value')}, {folded(f'{mark}::text')}) > 0"
         )
         exists = (
-            "EXISTS (SELECT 1 FROM json_array_elements_text(coalesce(tags, '[]')::json) AS t"
-            f"(value) WHERE {match})"
+            f"EXISTS (SELECT 1 FROM json_array_elements_text({_PARSABLE.format(c='tags')}::json)"
+            f" AS t(value) WHERE {match})"
         )
         return exists if f.operator in ("=", "contains") else f"NOT {exists}"
     if f.instant is None:  # created_at, last_updated_at: a value that is no instant
