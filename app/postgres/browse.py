@@ -8,7 +8,7 @@ from app.dataset_answers import dataset
 from app.dataset_payloads import Dataset
 from app.postgres.connection import Database
 from app.postgres.datasets import DATASET_COLUMNS
-from app.postgres.item_filters import Params, folded
+from app.postgres.item_filters import Params, folded, searched
 
 MAX_DATASETS = 500
 
@@ -87,7 +87,7 @@ async def matching_items(
     join, conditions = "", []
     if text:
         join = _DATASET_ITEM
-        mark = folded(f"{params.add(text)}::text")
+        mark = folded(f"{params.add(searched(text))}::text")
         conditions.append(_HOLDS.format(
             text=mark, input=folded("coalesce(c.input, '')"),
             output=folded("coalesce(c.output, '')"), data=folded("coalesce(di.data, '')"),

@@ -59,6 +59,7 @@ _REAL = """(SELECT CASE WHEN split_part(e, 'e', 2)::int BETWEEN -4 AND 14
 # JSON text as PostgreSQL's json parses it: a \u0000 anywhere, which its text cannot hold,
 # fails every operator on the value, so it reads as U+FFFD here (SQLite's text ends at it).
 _PARSABLE = "replace({c}, '\\u0000', '\\ufffd')"
+NUL = "\x00"
 _COMPARISONS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -73,6 +74,12 @@ class Params:
         return f"${len(self.values)}"
 
 
+def searched(text: str) -> str:
+    """A text to look for, as a parameter: PostgreSQL's text holds no NUL, which reads as
+    U+FFFD here, as a \\u0000 in the JSON looked in does (_PARSABLE)."""
+    return text.replace(NUL, "\ufffd")
+
+
 def folded(sql: str) -> str:
     """`sql` with ASCII letters lower-cased, in the "C" collation."""
     return f'lower(({sql}) COLLATE "C")'
@@ -80,7 +87,7 @@ def folded(sql: str) -> str:
 
 def _text(value: str, operator: str, given: str, params: Params) -> str:
     v = folded(value)
-    mark = params.add(given)
+    mark = params.add(searched(given))
     p = folded(f"{mark}::text")
     if operator == "contains":
         return f"strpos({v}, {p}) > 0"
@@ -97,12 +104,11 @@ def condition(f: ItemFilter, params: Params) -> str:
     if f.field in _TEXT:
         return _text(_TEXT[f.field], f.operator, f.value, params)
     if f.field == "data":
-        # One top-level key, without double quotes, as SQLite's path takes it.
-        key = params.add(f.key.replace('"', "")) + "::text"
+        key = params.add(f.key) + "::text"  # one top-level key (app/item_filters.py)
         value = _DATA_VALUE.format(key=key, real=_REAL, parsed=_PARSABLE.format(c="data"))
         return _text(value, f.operator, f.value, params)
     if f.field == "tags":
-        mark = params.add(f.value)
+        mark = params.add(searched(f.value))
         match = (
             f'value = {mark}::text COLLATE "C"'
             if f.operator in ("=", "!=")
