@@ -449,3 +449,20 @@ async def test_a_batch_group_id_that_is_no_uuid_is_a_422(client: httpx.AsyncClie
 
     assert (put.status_code, delete.status_code) == (422, 422)
     assert put.json() == {"errors": ["batch_group_id must be a UUID"]}
+
+
+async def test_item_data_reads_back_byte_for_byte_as_sent(client: httpx.AsyncClient) -> None:
+    # The SDK hashes an item's data to know it again: spacing, key order, escapes and numbers
+    # come back as they were sent, by the page and by the stream.
+    data = '{"z":  1.50, "a": "\\u00e9\\n\\"q\\"", "é": [1e2, {"b": null}], "z2":-0}'
+    body = '{"dataset_name": "raw", "items": [{"source": "sdk", "data": ' + data + "}]}"
+    put = await client.put(
+        f"{API}/datasets/items", content=body, headers={"Content-Type": "application/json"}
+    )
+    found = await client.post(f"{API}/datasets/retrieve", json={"dataset_name": "raw"})
+    page = await client.get(f"{API}/datasets/{found.json()['id']}/items")
+    stream = await client.post(f"{API}/datasets/items/stream", json={"dataset_name": "raw"})
+
+    assert put.status_code == 204, put.text
+    assert f'"data":{data},'.encode() in page.content
+    assert f'"data":{data},'.encode() in stream.content
