@@ -161,3 +161,15 @@ async def test_find_by_prompt_id_and_the_prompt_ids_filter(client: httpx.AsyncCl
         "code": 400,
         "message": "Invalid operator '>' for field 'prompt_ids' of type 'LIST'",
     }
+
+
+async def test_a_prompt_id_any_prompt_holds_is_a_409(client: httpx.AsyncClient) -> None:
+    key = new_id()
+    made = await client.post(PROMPTS, json={"name": "one", "template": "x", "id": key})
+    again = await client.post(PROMPTS, json={"name": "two", "template": "x", "id": key})
+
+    assert made.status_code == 201
+    assert again.status_code == 409
+    assert again.json()["message"] == f"Prompt '{key}' belongs to another workspace"
+    missing = await client.post(f"{VERSIONS}/retrieve", json={"name": "two"})
+    assert missing.status_code == 404

@@ -124,6 +124,38 @@ async def test_two_workspaces_racing_for_one_dataset_item_id_give_one_winner(
         await second.close()
 
 
+async def test_two_workspaces_racing_for_one_prompt_id_give_one_winner(
+    location: Path | str,
+) -> None:
+    first, second = await open_store(location), await open_store(location)
+    try:
+        for n in range(ROUNDS):
+            key = ids.uuid7()
+            records = [
+                msgspec.structs.replace(prompt(f"{who}{n}", f"{who} {{{{x}}}}"), prompt_id=key)
+                for who in ("ann", "bob")
+            ]
+            outcomes = await asyncio.gather(
+                first.create_prompt_version("a", "ann", records[0], True),
+                second.create_prompt_version("b", "bob", records[1], True),
+                return_exceptions=True,
+            )
+
+            names = sorted(type(o).__name__ for o in outcomes)
+            assert names == ["Conflict", "PromptVersion"], outcomes
+            won = 0 if not isinstance(outcomes[0], BaseException) else 1
+            lost = outcomes[1 - won]
+            assert str(lost) == f"Prompt '{ids.to_str(key)}' belongs to another workspace"
+            winner, loser = ("a", "b")[won], ("a", "b")[1 - won]
+            latest = await first.find_prompt_version(winner, records[won].name, None)
+            assert latest is not None
+            assert (latest.prompt_id, latest.template) == (ids.to_str(key), records[won].template)
+            assert await first.find_prompt_version(loser, records[1 - won].name, None) is None
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_writes_making_one_name_at_once_make_one_dataset_and_one_prompt(
     location: Path | str,
 ) -> None:

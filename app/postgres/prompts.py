@@ -10,6 +10,8 @@ from app.prompt_payloads import PromptVersion
 from app.records import Conflict, name_key
 
 FIND_PROMPT = "SELECT id FROM prompts WHERE workspace = $1 AND name_key = $2"
+# Ids are global: one any workspace's prompt holds is refused, as a dataset's is.
+FIND_ANY_PROMPT = "SELECT 1 FROM prompts WHERE id = $1"
 # A name or an id another transaction takes at the same moment is left alone, and RETURNING
 # says so (items.py's rule): the read before it cannot see that transaction's row.
 INSERT_PROMPT = """
@@ -45,7 +47,8 @@ async def _prompt_of(w: Write, record: PromptVersionRecord, new_prompt: bool) ->
     found: bytes | None = await w.conn.fetchval(FIND_PROMPT, w.workspace, key)
     if found is None:
         prompt_id = record.prompt_id or ids.uuid7()
-        await w.refuse_foreign("prompts", [prompt_id], "Prompt")
+        if await w.conn.fetchval(FIND_ANY_PROMPT, prompt_id) is not None:
+            raise Conflict.foreign("Prompt", prompt_id)
         made = await w.conn.fetchval(
             INSERT_PROMPT, prompt_id, w.workspace, record.name, key, record.description,
             record.prompt_tags, record.template_structure, w.now, w.user,

@@ -28,11 +28,9 @@ FOREIGN_TABLES = (
     "projects",
     "experiments",
     "experiment_items",
-    "datasets",
     "dataset_items",
     "traces",
     "spans",
-    "prompts",
 )
 
 

@@ -11,6 +11,8 @@ from app.sqlite.tables import PROMPT_VERSIONS, PROMPTS
 from app.sqlite.write import Write
 
 FIND_PROMPT = "SELECT id, template_structure FROM prompts WHERE workspace = ? AND name_key = ?"
+# Ids are global: one any workspace's prompt holds is refused, as a dataset's is.
+FIND_ANY_PROMPT = "SELECT 1 FROM prompts WHERE id = ?"
 INSERT_PROMPT = PROMPTS.insert()
 INSERT_VERSION = PROMPT_VERSIONS.insert()
 COMMIT_TAKEN = (
@@ -40,7 +42,8 @@ async def create_version(
             prompt_id = found[0][0]
         else:
             prompt_id = record.prompt_id or ids.uuid7()
-            await w.refuse_foreign(PROMPTS, [prompt_id], "Prompt")
+            if await conn.execute_fetchall(FIND_ANY_PROMPT, (prompt_id,)):
+                raise Conflict.foreign("Prompt", prompt_id)
             await conn.execute(INSERT_PROMPT, {
                 "id": prompt_id, "name": record.name, "name_key": name_key(record.name),
                 "description": record.description, "tags": record.prompt_tags,
