@@ -5,7 +5,7 @@ same bytes for the same writes."""
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from app.protocol import HttpProtocol
 from app.records import Conflict, ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
-from tests.factories import batch, item, new_id
+from tests.factories import batch, counting_ids, item, new_id
 from tests.inserts import Insert, inserter
 from tests.postgres import Cluster
 from tests.running import free_port
@@ -207,11 +207,6 @@ async def test_two_workspaces_racing_for_one_id_give_one_winner_and_one_conflict
         await second.close()
 
 
-def _counting_ids() -> Callable[[], bytes]:
-    counter = itertools.count(1)
-    return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
-
-
 async def _traces(insert: Insert, traces: list[bytes], project: bytes) -> None:
     """The last three items' traces (the first hidden), with spans and two authors' scores."""
     audit = {"created_at": JAN_15, "created_by": "ann", "last_updated_at": JAN_15,
@@ -278,10 +273,10 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_sqlite = await _answers(tmp_path / "items.db")
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_postgres = await _answers(pg_url)
 
     assert len(on_sqlite) == 12 + 2 * 8 + 2

@@ -5,7 +5,7 @@ same writes."""
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from app.dataset_records import (
 from app.records import Conflict, ExperimentRecord, ItemRecord
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
+from tests.factories import counting_ids
 from tests.inserts import Insert, inserter, trace
 
 pytestmark = pytest.mark.anyio
@@ -284,11 +285,6 @@ async def test_the_ui_finds_the_items_that_hold_a_text_or_differ(
     ]  # fmt: skip
 
 
-def _counting_ids() -> Callable[[], bytes]:
-    counter = itertools.count(1)
-    return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
-
-
 async def _answers(location: Path | str) -> list[bytes]:
     """What the store answers, encoded as the API encodes it, after one fixed set of writes."""
     store = await open_store(location)
@@ -361,10 +357,10 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_sqlite = await _answers(tmp_path / "items.db")
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_postgres = await _answers(pg_url)
 
     shown = b"\n".join(on_sqlite)
