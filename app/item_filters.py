@@ -112,5 +112,8 @@ def parse_item_filters(raw: str | None) -> tuple[ItemFilter, ...]:
         # A time that is no instant matches nothing (ClickHouse's parseDateTime64BestEffortOrNull
         # would give NULL).
         instant = _instant(value) if kind == "DATE_TIME" else None
-        found[ItemFilter(field, operator, key if kind == "MAP" else "", value, instant)] = None
+        # A `data` key is one top-level key, so without the double quotes that would end it
+        # in a JSON path, and without NULs, which no engine's path or text holds.
+        key = key.replace('"', "").replace("\x00", "") if kind == "MAP" else ""
+        found[ItemFilter(field, operator, key, value, instant)] = None
     return tuple(found)

@@ -51,7 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "client_engine" in metafunc.fixturenames:  # `client`, `client_store` and theirs
+    # conftest's `client` asks for client_engine; a module's own `client` (test_engines.py's)
+    # may not, and then takes no such parameter.
+    if "client_engine" in metafunc.fixturenames:
         engines = getattr(metafunc.module, "ENGINES", DEFAULT_ENGINES)
         if metafunc.definition.get_closest_marker("sqlite_only"):
             engines = ("sqlite",)

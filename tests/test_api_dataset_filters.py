@@ -11,6 +11,7 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 
@@ -157,3 +158,39 @@ async def test_a_delete_by_dataset_takes_the_same_filters(client: httpx.AsyncCli
 
     assert (by_tag.status_code, bad.status_code) == (204, 400)
     assert await streamed(client) == [mathematics, history]
+
+
+async def test_a_data_value_compares_as_its_text_whatever_its_json_type(
+    client: httpx.AsyncClient,
+) -> None:
+    keys = sorted(new_id() for _ in range(2))
+    first, second = keys
+    # Text, not a dict: the numbers as written (json.dumps would write 1e2 as 100.0).
+    body = (
+        '{"dataset_name": "F", "items": [{"id": "FIRST", "source": "sdk", "data": {"flag": true, '
+        '"real": 1e2, "long": 0.30000000000000004, "obj": {"a": [1, 2], "b": "x y"}, '
+        '"nul": "a\\u0000b"}}, {"id": "SECOND", "source": "sdk", "data": {"flag": false, '
+        '"real": 2.50, "tiny": 1E-7, "big": 12345678901234567890}}]}'
+    )
+    body = body.replace("FIRST", first).replace("SECOND", second)
+    answer = await client.put(
+        f"{API}/datasets/items", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 204, answer.text
+
+    # As SQLite's json_extract gives each value as text: true as 1, a real to 15 digits with
+    # ".0" at least, an object without the spaces between its tokens.
+    assert await streamed(client, where("data", "=", "1", "flag")) == [first]
+    assert await streamed(client, where("data", "=", "0", "flag")) == [second]
+    assert await streamed(client, where("data", "=", "100.0", "real")) == [first]
+    assert await streamed(client, where("data", "=", "2.5", "real")) == [second]
+    assert await streamed(client, where("data", "=", "0.3", "long")) == [first]
+    assert await streamed(client, where("data", "=", "1.0e-07", "tiny")) == [second]
+    assert await streamed(client, where("data", "=", "1.23456789012346e+19", "big")) == [second]
+    assert await streamed(client, where("data", "=", '{"a":[1,2],"b":"x y"}', "obj")) == [first]
+    assert await streamed(client, where("data", "starts_with", "a", "nul")) == [first]
+    # A NUL to look for is no failure on either engine (PostgreSQL's text cannot hold one),
+    # and a key's NULs are left out, as its double quotes are.
+    for field, key in (("full_data", ""), ("data", "nul"), ("tags", "")):
+        await streamed(client, where(field, "contains", "\x00", key))
+    assert await streamed(client, where("data", "=", "1", 'f"l\x00ag')) == [first]

@@ -630,46 +630,7 @@ async def test_an_id_path_still_answers_for_ids_and_other_names(
     assert (await client.patch(f"{EXPERIMENTS}/{key}", json={})).status_code == 204
 
 
-# --- Find by prompt and by deleted project -------------------------------------------------
-
-
-async def version_of(client: httpx.AsyncClient, prompt: str) -> dict[str, Any]:
-    body = {"name": prompt, "version": {"template": "Answer {{q}}"}}
-    response = await client.post("/v1/private/prompts/versions", json=body)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-async def test_find_by_prompt_id_and_the_prompt_ids_filter(client: httpx.AsyncClient) -> None:
-    qa = await version_of(client, "qa-prompt")
-    math = await version_of(client, "math-prompt")
-    both = await create(client, "both", prompt_versions=[{"id": qa["id"]}, {"id": math["id"]}])
-    legacy = await create(client, "legacy", prompt_version={"id": math["id"]})
-    none = await create(client, "none")
-
-    async def found(**params: Any) -> list[str]:
-        response = await client.get(EXPERIMENTS, params=params)
-        assert response.status_code == 200, response.text
-        return [e["id"] for e in response.json()["content"]]
-
-    def where(operator: str, value: str) -> dict[str, str]:
-        return {
-            "filters": json.dumps([{"field": "prompt_ids", "operator": operator, "value": value}])
-        }
-
-    assert await found(prompt_id=qa["prompt_id"]) == [both]
-    assert await found(prompt_id=math["prompt_id"]) == [legacy, both]
-    assert await found(**where("=", qa["prompt_id"].upper())) == [both]
-    assert await found(**where("!=", qa["prompt_id"])) == [none, legacy]
-    assert await found(**where("contains", math["prompt_id"][-12:])) == [legacy, both]
-    assert await found(**where("not_contains", math["prompt_id"][-12:])) == [none]
-    assert await found(**where("is_empty", "")) == [none]
-    assert await found(**where("is_not_empty", "")) == [legacy, both]
-    bad = await client.get(EXPERIMENTS, params=where(">", "x"))
-    assert bad.json() == {
-        "code": 400,
-        "message": "Invalid operator '>' for field 'prompt_ids' of type 'LIST'",
-    }
+# --- Find by deleted project (by prompt: tests/test_api_prompts.py) -----------------------
 
 
 async def test_find_with_project_deleted_keeps_experiments_in_no_stored_project(

@@ -5,8 +5,7 @@ same bytes for the same writes."""
 import asyncio
 import itertools
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +23,8 @@ from app.protocol import HttpProtocol
 from app.records import Conflict, ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
 from app.store import CoreStore, Store
 from tests.conftest import open_core_store
-from tests.factories import batch, item, new_id
+from tests.factories import batch, counting_ids, item, new_id
+from tests.inserts import Insert, inserter
 from tests.postgres import Cluster
 from tests.running import free_port
 
@@ -207,39 +207,6 @@ async def test_two_workspaces_racing_for_one_id_give_one_winner_and_one_conflict
         await second.close()
 
 
-def _counting_ids() -> Callable[[], bytes]:
-    counter = itertools.count(1)
-    return lambda: b"\x01\x90" + next(counter).to_bytes(14, "big")
-
-
-Insert = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-
-async def _inserter(location: Path | str) -> tuple[Insert, Callable[[], Awaitable[None]]]:
-    """Writes a row into a table of either engine as given, with no store (each row exactly
-    as given, its audit columns too); and how to close it."""
-    if isinstance(location, Path):
-        lite = sqlite3.connect(location, isolation_level=None)
-
-        async def into_sqlite(table: str, row: dict[str, Any]) -> None:
-            marks = ", ".join(f":{c}" for c in row)
-            lite.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", row)
-
-        async def close_sqlite() -> None:
-            lite.close()
-
-        return into_sqlite, close_sqlite
-    conn = await asyncpg.connect(location)
-
-    async def into_postgres(table: str, row: dict[str, Any]) -> None:
-        marks = ", ".join(f"${n}" for n in range(1, len(row) + 1))
-        await conn.execute(
-            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", *row.values()
-        )
-
-    return into_postgres, conn.close
-
-
 async def _traces(insert: Insert, traces: list[bytes], project: bytes) -> None:
     """The last three items' traces (the first hidden), with spans and two authors' scores."""
     audit = {"created_at": JAN_15, "created_by": "ann", "last_updated_at": JAN_15,
@@ -268,7 +235,7 @@ async def _traces(insert: Insert, traces: list[bytes], project: bytes) -> None:
 async def _answers(location: Path | str) -> list[bytes]:
     """What the store answers, encoded as the API encodes it, after one fixed set of writes."""
     store = await open_core_store(location)
-    insert, close = await _inserter(location)
+    insert, close = await inserter(location)
     encode = msgspec.json.Encoder().encode
     experiment, other = b"\x01\x90" + b"\xee" * 14, b"\x01\x90" + b"\xef" * 14
     try:
@@ -306,10 +273,10 @@ async def test_the_same_writes_give_the_same_bytes_on_both_engines(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_sqlite = await _answers(tmp_path / "items.db")
     monkeypatch.setattr(clock, "now_ns", itertools.count(JAN_15, 1_000).__next__)
-    monkeypatch.setattr(ids, "uuid7", _counting_ids())
+    monkeypatch.setattr(ids, "uuid7", counting_ids())
     on_postgres = await _answers(pg_url)
 
     assert len(on_sqlite) == 12 + 2 * 8 + 2

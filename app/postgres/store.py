@@ -4,10 +4,24 @@ projects; each one transaction or a few statements on the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
+from app.dataset_payloads import CompareRow, Dataset, DatasetItem
+from app.dataset_records import DatasetItemsRecord, DatasetRecord, ItemFilter, PromptVersionRecord
 from app.experiment_payloads import Experiment
 from app.payloads import FullItem, Item
-from app.postgres import aggregates, experiments, items, stream, trace_reads, traces
+from app.postgres import (
+    aggregates,
+    browse,
+    compare,
+    datasets,
+    experiments,
+    items,
+    prompts,
+    stream,
+    trace_reads,
+    traces,
+)
 from app.postgres.connection import MIGRATIONS, Database
+from app.prompt_payloads import PromptVersion
 from app.records import (
     ExperimentChange,
     ExperimentRecord,
@@ -116,6 +130,112 @@ class PostgresStore:
         return stream.stream_items(self.db, workspace, query)
 
     # Datasets and their items, prompt versions, what only the web UI reads
+
+    async def create_dataset(self, workspace: str, user: str, record: DatasetRecord) -> None:
+        await datasets.create_dataset(self.db, workspace, user, record)
+
+    async def find_dataset(self, workspace: str, name: str) -> Dataset | None:
+        return await datasets.find_dataset(self.db, workspace, name)
+
+    async def get_dataset(self, workspace: str, key: bytes) -> Dataset | None:
+        return await datasets.get_dataset(self.db, workspace, key)
+
+    async def delete_dataset(self, workspace: str, key: bytes) -> None:
+        await datasets.delete_dataset(self.db, workspace, key)
+
+    async def upsert_dataset_items(
+        self, workspace: str, user: str, record: DatasetItemsRecord
+    ) -> None:
+        await datasets.upsert_dataset_items(self.db, workspace, user, record)
+
+    async def stream_dataset_items(
+        self,
+        workspace: str,
+        name: str,
+        before: bytes | None,
+        limit: int,
+        filters: Sequence[ItemFilter] = (),
+    ) -> list[DatasetItem]:
+        return await datasets.stream_dataset_items(self.db, workspace, name, before, limit, filters)
+
+    async def page_dataset_items(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        page: int,
+        size: int,
+        truncate: bool,
+        filters: Sequence[ItemFilter] = (),
+    ) -> tuple[list[DatasetItem], int]:
+        return await datasets.page_dataset_items(
+            self.db, workspace, dataset_id, page, size, truncate, filters
+        )
+
+    async def delete_dataset_items(
+        self,
+        workspace: str,
+        keys: Sequence[bytes],
+        dataset_id: bytes | None,
+        filters: Sequence[ItemFilter] = (),
+    ) -> None:
+        await datasets.delete_dataset_items(self.db, workspace, keys, dataset_id, filters)
+
+    async def compare_dataset_items(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        page: int,
+        size: int,
+        truncate: bool,
+    ) -> tuple[list[CompareRow], int]:
+        return await compare.compare_page(
+            self.db, workspace, dataset_id, experiments, page, size, truncate
+        )
+
+    async def create_prompt_version(
+        self, workspace: str, user: str, record: PromptVersionRecord, new_prompt: bool
+    ) -> PromptVersion:
+        return await prompts.create_version(self.db, workspace, user, record, new_prompt)
+
+    async def find_prompt_version(
+        self, workspace: str, name: str, commit: str | None
+    ) -> PromptVersion | None:
+        return await prompts.find_version(self.db, workspace, name, commit)
+
+    async def get_prompt_version(self, workspace: str, key: bytes) -> PromptVersion | None:
+        return await prompts.get_version(self.db, workspace, key)
+
+    async def list_workspaces(self, limit: int) -> list[str]:
+        return await browse.workspaces(self.db, limit)
+
+    async def list_datasets(self, workspace: str) -> list[Dataset]:
+        return await browse.datasets(self.db, workspace)
+
+    async def compare_rows(
+        self,
+        workspace: str,
+        dataset_id: bytes,
+        experiments: Sequence[bytes],
+        dataset_items: Sequence[bytes],
+        truncate: bool,
+    ) -> list[CompareRow]:
+        return await compare.rows_of(
+            self.db, workspace, dataset_id, experiments, dataset_items, truncate
+        )
+
+    async def matching_dataset_items(
+        self,
+        workspace: str,
+        experiments: Sequence[bytes],
+        text: str | None,
+        differences: bool,
+        page: int,
+        size: int,
+    ) -> tuple[list[bytes], int]:
+        return await browse.matching_items(
+            self.db, workspace, experiments, text, differences, page, size
+        )
 
     async def create_experiment(self, workspace: str, user: str, record: ExperimentRecord) -> None:
         await experiments.create_experiment(self.db, workspace, user, record)

@@ -24,7 +24,14 @@ FIND_FOREIGN = (
     " ORDER BY {column}"
 )
 NAMED_TABLES = ("projects", "datasets")
-FOREIGN_TABLES = ("projects", "experiments", "experiment_items", "traces", "spans")
+FOREIGN_TABLES = (
+    "projects",
+    "experiments",
+    "experiment_items",
+    "dataset_items",
+    "traces",
+    "spans",
+)
 # The feedback scores name their trace or span by this column, which `foreign` may ask about.
 FOREIGN_COLUMNS = {"feedback_scores": "trace_id", "span_feedback_scores": "span_id"}
 

@@ -5,12 +5,13 @@ the values behind the score and duration histograms. Reads only, each on a reade
 from collections.abc import Sequence
 from typing import Any
 
+from app.dataset_answers import dataset
 from app.dataset_payloads import Dataset
 from app.histograms import Histograms
 from app.records import batched
 from app.sqlite import summaries
 from app.sqlite.connection import Database
-from app.sqlite.datasets import _DATASET, _dataset
+from app.sqlite.datasets import _DATASET
 from app.sqlite.span_reads import spans
 from app.sqlite.summaries import Summaries
 from app.sqlite.tables import marks
@@ -76,7 +77,7 @@ async def workspaces(db: Database, limit: int) -> list[str]:
 
 async def datasets(db: Database, workspace: str) -> list[Dataset]:
     """The workspace's datasets with their counts, the one of the newest experiment first."""
-    return [_dataset(row) for row in await db.fetch_all(DATASETS, (workspace, MAX_DATASETS))]
+    return [dataset(row) for row in await db.fetch_all(DATASETS, (workspace, MAX_DATASETS))]
 
 
 async def matching_items(

@@ -3,14 +3,12 @@ with those items and what their traces tell (Opik's findDatasetItemsWithExperime
 
 from collections.abc import Sequence
 
-from msgspec import UNSET, Raw
-
-from app import ids
+from app import dataset_answers, ids
 from app.dataset_payloads import CompareRow
 from app.payloads import FullItem
 from app.records import batched
 from app.sqlite.connection import Database
-from app.sqlite.datasets import dataset_item, items_by_id
+from app.sqlite.datasets import items_by_id
 from app.sqlite.stream import full_items
 from app.sqlite.tables import marks
 
@@ -77,43 +75,4 @@ async def rows_of(
             owner = ids.parse(full.dataset_item_id)
             assert owner is not None
             by_dataset_item[owner].append(full)
-    found: list[CompareRow] = []
-    for dataset_item_id, experiment_items in by_dataset_item.items():
-        row = stored.get(dataset_item_id)
-        key = ids.to_str(dataset_item_id)
-        if row is None:  # deleted, or never stored here: Opik's LEFT JOIN gives data {}
-            found.append(
-                CompareRow(
-                    id=key,
-                    dataset_item_id=key,
-                    source=UNSET,
-                    data=Raw(b"{}"),
-                    description=UNSET,
-                    tags=[],
-                    experiment_items=experiment_items,
-                    dataset_id=ids.to_str(dataset_id),
-                    created_at=UNSET,
-                    last_updated_at=UNSET,
-                    created_by=UNSET,
-                    last_updated_by=UNSET,
-                )
-            )
-            continue
-        item = dataset_item(row, truncate)
-        found.append(
-            CompareRow(
-                id=key,
-                dataset_item_id=key,
-                source=item.source,
-                data=item.data,
-                description=item.description,
-                tags=item.tags,
-                experiment_items=experiment_items,
-                dataset_id=ids.to_str(dataset_id),
-                created_at=item.created_at,
-                last_updated_at=item.last_updated_at,
-                created_by=item.created_by,
-                last_updated_by=item.last_updated_by,
-            )
-        )
-    return found
+    return dataset_answers.compare_rows(dataset_id, stored, by_dataset_item, truncate)

@@ -5,19 +5,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from msgspec import UNSET, Raw
 
-from app import clock, ids
-from app.dataset_payloads import Dataset, DatasetItem, ExecutionPolicy
+from app import ids
+from app.dataset_answers import dataset, dataset_item
+from app.dataset_payloads import Dataset, DatasetItem
 from app.dataset_records import DatasetItemsRecord, DatasetRecord, ItemFilter
-from app.experiment_answers import id_or_unset
-from app.records import (
-    Conflict,
-    NotFound,
-    batched,
-    name_key,
-    truncate_images,
-)
+from app.records import Conflict, NotFound, batched, name_key
 from app.sqlite import item_filters
 from app.sqlite.connection import Database
 from app.sqlite.experiments import project_of
@@ -71,56 +64,6 @@ DELETE_DATASET_ITEMS = (
     "DELETE FROM dataset_items WHERE workspace = ? AND dataset_id = ?{conditions}"
 )
 
-_policy = msgspec.json.Decoder(ExecutionPolicy)
-_tags = msgspec.json.Decoder(list[str])
-
-
-def _dataset(row: Row) -> Dataset:
-    (key, name, project_id, type_, visibility, tags, description) = row[:7]
-    created_at, created_by, updated_at, updated_by, experiments, items, last_experiment = row[7:]
-    last = UNSET if last_experiment is None else clock.format_instant(last_experiment)
-    return Dataset(
-        id=ids.to_str(key),
-        name=name,
-        project_id=id_or_unset(project_id),
-        type=type_,
-        visibility=visibility,
-        tags=UNSET if tags is None else _tags.decode(tags),
-        description=UNSET if description is None else description,
-        created_at=clock.format_instant(created_at),
-        created_by=created_by,
-        last_updated_at=clock.format_instant(updated_at),
-        last_updated_by=updated_by,
-        experiment_count=experiments,
-        dataset_items_count=items,
-        optimization_count=0,
-        most_recent_experiment_at=last,
-        last_created_experiment_at=last,
-    )
-
-
-def dataset_item(row: Row, truncate: bool = False) -> DatasetItem:
-    (key, trace_id, span_id, source, data, description, tags, evaluators, policy) = row[:9]
-    dataset_id, created_at, updated_at, created_by, updated_by = row[9:]
-    text = str(data)
-    return DatasetItem(
-        id=ids.to_str(key),
-        dataset_item_id=ids.to_str(key),
-        trace_id=id_or_unset(trace_id),
-        span_id=id_or_unset(span_id),
-        source=source,
-        data=Raw((truncate_images(text) if truncate else text).encode()),
-        description=UNSET if description is None else description,
-        tags=[] if tags is None else _tags.decode(tags),
-        evaluators=UNSET if evaluators is None else Raw(evaluators.encode()),
-        execution_policy=UNSET if policy is None else _policy.decode(policy),
-        dataset_id=ids.to_str(dataset_id),
-        created_at=clock.format_instant(created_at),
-        last_updated_at=clock.format_instant(updated_at),
-        created_by=created_by,
-        last_updated_by=updated_by,
-    )
-
 
 async def create_dataset(db: Database, workspace: str, user: str, record: DatasetRecord) -> None:
     async with db.transaction() as conn:
@@ -158,12 +101,12 @@ async def _insert_dataset(
 
 async def find_dataset(db: Database, workspace: str, name: str) -> Dataset | None:
     rows = await db.fetch_all(DATASET_BY_NAME, (workspace, name_key(name)))
-    return _dataset(rows[0]) if rows else None
+    return dataset(rows[0]) if rows else None
 
 
 async def get_dataset(db: Database, workspace: str, key: bytes) -> Dataset | None:
     rows = await db.fetch_all(DATASET_BY_ID, (workspace, key))
-    return _dataset(rows[0]) if rows else None
+    return dataset(rows[0]) if rows else None
 
 
 async def delete_dataset(db: Database, workspace: str, key: bytes) -> None:

@@ -46,9 +46,10 @@ def _text(value: str, operator: str, given: str, head: list[Any]) -> tuple[str, 
 
 
 def _data_path(key: str) -> str:
-    # One top-level key, quoted, so that no key makes a malformed path (Opik's map keys are
-    # the data's own top-level keys: "a.b" is a key, not a path).
-    return '$."' + key.replace('"', "") + '"'
+    # One top-level key, quoted (app/item_filters.py leaves out the quotes it holds), so that
+    # no key makes a malformed path (Opik's map keys are the data's own top-level keys: "a.b"
+    # is a key, not a path).
+    return '$."' + key + '"'
 
 
 def condition(f: ItemFilter) -> tuple[str, list[Any]]:

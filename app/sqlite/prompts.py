@@ -1,21 +1,18 @@
 """Prompts and their versions: a version added to a prompt made on first use, the latest or
 one by commit read back by the prompt's name, any by id."""
 
-import re
-
-import msgspec
-from msgspec import UNSET, Raw
-
-from app import clock, ids
+from app import ids
+from app.dataset_answers import commit_of, prompt_version
 from app.dataset_records import PromptVersionRecord
 from app.prompt_payloads import PromptVersion
 from app.records import Conflict, name_key
 from app.sqlite.connection import Database
-from app.sqlite.lookup import Row
 from app.sqlite.tables import PROMPT_VERSIONS, PROMPTS
 from app.sqlite.write import Write
 
 FIND_PROMPT = "SELECT id, template_structure FROM prompts WHERE workspace = ? AND name_key = ?"
+# Ids are global: one any workspace's prompt holds is refused, as a dataset's is.
+FIND_ANY_PROMPT = "SELECT 1 FROM prompts WHERE id = ?"
 INSERT_PROMPT = PROMPTS.insert()
 INSERT_VERSION = PROMPT_VERSIONS.insert()
 COMMIT_TAKEN = (
@@ -31,35 +28,6 @@ VERSION_BY_ID = _VERSION + "WHERE v.workspace = ? AND v.id = ?"
 LATEST_VERSION = _VERSION + "WHERE v.workspace = ? AND p.name_key = ? ORDER BY v.id DESC LIMIT 1"
 VERSION_BY_COMMIT = _VERSION + "WHERE v.workspace = ? AND p.name_key = ? AND v.commit_hash = ?"
 
-# Mustache's {{name}}, without sections ({{#x}}, {{/x}}, {{^x}}), comments and partials.
-_VARIABLE = re.compile(r"{{\s*([^{}#/^!>&\s][^{}]*?)\s*}}")
-_tags = msgspec.json.Decoder(list[str])
-
-
-def commit_of(key: bytes) -> str:
-    """Opik's commit of a version: the last 8 hex digits of its id (CommitUtils)."""
-    return ids.to_str(key)[-8:]
-
-
-def _version(row: Row) -> PromptVersion:
-    key, prompt_id, commit, template, metadata, type_, change, tags, structure = row[:9]
-    created_at, created_by = row[9:]
-    variables = list(dict.fromkeys(_VARIABLE.findall(template))) if type_ == "mustache" else []
-    return PromptVersion(
-        id=ids.to_str(key),
-        prompt_id=ids.to_str(prompt_id),
-        commit=commit,
-        template=template,
-        metadata=UNSET if metadata is None else Raw(metadata.encode()),
-        type=type_,
-        change_description=UNSET if change is None else change,
-        tags=UNSET if tags is None else _tags.decode(tags),
-        variables=variables,
-        template_structure=structure,
-        created_at=clock.format_instant(created_at),
-        created_by=created_by,
-    )
-
 
 async def create_version(
     db: Database, workspace: str, user: str, record: PromptVersionRecord, new_prompt: bool
@@ -74,7 +42,8 @@ async def create_version(
             prompt_id = found[0][0]
         else:
             prompt_id = record.prompt_id or ids.uuid7()
-            await w.refuse_foreign(PROMPTS, [prompt_id], "Prompt")
+            if await conn.execute_fetchall(FIND_ANY_PROMPT, (prompt_id,)):
+                raise Conflict.foreign("Prompt", prompt_id)
             await conn.execute(INSERT_PROMPT, {
                 "id": prompt_id, "name": record.name, "name_key": name_key(record.name),
                 "description": record.description, "tags": record.prompt_tags,
@@ -89,7 +58,7 @@ async def create_version(
             "change_description": record.change_description, "tags": record.tags, **w.stamp,
         })  # fmt: skip
         (row,) = await conn.execute_fetchall(VERSION_BY_ID, (workspace, key))
-        return _version(tuple(row))
+        return prompt_version(row)
 
 
 async def find_version(
@@ -99,9 +68,9 @@ async def find_version(
         rows = await db.fetch_all(LATEST_VERSION, (workspace, name_key(name)))
     else:
         rows = await db.fetch_all(VERSION_BY_COMMIT, (workspace, name_key(name), commit))
-    return _version(rows[0]) if rows else None
+    return prompt_version(rows[0]) if rows else None
 
 
 async def get_version(db: Database, workspace: str, key: bytes) -> PromptVersion | None:
     rows = await db.fetch_all(VERSION_BY_ID, (workspace, key))
-    return _version(rows[0]) if rows else None
+    return prompt_version(rows[0]) if rows else None
