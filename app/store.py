@@ -36,13 +36,13 @@ from app.records import (
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
-    TraceQuery,
     TraceUpsert,
 )
 from app.sqlite import SqliteStore, failures, transfer
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.transfer import Snapshot, incoming
 from app.trace_payloads import Project, Span, Trace
+from app.trace_records import TraceQuery
 
 __all__ = [
     "STORAGE_ERROR",

@@ -12,17 +12,7 @@ from app.body import require_text, require_uuid, require_v7
 from app.checks import encoded, given_name, instant, span_record, trace_record, v7_column
 from app.errors import ApiError
 from app.payloads import DEFAULT_STREAM_LIMIT
-from app.records import (
-    Patch,
-    ScoreRecord,
-    ScoreUpsert,
-    SpanUpsert,
-    TraceCondition,
-    TraceQuery,
-    TraceSort,
-    TraceUpsert,
-    json_text,
-)
+from app.records import Patch, ScoreRecord, ScoreUpsert, SpanUpsert, TraceUpsert, json_text
 from app.trace_payloads import ScoreItem, SpanCreate, SpanUpdate, TraceCreate, TraceUpdate
 from app.trace_queries import (
     SPAN_FIELDS,
@@ -35,6 +25,7 @@ from app.trace_queries import (
     TraceSearch,
     TracesQuery,
 )
+from app.trace_records import TraceCondition, TraceQuery, TraceSort
 
 Searched = TraceSearch | SpanSearch | TracesQuery | SpansQuery
 _filters = msgspec.json.Decoder(list[TraceFilter])

@@ -8,7 +8,8 @@ from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from app.records import TraceQuery, batched
+from app.records import batched
+from app.trace_records import TraceQuery
 
 
 class Dialect(NamedTuple):

@@ -30,10 +30,10 @@ from app.records import (
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
-    TraceQuery,
     TraceUpsert,
 )
 from app.trace_payloads import Project, Span, Trace
+from app.trace_records import TraceQuery
 
 
 class PostgresStore:

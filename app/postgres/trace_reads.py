@@ -14,7 +14,7 @@ from app.feedback_scores import ScoreRow, by_entity
 from app.payloads import FeedbackScore
 from app.postgres.connection import Database
 from app.postgres.stream import LAST_KEY, STREAM_USAGE, TRACE_SCORES
-from app.records import TraceQuery, batched, name_key
+from app.records import batched, name_key
 from app.trace_answers import (
     MAX_TRACE_SPANS,
     NO_SPANS,
@@ -27,6 +27,7 @@ from app.trace_answers import (
     usage_totals,
 )
 from app.trace_payloads import Project, Span, Trace
+from app.trace_records import TraceQuery
 from app.trace_search import Dialect, order, page_of, where
 
 _SEARCH_CHUNK = 100  # records a search reads per statement

@@ -3,13 +3,14 @@ of one trace and type when asked, newest id first), as trace_reads reads traces.
 
 from collections.abc import AsyncIterator, Sequence
 
-from app.records import TraceQuery, batched
+from app.records import batched
 from app.sqlite.connection import Database
 from app.sqlite.scores import SPAN_SCORES, read_scores
 from app.sqlite.tables import marks
 from app.sqlite.trace_reads import page, page_keys
 from app.trace_answers import SPAN_COLUMNS, span
 from app.trace_payloads import Span
+from app.trace_records import TraceQuery
 
 _SEARCH_CHUNK_SPANS = 100
 SPANS_BY_ID = (

@@ -25,7 +25,6 @@ from app.records import (
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
-    TraceQuery,
     TraceUpsert,
 )
 from app.sqlite import (
@@ -48,6 +47,7 @@ from app.sqlite.connection import Database
 from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
 from app.trace_payloads import Project, Span, Trace
+from app.trace_records import TraceQuery
 
 
 class SqliteStore:

@@ -6,13 +6,14 @@ PATCH made (partial) is not read: it has no start time yet, which every answer c
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from app.records import TraceQuery, batched, name_key
+from app.records import batched, name_key
 from app.sqlite.connection import Database
 from app.sqlite.scores import TRACE_SCORES, read_scores
 from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks
 from app.trace_answers import NO_SPANS, PROJECT_COLUMNS, TRACE_COLUMNS, project, trace, usage_totals
 from app.trace_payloads import Project, Trace
+from app.trace_records import TraceQuery
 from app.trace_search import Dialect, order, page_of, where
 
 _SEARCH_CHUNK_TRACES = 100
