@@ -142,6 +142,26 @@ async def test_a_file_of_another_application_is_refused_untouched(db_path: Path)
     assert query(db_path, "SELECT name FROM sqlite_schema") == [("invoices",)]
 
 
+async def test_a_new_file_that_litestream_reached_first_gets_the_schema(db_path: Path) -> None:
+    # What `litestream replicate` does to a database file as soon as it exists (its DB.init).
+    query(db_path, "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)")
+    query(db_path, "CREATE TABLE _litestream_lock (id INTEGER)")
+
+    db = await Database.open(db_path)
+    await db.close()
+
+    assert user_version(db_path) == SCHEMA_VERSION
+    assert query(db_path, "SELECT count(*) FROM experiment_items") == [(0,)]
+
+
+async def test_litestream_tables_do_not_make_another_application_ours(db_path: Path) -> None:
+    query(db_path, "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)")
+    query(db_path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+
+    with pytest.raises(SchemaError, match="not an experiment-items database"):
+        await Database.open(db_path)
+
+
 async def test_a_failing_migration_leaves_the_file_at_its_version(db_path: Path) -> None:
     version_1_file(db_path)
     broken = (*MIGRATIONS, "ALTER TABLE experiment_items ADD COLUMN note TEXT; SELECT * FROM x;")

@@ -10,7 +10,12 @@ BUSY_TIMEOUT_MS = 10_000
 # Database.check's own connection gives up on a lock after this, well inside a ping's time.
 CHECK_BUSY_TIMEOUT_MS = 1_000
 
-_TABLES = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+# Litestream makes two tables of its own in a database it replicates, _litestream_seq and
+# _litestream_lock (its db.go, DB.init), as soon as the file exists: a new file it reached
+# before the server's schema is still a new file, not another application's.
+_TABLES = (
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB '_litestream_*'"
+)
 _SCHEMA_VERSION = "PRAGMA user_version"
 _OUR_TABLE = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'experiment_items'"
 
