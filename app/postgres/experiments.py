@@ -13,7 +13,7 @@ from app.postgres.write import Write
 from app.records import Conflict, ExperimentChange, ExperimentRecord, TooManyTags, name_key
 
 FIND_EXPERIMENT = "SELECT 1 FROM experiments WHERE id = $1"
-_COLUMNS = [
+COLUMNS = [
     "id",
     "workspace",
     "name",
@@ -36,8 +36,8 @@ _COLUMNS = [
 ]
 # Ids are global: an id any workspace holds is left alone, and RETURNING says so.
 INSERT_EXPERIMENT = (
-    f"INSERT INTO experiments ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))}) "
+    f"INSERT INTO experiments ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))}) "
     "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 DELETE_EXPERIMENT_ITEMS = (
@@ -102,7 +102,7 @@ async def create_experiment(
             last_updated_at=w.now,
             last_updated_by=user,
         )
-        if await conn.fetchval(INSERT_EXPERIMENT, *(values[c] for c in _COLUMNS)) is None:
+        if await conn.fetchval(INSERT_EXPERIMENT, *(values[c] for c in COLUMNS)) is None:
             raise Conflict.experiment_exists(record.id)
 
 
@@ -144,7 +144,7 @@ async def update_experiments(
                 if len(tags) > MAX_TAGS:
                     raise TooManyTags(TooManyTags.MESSAGE)
                 values["tags"] = msgspec.json.encode(tags).decode() if tags else None
-            assert set(values) <= set(_COLUMNS), values  # fixed names, never input
+            assert set(values) <= set(COLUMNS), values  # fixed names, never input
             assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(values, start=3))
             await conn.execute(
                 f"UPDATE experiments SET {assignments} WHERE id = $1 AND workspace = $2",

@@ -4,11 +4,19 @@ the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
-from app.experiment_payloads import Experiment
+from app.experiment_payloads import Experiment, ScoreName
+from app.histograms import Histograms
 from app.payloads import FullItem, Item
-from app.postgres import aggregates, experiments, items, stream
+from app.postgres import aggregates, bulk, experiments, find, items, stream
 from app.postgres.connection import MIGRATIONS, Database
-from app.records import ExperimentChange, ExperimentRecord, ItemRecord, StreamQuery
+from app.records import (
+    BulkRecord,
+    ExperimentChange,
+    ExperimentQuery,
+    ExperimentRecord,
+    ItemRecord,
+    StreamQuery,
+)
 
 
 class PostgresStore:
@@ -62,3 +70,23 @@ class PostgresStore:
         await experiments.delete_experiments(self.db, workspace, keys)
 
     # Experiments: find, score names; bulk recording, histograms, import
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        async with self.db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            keys, total = await find.find_ids(conn, workspace, query, count)
+            return await aggregates.experiments(conn, workspace, keys), total
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        return await find.score_names(self.db, workspace, keys, project)
+
+    async def record_bulk(self, workspace: str, user: str, record: BulkRecord) -> None:
+        await bulk.record_bulk(self.db, workspace, user, record)
+
+    async def histograms(
+        self, workspace: str, experiments: Sequence[bytes]
+    ) -> dict[bytes, Histograms]:
+        return await aggregates.histograms(self.db, workspace, experiments)

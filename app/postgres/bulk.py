@@ -1,0 +1,180 @@
+"""Bulk recording: an evaluation run in one transaction, its experiment, traces, spans,
+feedback scores and items (as app/sqlite/bulk.py). Each id another workspace holds is a 409
+from what the statement that writes it reports, never from a read before the write alone:
+two workspaces recording the same trace id at once then end in one 204 and one 409."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from app import ids
+from app.postgres.connection import Database
+from app.postgres.experiments import COLUMNS, INSERT_EXPERIMENT, project_of
+from app.postgres.write import Write
+from app.records import DEFAULT_PROJECT, BulkRecord, Conflict, ExperimentRecord, name_key
+
+AUDIT = {"created_at": "bigint", "created_by": "text", "last_updated_at": "bigint",
+         "last_updated_by": "text"}  # fmt: skip
+TRACE_COLUMNS = {
+    "id": "bytea", "workspace": "text", "project_id": "bytea", "hidden": "integer",
+    "name": "text", "start_time": "bigint", "end_time": "bigint", "input": "text",
+    "output": "text", "metadata": "text", "tags": "text", "error_info": "text",
+    "thread_id": "text", "ttft": "float8", "source": "text", "environment": "text",
+    **AUDIT, "partial": "integer",
+}  # fmt: skip
+SPAN_COLUMNS = {
+    "id": "bytea", "workspace": "text", "trace_id": "bytea", "project_id": "bytea",
+    "parent_span_id": "bytea", "name": "text", "type": "text", "start_time": "bigint",
+    "end_time": "bigint", "input": "text", "output": "text", "metadata": "text",
+    "model": "text", "provider": "text", "tags": "text", "usage": "text", "error_info": "text",
+    "total_estimated_cost": "float8", "total_estimated_cost_version": "text", "ttft": "float8",
+    "source": "text", "environment": "text", **AUDIT, "partial": "integer",
+}  # fmt: skip
+SCORE_COLUMNS = {
+    "trace_id": "bytea", "name": "text", "author": "text", "workspace": "text",
+    "category_name": "text", "value": "float8", "reason": "text", "source": "text", **AUDIT,
+}  # fmt: skip
+ITEM_COLUMNS = {
+    "id": "bytea", "workspace": "text", "experiment_id": "bytea", "dataset_item_id": "bytea",
+    "trace_id": "bytea", "project_id": "bytea", **AUDIT,
+}  # fmt: skip
+
+
+def upsert(table: str, columns: dict[str, str], key: Sequence[str], update: bool = True) -> str:
+    """One statement for a whole batch, a column per array: a row of an existing key of the
+    same workspace is replaced but for its creation; one of another workspace is left alone,
+    and so missing from RETURNING. {table} and the columns are fixed names, never input."""
+    names = ", ".join(columns)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(columns.values(), start=1))
+    kept = {*key, "workspace", "created_at", "created_by"}
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
+    conflict = (
+        f"DO UPDATE SET {sets} WHERE x.workspace = excluded.workspace" if update else "DO NOTHING"
+    )
+    return (
+        f"INSERT INTO {table} AS x ({names}) SELECT * FROM unnest({arrays})\n"
+        f"ON CONFLICT ({', '.join(key)}) {conflict}\nRETURNING {', '.join(key)}"
+    )
+
+
+UPSERT_TRACES = upsert("traces", TRACE_COLUMNS, ("id",))
+UPSERT_SPANS = upsert("spans", SPAN_COLUMNS, ("id",))
+UPSERT_SCORES = upsert("feedback_scores", SCORE_COLUMNS, ("trace_id", "name", "author"))
+INSERT_ITEMS = upsert("experiment_items", ITEM_COLUMNS, ("id",), update=False)
+FIND_EXPERIMENT = "SELECT workspace, dataset_id FROM experiments WHERE id = $1"
+
+
+async def write_rows(
+    w: Write, sql: str, columns: dict[str, str], key: Sequence[str], rows: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Writes `rows` with `sql` (of upsert), a later row of a key replacing an earlier one, as
+    SQLite's statement per row leaves it, in key order (two writes of the same keys wait for
+    each other rather than deadlock); the keys that were not written, another workspace's."""
+    last = {tuple(row[c] for c in key): row for row in rows}
+    ordered = [last[k] for k in sorted(last)]
+    if not ordered:
+        return []
+    written = await w.conn.fetch(sql, *([row[c] for row in ordered] for c in columns))
+    stored = {tuple(row) for row in written}
+    return [k for k in sorted(last) if k not in stored]
+
+
+async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord) -> None:
+    async with db.transaction() as conn:
+        w = Write(conn, workspace, user)
+        stamp = {"workspace": workspace, "created_at": w.now, "created_by": user,
+                 "last_updated_at": w.now, "last_updated_by": user}  # fmt: skip
+        dataset_id = (await w.named("datasets", [bulk.dataset_name]))[name_key(bulk.dataset_name)]
+        experiment_id = await _experiment(w, bulk, dataset_id)
+        default_project = bulk.project_name or DEFAULT_PROJECT
+        project_names = [
+            run.trace.project_name if run.trace and run.trace.project_name else default_project
+            for run in bulk.runs
+        ]
+        projects = await w.named("projects", project_names)
+        traces: list[dict[str, Any]] = []
+        spans: list[dict[str, Any]] = []
+        scores: list[dict[str, Any]] = []
+        items: list[dict[str, Any]] = []
+        for run, project_name in zip(bulk.runs, project_names, strict=True):
+            project_id = projects[name_key(project_name)]
+            trace: dict[str, Any]
+            if run.trace is None:  # Opik's trace of a task's result: its output, no input
+                trace = dict.fromkeys(TRACE_COLUMNS)
+                trace.update(id=ids.uuid7(), start_time=w.now, end_time=w.now)
+                trace.update(output=run.task_output, hidden=0)
+            else:
+                trace = msgspec.structs.asdict(run.trace)
+                del trace["project_name"]
+                trace["hidden"] = int(run.trace.hidden)
+            trace.update(project_id=project_id, partial=0, **stamp)
+            traces.append(trace)
+            trace_id = trace["id"]
+            for span in run.spans:
+                spans.append(
+                    {**msgspec.structs.asdict(span), "trace_id": trace_id,
+                     "project_id": project_id, "partial": 0, **stamp}
+                )  # fmt: skip
+            for score in run.scores:
+                scores.append(
+                    {**msgspec.structs.asdict(score), "trace_id": trace_id, **stamp,
+                     "author": score.author or user}
+                )  # fmt: skip
+            items.append(
+                {"id": ids.uuid7(), "experiment_id": experiment_id, "trace_id": trace_id,
+                 "dataset_item_id": run.dataset_item_id, "project_id": None, **stamp}
+            )  # fmt: skip
+        # Rolled back by a raise: the run is stored whole or not at all.
+        for (key,) in await write_rows(w, UPSERT_TRACES, TRACE_COLUMNS, ("id",), traces):
+            raise Conflict.foreign("Trace", key)
+        for (key,) in await write_rows(w, UPSERT_SPANS, SPAN_COLUMNS, ("id",), spans):
+            raise Conflict.foreign("Span", key)
+        await write_rows(w, UPSERT_SCORES, SCORE_COLUMNS, ("trace_id", "name", "author"), scores)
+        await write_rows(w, INSERT_ITEMS, ITEM_COLUMNS, ("id",), items)
+
+
+async def _experiment(w: Write, bulk: BulkRecord, dataset_id: bytes) -> bytes:
+    """The experiment with `experiment_id` when it exists, else a new one by name."""
+    key = bulk.experiment_id
+    if key is not None:
+        found = await _stored(w, key, dataset_id)
+        if found is not None:
+            return found
+    record = ExperimentRecord(
+        id=key or ids.uuid7(),
+        name=bulk.experiment_name,
+        dataset_name=bulk.dataset_name,
+        project_id=None,
+        project_name=bulk.project_name,
+    )
+    values = msgspec.structs.asdict(record)
+    del values["dataset_name"], values["project_name"]
+    values.update(
+        workspace=w.workspace,
+        dataset_id=dataset_id,
+        project_id=await project_of(w, None, bulk.project_name),
+        created_at=w.now,
+        created_by=w.user,
+        last_updated_at=w.now,
+        last_updated_by=w.user,
+    )
+    if await w.conn.fetchval(INSERT_EXPERIMENT, *(values[c] for c in COLUMNS)) is None:
+        # Made by another transaction since the read: its answer is the stored one's.
+        found = await _stored(w, record.id, dataset_id)
+        if found is None:  # and deleted again since
+            raise Conflict.experiment_exists(record.id)
+        return found
+    return record.id
+
+
+async def _stored(w: Write, key: bytes, dataset_id: bytes) -> bytes | None:
+    """`key` when the workspace holds that experiment of that dataset; None when no one does;
+    Conflict otherwise."""
+    for workspace, stored_dataset in await w.conn.fetch(FIND_EXPERIMENT, key):
+        if workspace != w.workspace:
+            raise Conflict.foreign("Experiment", key)
+        if stored_dataset != dataset_id:
+            raise Conflict.dataset_mismatch()
+        return key
+    return None

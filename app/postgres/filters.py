@@ -1,0 +1,147 @@
+"""Find's filters as PostgreSQL conditions on `experiments AS e` (opik-reference/experiments.md
+§7), as app/sqlite/filters.py writes SQLite's: text comparisons case-insensitive (ASCII only,
+as SQLite's lower()) on metadata, case-sensitive on ids; scores compare the experiment's
+average, computed here when read (nothing is kept in experiment_summaries yet).
+
+Stored JSON is always valid (the API and import keep a value's text only once it parsed), so
+a column is cast to json where SQLite guards with json_valid; every text is compared in the
+"C" collation, SQLite's BINARY, whatever the database's locale."""
+
+from collections.abc import Callable
+from typing import Any
+
+from app.filters import json_steps
+from app.records import Filter
+
+# Adds a parameter and gives its placeholder: `bind(value, "text")` is "$3::text".
+Bind = Callable[[Any, str], str]
+
+UUID_TEXT = "(encode({c}, 'hex')::uuid::text COLLATE \"C\")"
+
+
+def json_array(column: str) -> str:
+    """The column's JSON as an array to iterate, '[]' when it is none (json_each's guard)."""
+    return f"(CASE WHEN json_typeof({column}::json) = 'array' THEN {column}::json ELSE '[]' END)"
+
+
+def fold(bind: Bind, value: Any) -> str:
+    """A parameter folded as SQLite's lower(?) folds it: ASCII letters only."""
+    return f'lower({bind(value, "text")} COLLATE "C")'
+
+
+# An item's trace's score of a name: its authors' average, NULL when it has none; the name
+# compared case-insensitively when folded (app/sqlite/scores.py's trace_score).
+TRACE_SCORE = """(SELECT avg(f.value) FROM feedback_scores AS f
+    WHERE f.trace_id = i.trace_id AND f.workspace = i.workspace AND {match})"""
+ITEM_TRACES_OF_E = """experiment_items AS i
+    JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
+    WHERE i.workspace = e.workspace AND i.experiment_id = e.id"""
+
+
+def score_average(name: str) -> str:
+    """The experiment's average of one trace score, over the items that have it; `name` is
+    the SQL that matches f.name."""
+    return f"(SELECT avg({TRACE_SCORE.format(match=name)}) FROM {ITEM_TRACES_OF_E})"
+
+
+def experiment_score(bind: Bind, name: str, folded: bool) -> str:
+    """The value of the experiment's own score of that name, the first one so named."""
+    match = (
+        f"lower((j.value ->> 'name') COLLATE \"C\") = {fold(bind, name)}"
+        if folded
+        else f"(j.value ->> 'name') = {bind(name, 'text')}"
+    )
+    return f"""(SELECT CASE WHEN json_typeof(j.value -> 'value') = 'number'
+        THEN (j.value ->> 'value')::float8 END
+    FROM json_array_elements({json_array("e.experiment_scores")}) WITH ORDINALITY AS j(value, n)
+    WHERE {match} ORDER BY j.n LIMIT 1)"""
+
+
+# A metadata value as SQLite's CAST(json_extract(...) AS TEXT) reads it: a string unquoted,
+# true and false as 1 and 0, null as no value, anything else as its JSON text.
+_METADATA_TEXT = """(CASE json_typeof({raw}) WHEN 'string' THEN {raw} #>> '{{}}'
+    WHEN 'boolean' THEN CASE WHEN {raw}::text = 'true' THEN '1' ELSE '0' END
+    WHEN 'null' THEN NULL ELSE {raw}::text END COLLATE "C")"""
+_TAGS = f"SELECT value FROM json_array_elements_text({json_array('e.tags')}) AS value"
+# Opik's prompt_ids: the prompts of the experiment's prompt-version links, as they read back.
+_PROMPT_IDS = f"""SELECT value FROM (
+    SELECT j.value ->> 'prompt_id' AS value
+    FROM json_array_elements({json_array("e.prompt_versions")}) AS j
+    UNION ALL
+    SELECT e.prompt_version::json ->> 'prompt_id'
+) AS l WHERE value IS NOT NULL"""
+_LISTS = {"tags": (_TAGS, False), "prompt_ids": (_PROMPT_IDS, True)}
+
+
+def _text(bind: Bind, value_sql: str, operator: str, value: str, folded: bool) -> str:
+    v = f"lower({value_sql})" if folded else value_sql
+
+    def p() -> str:  # each use binds the value again, as SQLite's `?`s do
+        return fold(bind, value) if folded else bind(value, "text")
+
+    if operator == "contains":
+        return f"strpos({v}, {p()}) > 0"
+    if operator == "not_contains":
+        return f"coalesce(strpos({v}, {p()}), 0) = 0"
+    if operator == "starts_with":
+        return f"substr({v}, 1, length({p()})) = {p()}"
+    if operator == "ends_with":
+        tail = f"substr({v}, length({v}) - length({p()}) + 1) = {p()}"
+        return f"(length({v}) >= length({p()}) AND {tail})"
+    if operator == "!=":
+        return f"coalesce({v} <> {p()}, true)"
+    assert operator in ("=", ">", "<"), operator
+    return f"{v} {operator} {p()}"
+
+
+_NUMBER = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def condition(f: Filter, bind: Bind) -> str:
+    """The filter's condition, its parameters bound; "true" for one that find ignores."""
+    if f.field == "project_id":
+        return "true"
+    if f.field == "dataset_id":
+        return _text(bind, UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, folded=False)
+    if f.field == "metadata":
+        raw = f"(e.metadata::json #> {bind(json_steps(f.key), 'text[]')})"
+        value = _METADATA_TEXT.format(raw=raw)
+        if f.operator in ("is_empty", "is_not_empty"):
+            empty = f"coalesce({value} IN ('', 'null'), true)"
+            return empty if f.operator == "is_empty" else f"NOT {empty}"
+        if f.operator in (">", "<"):
+            try:
+                number = float(f.value)
+            except ValueError:
+                return "false"  # Opik's toFloat64OrNull: no number, no match
+            return (
+                f"(CASE WHEN json_typeof({raw}) = 'number' THEN ({raw} #>> '{{}}')::float8 "
+                f"{f.operator} {bind(number, 'float8')} ELSE false END)"
+            )
+        return _text(bind, value, f.operator, f.value, folded=True)
+    if f.field in _LISTS:
+        # An element equal to the value (=, !=: none is), or holding it, case-insensitively.
+        values, folded_equal = _LISTS[f.field]
+        if f.operator in ("is_empty", "is_not_empty"):
+            empty = f"NOT EXISTS ({values})"
+            return empty if f.operator == "is_empty" else f"NOT {empty}"
+        element = 'l.value COLLATE "C"'
+        if f.operator in ("=", "!="):
+            match = (
+                f"lower({element}) = {fold(bind, f.value)}"
+                if folded_equal
+                else f"{element} = {bind(f.value, 'text')}"
+            )
+        else:
+            match = f"strpos(lower({element}), {fold(bind, f.value)}) > 0"
+        exists = f"EXISTS (SELECT 1 FROM ({values}) AS l WHERE {match})"
+        return exists if f.operator in ("=", "contains") else f"NOT {exists}"
+    if f.field == "feedback_scores":
+        score = score_average(f"lower(f.name) = {fold(bind, f.key)}")
+    else:
+        score = experiment_score(bind, f.key, folded=True)
+    if f.operator == "is_empty":
+        return f"{score} IS NULL"
+    if f.operator == "is_not_empty":
+        return f"{score} IS NOT NULL"
+    return f"{score} {_NUMBER[f.operator]} {bind(f.number, 'float8')}"
