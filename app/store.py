@@ -23,6 +23,7 @@ from app.dataset_records import (
 )
 from app.experiment_payloads import Experiment, ScoreName
 from app.histograms import Histograms
+from app.line_columns import Incoming, Refused, incoming
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
@@ -40,8 +41,7 @@ from app.records import (
     TraceUpsert,
 )
 from app.sqlite import SqliteStore, failures, transfer
-from app.sqlite.line_tables import Incoming, Refused
-from app.sqlite.transfer import Snapshot, incoming
+from app.sqlite.transfer import Snapshot
 from app.trace_payloads import Project, Span, Trace
 
 __all__ = [

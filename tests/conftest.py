@@ -51,7 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "client" in metafunc.fixturenames:
+    # client_engine, not client: a module with a `client` of its own (test_engines.py) is
+    # left alone.
+    if "client_engine" in metafunc.fixturenames:
         engines = getattr(metafunc.module, "ENGINES", DEFAULT_ENGINES)
         if metafunc.definition.get_closest_marker("sqlite_only"):
             engines = ("sqlite",)

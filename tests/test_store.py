@@ -27,7 +27,7 @@ def test_postgres_has_the_core_and_lacks_exactly_the_rest_of_the_store() -> None
 
     assert _verbs(CoreStore) <= set(dir(PostgresStore))
     assert set(missing) == _verbs(Store) - set(dir(PostgresStore))
-    assert "find_experiments" in missing
+    assert missing  # until the port is done; the verbs go as their resources land
     assert not set(missing) & _verbs(CoreStore)
 
 
@@ -53,7 +53,8 @@ def test_messages_name_a_url_without_its_password() -> None:
 
 
 async def test_open_store_refuses_postgres_until_its_engine_is_whole() -> None:
-    with pytest.raises(EngineIncomplete, match=r"lacks \d+ of the Store's verbs: find_experiments"):
+    first = missing_methods()[0]
+    with pytest.raises(EngineIncomplete, match=rf"lacks \d+ of the Store's verbs: {first}"):
         await open_store(URL)
 
 
@@ -70,7 +71,7 @@ def test_serve_on_a_postgres_url_exits_2_with_one_line_saying_what_is_missing(
         "experiment-items: error: cannot open database postgresql://ann:***@127.0.0.1:1/items: "
         "the PostgreSQL engine is in progress"
     )
-    assert "find_experiments" in result.stderr
+    assert missing_methods()[0] in result.stderr
     assert "s3cret" not in result.stderr
 
 

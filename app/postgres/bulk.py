@@ -11,6 +11,7 @@ import msgspec
 from app import ids
 from app.postgres.connection import Database
 from app.postgres.experiments import COLUMNS, INSERT_EXPERIMENT, project_of
+from app.postgres.upsert import upsert, write_rows
 from app.postgres.write import Write
 from app.records import DEFAULT_PROJECT, BulkRecord, Conflict, ExperimentRecord, name_key
 
@@ -41,23 +42,6 @@ ITEM_COLUMNS = {
 }  # fmt: skip
 
 
-def upsert(table: str, columns: dict[str, str], key: Sequence[str], update: bool = True) -> str:
-    """One statement for a whole batch, a column per array: a row of an existing key of the
-    same workspace is replaced but for its creation; one of another workspace is left alone,
-    and so missing from RETURNING. {table} and the columns are fixed names, never input."""
-    names = ", ".join(columns)
-    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(columns.values(), start=1))
-    kept = {*key, "workspace", "created_at", "created_by"}
-    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in kept)
-    conflict = (
-        f"DO UPDATE SET {sets} WHERE x.workspace = excluded.workspace" if update else "DO NOTHING"
-    )
-    return (
-        f"INSERT INTO {table} AS x ({names}) SELECT * FROM unnest({arrays})\n"
-        f"ON CONFLICT ({', '.join(key)}) {conflict}\nRETURNING {', '.join(key)}"
-    )
-
-
 UPSERT_TRACES = upsert("traces", TRACE_COLUMNS, ("id",))
 UPSERT_SPANS = upsert("spans", SPAN_COLUMNS, ("id",))
 UPSERT_SCORES = upsert("feedback_scores", SCORE_COLUMNS, ("trace_id", "name", "author"))
@@ -65,19 +49,12 @@ INSERT_ITEMS = upsert("experiment_items", ITEM_COLUMNS, ("id",), update=False)
 FIND_EXPERIMENT = "SELECT workspace, dataset_id FROM experiments WHERE id = $1"
 
 
-async def write_rows(
+async def _write(
     w: Write, sql: str, columns: dict[str, str], key: Sequence[str], rows: list[dict[str, Any]]
 ) -> list[tuple[Any, ...]]:
-    """Writes `rows` with `sql` (of upsert), a later row of a key replacing an earlier one, as
-    SQLite's statement per row leaves it, in key order (two writes of the same keys wait for
-    each other rather than deadlock); the keys that were not written, another workspace's."""
-    last = {tuple(row[c] for c in key): row for row in rows}
-    ordered = [last[k] for k in sorted(last)]
-    if not ordered:
-        return []
-    written = await w.conn.fetch(sql, *([row[c] for row in ordered] for c in columns))
-    stored = {tuple(row) for row in written}
-    return [k for k in sorted(last) if k not in stored]
+    """upsert.write_rows of rows by column name."""
+    names = list(columns)
+    return await write_rows(w.conn, sql, names, key, [[row[c] for c in names] for row in rows])
 
 
 async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord) -> None:
@@ -126,12 +103,12 @@ async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord)
                  "dataset_item_id": run.dataset_item_id, "project_id": None, **stamp}
             )  # fmt: skip
         # Rolled back by a raise: the run is stored whole or not at all.
-        for (key,) in await write_rows(w, UPSERT_TRACES, TRACE_COLUMNS, ("id",), traces):
+        for (key,) in await _write(w, UPSERT_TRACES, TRACE_COLUMNS, ("id",), traces):
             raise Conflict.foreign("Trace", key)
-        for (key,) in await write_rows(w, UPSERT_SPANS, SPAN_COLUMNS, ("id",), spans):
+        for (key,) in await _write(w, UPSERT_SPANS, SPAN_COLUMNS, ("id",), spans):
             raise Conflict.foreign("Span", key)
-        await write_rows(w, UPSERT_SCORES, SCORE_COLUMNS, ("trace_id", "name", "author"), scores)
-        await write_rows(w, INSERT_ITEMS, ITEM_COLUMNS, ("id",), items)
+        await _write(w, UPSERT_SCORES, SCORE_COLUMNS, ("trace_id", "name", "author"), scores)
+        await _write(w, INSERT_ITEMS, ITEM_COLUMNS, ("id",), items)
 
 
 async def _experiment(w: Write, bulk: BulkRecord, dataset_id: bytes) -> bytes:

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 
 from app.experiment_payloads import Experiment, ScoreName
 from app.histograms import Histograms
+from app.line_columns import Incoming, Refused
 from app.payloads import FullItem, Item
-from app.postgres import aggregates, bulk, experiments, find, items, stream
+from app.postgres import aggregates, bulk, experiments, find, items, stream, transfer
 from app.postgres.connection import MIGRATIONS, Database
 from app.records import (
     BulkRecord,
@@ -90,3 +91,8 @@ class PostgresStore:
         self, workspace: str, experiments: Sequence[bytes]
     ) -> dict[bytes, Histograms]:
         return await aggregates.histograms(self.db, workspace, experiments)
+
+    async def import_records(
+        self, workspace: str, user: str, records: Sequence[Incoming]
+    ) -> Refused:
+        return await transfer.import_records(self.db, workspace, user, records)
