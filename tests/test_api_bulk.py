@@ -364,8 +364,7 @@ async def test_two_workspaces_racing_bulk_runs_for_one_id_give_one_winner_and_no
             for table in WORKSPACE_TABLES:
                 sql = f"SELECT count(*) FROM {table} WHERE workspace = $1"
                 assert await conn.fetchval(sql, loser) == 0, table
-            await conn.execute("DELETE FROM experiment_items")  # the next round starts afresh
-            for table in ("experiments", "traces", "spans", "feedback_scores"):
+            for table in WORKSPACE_TABLES:  # the next round starts afresh
                 await conn.execute(f"DELETE FROM {table}")
     finally:
         await conn.close()
