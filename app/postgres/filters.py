@@ -104,16 +104,18 @@ def condition(f: Filter, bind: Bind) -> str:
     if f.field == "dataset_id":
         return _text(bind, UUID_TEXT.format(c="e.dataset_id"), f.operator, f.value, folded=False)
     if f.field == "metadata":
+        if f.operator in (">", "<"):
+            try:
+                number = float(f.value)
+            except ValueError:
+                return "false"  # Opik's toFloat64OrNull: no number, no match
+        # Bound once, and only when used: every parameter must appear in the statement.
         raw = f"(e.metadata::json #> {bind(json_steps(f.key), 'text[]')})"
         value = _METADATA_TEXT.format(raw=raw)
         if f.operator in ("is_empty", "is_not_empty"):
             empty = f"coalesce({value} IN ('', 'null'), true)"
             return empty if f.operator == "is_empty" else f"NOT {empty}"
         if f.operator in (">", "<"):
-            try:
-                number = float(f.value)
-            except ValueError:
-                return "false"  # Opik's toFloat64OrNull: no number, no match
             return (
                 f"(CASE WHEN json_typeof({raw}) = 'number' THEN ({raw} #>> '{{}}')::float8 "
                 f"{f.operator} {bind(number, 'float8')} ELSE false END)"
