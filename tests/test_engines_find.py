@@ -1,6 +1,7 @@
-"""Find, score names, groups and histograms on both engines at once: the same writes, then
-byte-identical answers to many queries, their filters and sorting on the aggregates too (the
-SQLite engine reads its kept summaries, the PostgreSQL engine computes them when read)."""
+"""Find, score names, groups, histograms and the item stream on both engines at once: the
+same writes, then byte-identical answers to many queries, their filters and sorting on the
+aggregates too (the SQLite engine reads its kept summaries, the PostgreSQL engine computes
+them when read), and sums of floats whose last bit depends on the order they are added in."""
 
 import itertools
 import json
@@ -68,7 +69,7 @@ def run(trace: str, ms: int, scores: dict[str, float], costs: list[float]) -> di
 
 
 # Ids made once, so that both engines are given the same ones.
-KEYS = [new_id() for _ in range(8)]
+KEYS = [new_id() for _ in range(9)]
 BINARY_KEYS = [bytes.fromhex(k.replace("-", "")) for k in KEYS]
 TRACES = [new_id() for _ in range(40)]
 SPANS = [new_id() for _ in range(3)]
@@ -86,7 +87,12 @@ EXPERIMENTS_SENT: list[dict[str, Any]] = [
     {"name": "plain", "dataset_name": "qa", "project_name": "Q"},
     {"name": "tie-1", "dataset_name": "qa", "metadata": {"model": "gpt"}},
     {"name": "tie-2", "dataset_name": "qa", "metadata": {"model": "gpt"}},
+    {"name": "sums", "dataset_name": "qa", "metadata": {"model": "sums"}},
 ]  # fmt: skip
+# Floats whose sum depends on the order they are added in (0.1 + 0.2 + 0.3 is not 0.3 + 0.2 +
+# 0.1): each engine must add them in the same order.
+ORDERED_SCORES = [0.1, 0.2, 0.3, 0.7, 0.6, 0.3]
+ORDERED_COSTS = [0.3, 0.2, 0.1]  # by descending span id
 # Per experiment: the runs recorded (trace index, ms, scores, costs).
 RUNS = {
     0: [(0, 1200, {"accuracy": 1, "F1": 0.5}, [0.5, 0.25]), (1, 800, {"accuracy": 0.5}, [0.125])],
@@ -117,6 +123,26 @@ async def populate(client: httpx.AsyncClient, moment: list[int]) -> None:
                 EXPERIMENTS_SENT[n]["dataset_name"], "items": items}  # fmt: skip
         response = await client.put(BULK, json=body)
         assert response.status_code == 204, response.text
+    moment[0] += 1_000_000
+    sums = [
+        {
+            "dataset_item_id": DATASET_ITEMS[0],
+            "trace": {"id": TRACES[20 + n], "start_time": at(0), "end_time": at(10 * n + 1)},
+            "spans": [
+                {
+                    "id": span,
+                    "start_time": at(0),
+                    "total_estimated_cost": cost,
+                    "usage": {"tokens": 1},
+                }
+                for span, cost in zip(SUM_SPANS[n], ORDERED_COSTS, strict=True)
+            ],
+            "feedback_scores": [{"name": "accuracy", "value": value, "source": "sdk"}],
+        }
+        for n, value in enumerate(ORDERED_SCORES)
+    ]
+    body = {"experiment_id": KEYS[8], "experiment_name": "x", "dataset_name": "qa", "items": sums}
+    assert (await client.put(BULK, json=body)).status_code == 204
     for n, scores in SCORED.items():
         moment[0] += 1_000_000
         update = {"experiment_scores": [{"name": k, "value": v} for k, v in scores]}
@@ -124,6 +150,7 @@ async def populate(client: httpx.AsyncClient, moment: list[int]) -> None:
         assert response.status_code == 204, response.text
 
 
+SUM_SPANS = [sorted((new_id() for _ in ORDERED_COSTS), reverse=True) for _ in ORDERED_SCORES]
 SPAN_IDS = {(t, s): new_id() for t in range(40) for s in SPANS}
 
 SORTED = [
@@ -194,6 +221,10 @@ async def answers(client: httpx.AsyncClient, moment: list[int]) -> list[tuple[in
         {"experiment_ids": json.dumps(KEYS[:2])},
     ):
         response = await client.get(f"{EXPERIMENTS}/feedback-scores/names", params=params)
+        got.append((response.status_code, response.content))
+    for sent in EXPERIMENTS_SENT:
+        body = {"experiment_name": sent["name"], "limit": 100}
+        response = await client.post(f"{EXPERIMENTS}/items/stream", json=body)
         got.append((response.status_code, response.content))
     return got
 

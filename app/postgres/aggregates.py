@@ -46,10 +46,12 @@ JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace"""
 _JOIN_SCORES = "JOIN feedback_scores AS f ON f.trace_id = i.trace_id AND f.workspace = i.workspace"
 _ITEM_TRACES = f"{_JOIN_TRACES}\nWHERE {_OF_KEYS}"
 # Per item and name, the trace's score is its authors' average; the experiment's is the
-# average of those over its items.
+# average of those over its items. Floats are added in SQLite's order (by key: authors, items,
+# spans), where the order changes the last bit of a sum.
 SCORE_AVERAGES = f"""
-SELECT experiment_id, name, avg(value) FROM (
-    SELECT i.experiment_id AS experiment_id, f.name AS name, avg(f.value) AS value
+SELECT experiment_id, name, avg(value ORDER BY item) FROM (
+    SELECT i.experiment_id AS experiment_id, i.id AS item, f.name AS name,
+           avg(f.value ORDER BY f.author) AS value
     FROM {_JOIN_TRACES}
     {_JOIN_SCORES}
     WHERE {_OF_KEYS}
@@ -96,12 +98,13 @@ _TRACES_OF_ITEMS = (
 )
 COSTS = f"""
 WITH c AS (
-    SELECT trace_id, sum(total_estimated_cost) AS cost FROM spans
+    SELECT trace_id, sum(total_estimated_cost ORDER BY id) AS cost FROM spans
     WHERE workspace = $1 AND total_estimated_cost IS NOT NULL
       AND trace_id IN ({_TRACES_OF_ITEMS})
     GROUP BY trace_id
 )
-SELECT i.experiment_id, coalesce(sum(c.cost), 0), avg(coalesce(c.cost, 0))
+SELECT i.experiment_id, coalesce(sum(c.cost ORDER BY i.id), 0),
+       avg(coalesce(c.cost, 0) ORDER BY i.id)
 FROM experiment_items AS i LEFT JOIN c ON c.trace_id = i.trace_id
 WHERE {_OF_KEYS}
 GROUP BY i.experiment_id
@@ -116,12 +119,12 @@ USAGE_VALUE = "CASE WHEN json_typeof(j.value) = 'number' THEN (j.value #>> '{}')
 # byte order of the keys (json_each's keys have the database's collation, not "C").
 USAGE = f"""
 WITH u AS (
-    SELECT s.trace_id, j.key AS key, sum({USAGE_VALUE}) AS value
+    SELECT s.trace_id, j.key AS key, sum({USAGE_VALUE} ORDER BY s.id) AS value
     FROM spans AS s, json_each({USAGE_OBJECT}) AS j
     WHERE s.workspace = $1 AND s.usage IS NOT NULL AND s.trace_id IN ({_TRACES_OF_ITEMS})
     GROUP BY s.trace_id, j.key
 )
-SELECT i.experiment_id, u.key, avg(u.value)
+SELECT i.experiment_id, u.key, avg(u.value ORDER BY i.id)
 FROM experiment_items AS i JOIN u ON u.trace_id = i.trace_id
 WHERE {_OF_KEYS}
 GROUP BY i.experiment_id, u.key ORDER BY i.experiment_id, u.key COLLATE "C"
@@ -129,7 +132,7 @@ GROUP BY i.experiment_id, u.key ORDER BY i.experiment_id, u.key COLLATE "C"
 # The values the histograms count: per item and name its authors' average, of stored traces
 # as above; and the durations of the traces that have ended.
 SCORE_VALUES = f"""
-SELECT i.experiment_id, f.name, avg(f.value)
+SELECT i.experiment_id, f.name, avg(f.value ORDER BY f.author)
 FROM {_JOIN_TRACES}
 {_JOIN_SCORES}
 WHERE {_OF_KEYS}

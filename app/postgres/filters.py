@@ -30,8 +30,9 @@ def fold(bind: Bind, value: Any) -> str:
 
 
 # An item's trace's score of a name: its authors' average, NULL when it has none; the name
-# compared case-insensitively when folded (app/sqlite/scores.py's trace_score).
-TRACE_SCORE = """(SELECT avg(f.value) FROM feedback_scores AS f
+# compared case-insensitively when folded (app/sqlite/scores.py's trace_score). Floats are
+# added in SQLite's order (by key), where the order changes the last bit of a sum.
+TRACE_SCORE = """(SELECT avg(f.value ORDER BY f.name, f.author) FROM feedback_scores AS f
     WHERE f.trace_id = i.trace_id AND f.workspace = i.workspace AND {match})"""
 ITEM_TRACES_OF_E = """experiment_items AS i
     JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
@@ -41,7 +42,7 @@ ITEM_TRACES_OF_E = """experiment_items AS i
 def score_average(name: str) -> str:
     """The experiment's average of one trace score, over the items that have it; `name` is
     the SQL that matches f.name."""
-    return f"(SELECT avg({TRACE_SCORE.format(match=name)}) FROM {ITEM_TRACES_OF_E})"
+    return f"(SELECT avg({TRACE_SCORE.format(match=name)} ORDER BY i.id) FROM {ITEM_TRACES_OF_E})"
 
 
 def experiment_score(bind: Bind, name: str, folded: bool) -> str:

@@ -51,7 +51,8 @@ _ITEM_PROJECTS = """SELECT 1 FROM experiment_items AS i
     WHERE i.workspace = e.workspace AND i.experiment_id = e.id AND p.id IS"""
 _PROJECT_DELETED = f"(NOT EXISTS ({_ITEM_PROJECTS} NOT NULL) OR EXISTS ({_ITEM_PROJECTS} NULL))"
 _ITEMS_OF_E = "experiment_items AS i WHERE i.workspace = e.workspace AND i.experiment_id = e.id"
-_COST_OF_E = """(SELECT coalesce(sum(s.total_estimated_cost), 0) FROM experiment_items AS i
+_COST_OF_E = """(SELECT coalesce(sum(s.total_estimated_cost ORDER BY i.id, s.id), 0)
+    FROM experiment_items AS i
     JOIN spans AS s ON s.trace_id = i.trace_id AND s.workspace = i.workspace
     WHERE i.workspace = e.workspace AND i.experiment_id = e.id)"""
 

@@ -48,7 +48,7 @@ LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
 WHERE i.workspace = $1 AND i.id = ANY($2::bytea[])
 """
 STREAM_COSTS = """
-SELECT trace_id, sum(total_estimated_cost) FROM spans
+SELECT trace_id, sum(total_estimated_cost ORDER BY id) FROM spans
 WHERE workspace = $1 AND trace_id = ANY($2::bytea[]) AND total_estimated_cost IS NOT NULL
 GROUP BY trace_id
 """
