@@ -14,9 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
-from app import ids, importer
+from app import clock, ids, importer
 from app.postgres import PostgresStore
 from app.progress import Progress
+from app.sqlite import SqliteStore
 from app.store import Store
 from tests.command import run
 from tests.factories import batch, item, new_id
@@ -616,3 +617,72 @@ async def test_a_file_imported_into_postgresql_stores_what_sqlite_stores_and_aga
     assert stored == without_line_breaks(rows(source.db))
     assert await postgres_rows(pg_url) == stored
     assert await postgres_rows(pg_url, "other") == {table: [] for table in TABLES}
+
+
+def _audit() -> dict[str, str]:
+    at = "2024-01-15T09:30:00.123456789Z"
+    return {"created_at": at, "last_updated_at": at, "created_by": "a", "last_updated_by": "b"}
+
+
+def _refusal_files() -> tuple[list[bytes], list[bytes]]:
+    """Another workspace's lines, then ours: names and ids taken, a score without an author,
+    an experiment whose dataset is made from its name, and a bare item."""
+    theirs_project, theirs_trace, mine, trace, dataset = (new_id() for _ in range(5))
+    theirs = [
+        {"project": {"id": theirs_project, "name": "Theirs", **_audit()}},
+        {"trace": {"id": theirs_trace, "project_id": theirs_project, "start_time":
+                   "2024-01-15T09:30:00Z", **_audit()}},
+    ]  # fmt: skip
+    experiment = new_id()
+    ours = [
+        {"project": {"id": mine, "name": "Mine", **_audit()}},
+        {"project": {"id": new_id(), "name": "MINE ", **_audit()}},
+        {"project": {"id": theirs_project, "name": "Stolen", **_audit()}},
+        {"trace": {"id": theirs_trace, "project_id": mine, "start_time": "2024-01-15T09:30:00Z",
+                   **_audit()}},
+        {"trace": {"id": trace, "project_id": mine, "start_time": "2024-01-15T09:30:00Z",
+                   "input": {"q": "line\nbreak"}, "visibility_mode": "hidden", **_audit()}},
+        {"feedback_score": {"trace_id": trace, "name": "accuracy", "value": 0.5,
+                            "source": "sdk", **_audit()}},
+        {"feedback_score": {"trace_id": theirs_trace, "name": "accuracy", "value": 1,
+                            "source": "sdk", **_audit()}},
+        {"experiment": {"id": experiment, "dataset_name": "Made", "dataset_id": dataset,
+                        "name": "run", "metadata": {"k": 1}, **_audit()}},
+        {"experiment_item": {"experiment_id": experiment, "dataset_item_id": new_id(),
+                             "trace_id": trace, "id": new_id(), "project_name": "Mine"}},
+        {"experiment_item": {"experiment_id": experiment, "dataset_item_id": new_id(),
+                             "trace_id": trace, "id": new_id(), **_audit()}},
+        "not json",
+    ]  # fmt: skip
+
+    def encoded(lines: list[Any]) -> list[bytes]:
+        return [(line if isinstance(line, str) else json.dumps(line)).encode() for line in lines]
+
+    return encoded(theirs), encoded(ours)
+
+
+@pytest.mark.anyio
+async def test_postgresql_refuses_the_lines_sqlite_refuses_for_the_same_reasons(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs, ours = _refusal_files()
+    monkeypatch.setattr(clock, "now_ns", lambda: 1_705_311_000_000_000_000)  # bare items' stamp
+    db = tmp_path / "items.db"
+    reports = {}
+    for name, store in (
+        ("sqlite", cast(Store, await SqliteStore.open(db))),
+        # cast: the engine meets the whole Store only once its port is done (app/store.py).
+        ("postgresql", cast(Store, await PostgresStore.open(pg_url))),
+    ):
+        try:
+            await importer._import(store, theirs, "other", 100, Progress(io.StringIO()))
+            reports[name] = await importer._import(
+                store, ours, "default", 100, Progress(io.StringIO())
+            )
+        finally:
+            await store.close()
+
+    assert reports["postgresql"] == reports["sqlite"]
+    assert reports["sqlite"].rejected == 5
+    assert await postgres_rows(pg_url) == without_line_breaks(rows(db))
+    assert await postgres_rows(pg_url, "other") == rows(db, "other")
