@@ -1,6 +1,7 @@
 """Export and import through the command line, on real files: a round trip loses nothing, bad
 lines are named and skipped, and importing again changes nothing."""
 
+import asyncio
 import io
 import json
 import sqlite3
@@ -686,3 +687,47 @@ async def test_postgresql_refuses_the_lines_sqlite_refuses_for_the_same_reasons(
     assert reports["sqlite"].rejected == 5
     assert await postgres_rows(pg_url) == without_line_breaks(rows(db))
     assert await postgres_rows(pg_url, "other") == rows(db, "other")
+
+
+IMPORT_RACE_ROUNDS = 10
+
+
+@pytest.mark.anyio
+async def test_two_workspaces_importing_one_trace_id_at_once_store_it_once(pg_url: str) -> None:
+    # Two stores on one PostgreSQL database, as two servers: each round both import a project
+    # of their own and a trace of one id at once. One stores the trace; the other stores its
+    # project, refuses the trace line as another workspace's, and keeps no trace.
+    stores = [cast(Store, await PostgresStore.open(pg_url)) for _ in range(2)]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for _ in range(IMPORT_RACE_ROUNDS):
+            trace = new_id()
+            files = {}
+            for workspace in ("a", "b"):
+                project = new_id()
+                lines = [
+                    {"project": {"id": project, "name": "P", **_audit()}},
+                    {"trace": {"id": trace, "project_id": project,
+                               "start_time": "2024-01-15T09:30:00Z", **_audit()}},
+                ]  # fmt: skip
+                files[workspace] = [json.dumps(line).encode() for line in lines]
+            reports = await asyncio.gather(
+                *(
+                    importer._import(store, files[w], w, 100, Progress(io.StringIO()))
+                    for store, w in zip(stores, "ab", strict=True)
+                )
+            )
+
+            assert sorted(r.stored for r in reports) == [1, 2]
+            loser = "ab"[[r.stored for r in reports].index(1)]
+            (refused,) = reports["ab".index(loser)].listed
+            assert refused == (2, f"id {trace} belongs to another workspace")
+            assert (
+                await conn.fetchval("SELECT count(*) FROM traces WHERE workspace = $1", loser) == 0
+            )
+            await conn.execute("DELETE FROM traces")
+            await conn.execute("DELETE FROM projects")
+    finally:
+        await conn.close()
+        for store in stores:
+            await store.close()
