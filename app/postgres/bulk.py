@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 
-from app import ids
+from app.bulk_rows import bulk_rows, new_experiment, project_names
 from app.postgres.connection import Database
 from app.postgres.experiments import COLUMNS, INSERT_EXPERIMENT, project_of
 from app.postgres.upsert import upsert, write_rows
 from app.postgres.write import Write
-from app.records import DEFAULT_PROJECT, BulkRecord, Conflict, ExperimentRecord, name_key
+from app.records import BulkRecord, Conflict, name_key
 
 AUDIT = {"created_at": "bigint", "created_by": "text", "last_updated_at": "bigint",
          "last_updated_by": "text"}  # fmt: skip
@@ -64,44 +64,9 @@ async def record_bulk(db: Database, workspace: str, user: str, bulk: BulkRecord)
                  "last_updated_at": w.now, "last_updated_by": user}  # fmt: skip
         dataset_id = (await w.named("datasets", [bulk.dataset_name]))[name_key(bulk.dataset_name)]
         experiment_id = await _experiment(w, bulk, dataset_id)
-        default_project = bulk.project_name or DEFAULT_PROJECT
-        project_names = [
-            run.trace.project_name if run.trace and run.trace.project_name else default_project
-            for run in bulk.runs
-        ]
-        projects = await w.named("projects", project_names)
-        traces: list[dict[str, Any]] = []
-        spans: list[dict[str, Any]] = []
-        scores: list[dict[str, Any]] = []
-        items: list[dict[str, Any]] = []
-        for run, project_name in zip(bulk.runs, project_names, strict=True):
-            project_id = projects[name_key(project_name)]
-            trace: dict[str, Any]
-            if run.trace is None:  # Opik's trace of a task's result: its output, no input
-                trace = dict.fromkeys(TRACE_COLUMNS)
-                trace.update(id=ids.uuid7(), start_time=w.now, end_time=w.now)
-                trace.update(output=run.task_output, hidden=0)
-            else:
-                trace = msgspec.structs.asdict(run.trace)
-                del trace["project_name"]
-                trace["hidden"] = int(run.trace.hidden)
-            trace.update(project_id=project_id, partial=0, **stamp)
-            traces.append(trace)
-            trace_id = trace["id"]
-            for span in run.spans:
-                spans.append(
-                    {**msgspec.structs.asdict(span), "trace_id": trace_id,
-                     "project_id": project_id, "partial": 0, **stamp}
-                )  # fmt: skip
-            for score in run.scores:
-                scores.append(
-                    {**msgspec.structs.asdict(score), "trace_id": trace_id, **stamp,
-                     "author": score.author or user}
-                )  # fmt: skip
-            items.append(
-                {"id": ids.uuid7(), "experiment_id": experiment_id, "trace_id": trace_id,
-                 "dataset_item_id": run.dataset_item_id, "project_id": None, **stamp}
-            )  # fmt: skip
+        projects = await w.named("projects", project_names(bulk))
+        rows = bulk_rows(bulk, experiment_id, projects, stamp, w.now, user)
+        traces, spans, scores, items = rows.traces, rows.spans, rows.scores, rows.items
         # Rolled back by a raise: the run is stored whole or not at all.
         for (key,) in await _write(w, UPSERT_TRACES, TRACE_COLUMNS, ("id",), traces):
             raise Conflict.foreign("Trace", key)
@@ -118,13 +83,7 @@ async def _experiment(w: Write, bulk: BulkRecord, dataset_id: bytes) -> bytes:
         found = await _stored(w, key, dataset_id)
         if found is not None:
             return found
-    record = ExperimentRecord(
-        id=key or ids.uuid7(),
-        name=bulk.experiment_name,
-        dataset_name=bulk.dataset_name,
-        project_id=None,
-        project_name=bulk.project_name,
-    )
+    record = new_experiment(bulk)
     values = msgspec.structs.asdict(record)
     del values["dataset_name"], values["project_name"]
     values.update(
