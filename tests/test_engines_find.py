@@ -69,7 +69,7 @@ def run(trace: str, ms: int, scores: dict[str, float], costs: list[float]) -> di
 
 
 # Ids made once, so that both engines are given the same ones.
-KEYS = [new_id() for _ in range(9)]
+KEYS = [new_id() for _ in range(10)]
 BINARY_KEYS = [bytes.fromhex(k.replace("-", "")) for k in KEYS]
 TRACES = [new_id() for _ in range(40)]
 SPANS = [new_id() for _ in range(3)]
@@ -109,7 +109,9 @@ SCORED: dict[int, list[tuple[str, float]]] = {
 
 async def populate(client: httpx.AsyncClient, moment: list[int]) -> None:
     """The same writes on either engine, each at its own moment."""
-    for n, (key, body) in enumerate(zip(KEYS, EXPERIMENTS_SENT, strict=True)):
+    for n, (key, body) in enumerate(
+        zip(KEYS[: len(EXPERIMENTS_SENT)], EXPERIMENTS_SENT, strict=True)
+    ):
         moment[0] = START + n * 1_000_000
         response = await client.post(EXPERIMENTS, json={"id": key, **body})
         assert response.status_code == 201, response.text
@@ -123,6 +125,16 @@ async def populate(client: httpx.AsyncClient, moment: list[int]) -> None:
                 EXPERIMENTS_SENT[n]["dataset_name"], "items": items}  # fmt: skip
         response = await client.put(BULK, json=body)
         assert response.status_code == 204, response.text
+    moment[0] += 1_000_000
+    # Numbers past a double's range, sent as text: json.dumps cannot write them.
+    raw = (
+        f'{{"id": "{KEYS[9]}", "name": "huge", "dataset_name": "qa", "metadata": '
+        '{"big": 1e400, "tiny": 1e-400, "neg": -1e400, "model": 12.50, "x1": 0.30000000000000004,'
+        ' "x2": 1E20, "x3": 1e5, "x4": 9223372036854775808, "x5": -0, "x6": 2.0, "x7": 1.5e-7}}'
+    )
+    # In a workspace of its own: groups reads metadata with msgspec, which refuses them.
+    headers = {"Content-Type": "application/json", **HUGE}
+    assert (await client.post(EXPERIMENTS, content=raw, headers=headers)).status_code == 201
     moment[0] += 1_000_000
     sums = [
         {
@@ -189,6 +201,18 @@ FILTERS = [
     _filters(("metadata", "=", "model", "gpt"), ("feedback_scores", ">", "accuracy", "0.4")),
     _filters(("project_id", "=", "", "x")),
 ]  # fmt: skip
+HUGE = {"Comet-Workspace": "huge"}
+HUGE_FILTERS = [
+    *[_filters(("metadata", op, key, v)) for op in (">", "<") for key, v in
+      (("big", "5"), ("tiny", "0"), ("tiny", "1e-300"), ("neg", "0"), ("model", "12"))],
+    *[_filters(("metadata", op, key, "")) for op in ("is_empty", "is_not_empty")
+      for key in ("big", "tiny")],
+    *[_filters(("metadata", op, key, v)) for op, key, v in
+      (("=", "model", "12.5"), ("=", "model", "12.50"), ("=", "x1", "0.3"),
+       ("contains", "x2", "0e+2"), ("=", "x3", "100000.0"), ("starts_with", "x4", "9.22337"),
+       ("=", "x5", "0"), ("=", "big", "Inf"), ("=", "neg", "-Inf"), ("ends_with", "x6", ".0"),
+       ("=", "x7", "1.5e-07"), ("=", "tiny", "0.0"))],
+]  # fmt: skip
 
 
 def queries() -> list[dict[str, str]]:
@@ -221,6 +245,9 @@ async def answers(client: httpx.AsyncClient, moment: list[int]) -> list[tuple[in
         {"experiment_ids": json.dumps(KEYS[:2])},
     ):
         response = await client.get(f"{EXPERIMENTS}/feedback-scores/names", params=params)
+        got.append((response.status_code, response.content))
+    for params in HUGE_FILTERS:
+        response = await client.get(EXPERIMENTS, params=params, headers=HUGE)
         got.append((response.status_code, response.content))
     for sent in EXPERIMENTS_SENT:
         body = {"experiment_name": sent["name"], "limit": 100}

@@ -12,6 +12,7 @@ from app.experiment_answers import Aggregates, aggregates_of, experiment, shown
 from app.experiment_payloads import Experiment
 from app.histograms import Histograms
 from app.postgres.connection import Database
+from app.postgres.filters import json_number
 
 # An experiment's project is its own, else the project of one of its items (or of their
 # traces), the first by item id, as SQLite's walk of experiment_items_by_experiment finds it.
@@ -114,7 +115,8 @@ USAGE_OBJECT = (
     "CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{}'::json END"
 )
 # A usage value as SQLite's total() adds it: a number as itself, anything else as 0.
-USAGE_VALUE = "CASE WHEN json_typeof(j.value) = 'number' THEN (j.value #>> '{}')::float8 ELSE 0 END"
+_USAGE_NUMBER = json_number("j.value #>> '{}'")
+USAGE_VALUE = f"CASE WHEN json_typeof(j.value) = 'number' THEN {_USAGE_NUMBER} ELSE 0 END"
 # Per key, the mean over the items whose trace's spans have that key (Opik's avgMap), in
 # byte order of the keys (json_each's keys have the database's collation, not "C").
 USAGE = f"""

@@ -16,12 +16,45 @@ from app.records import Filter
 # Adds a parameter and gives its placeholder: `bind(value, "text")` is "$3::text".
 Bind = Callable[[Any, str], str]
 
+UNQUOTED = " #>> '{}'"  # a JSON value's text, a string's without its quotes
 UUID_TEXT = "(encode({c}, 'hex')::uuid::text COLLATE \"C\")"
 
 
 def json_array(column: str) -> str:
     """The column's JSON as an array to iterate, '[]' when it is none (json_each's guard)."""
     return f"(CASE WHEN json_typeof({column}::json) = 'array' THEN {column}::json ELSE '[]' END)"
+
+
+# A double's range: past the first a cast rounds to an infinity, up to the second to 0 (halfway
+# to the next value rounds to even), where PostgreSQL's cast to float8 would fail instead.
+_DOUBLE_OVERFLOW = "1.797693134862315807937289714053034150799e308"
+_DOUBLE_UNDERFLOW = "2.470328229206232720882843964341106861825e-324"
+
+
+def json_number(text: str) -> str:
+    """The JSON number `text` (SQL giving its text) as the double SQLite's JSON reads: an
+    infinity past the double's range, 0 below its least value."""
+    n = f"({text})::numeric"
+    return (
+        f"(CASE WHEN {n} >= {_DOUBLE_OVERFLOW} THEN 'Infinity'::float8 "
+        f"WHEN {n} <= -{_DOUBLE_OVERFLOW} THEN '-Infinity'::float8 "
+        f"WHEN abs({n}) <= {_DOUBLE_UNDERFLOW} THEN 0::float8 ELSE {n}::float8 END)"
+    )
+
+
+# A JSON number's text as SQLite's CAST(json_extract(...) AS TEXT) writes it: an integer of 64
+# bits as its digits, anything else as a double in printf's %!.15g (15 digits, a ".0" where
+# none shows): float8's text with extra_float_digits = 0, which find sets, is %.15g.
+_NUMBER_TEXT = """(CASE WHEN {t} ~ '^-?[0-9]+$' AND abs(({t})::numeric) <= 9223372036854775807
+    THEN (({t})::numeric)::text
+    ELSE (SELECT CASE WHEN d = 'Infinity' THEN 'Inf' WHEN d = '-Infinity' THEN '-Inf'
+                 WHEN d ~ '[.]' THEN d WHEN d ~ 'e' THEN replace(d, 'e', '.0e') ELSE d || '.0' END
+          FROM (SELECT ({number})::text AS d) AS f) END)"""
+
+
+def number_text(text: str) -> str:
+    """The JSON number `text` (SQL giving its text) as SQLite's text of it."""
+    return _NUMBER_TEXT.format(t=text, number=json_number(text))
 
 
 def fold(bind: Bind, value: Any) -> str:
@@ -53,14 +86,16 @@ def experiment_score(bind: Bind, name: str, folded: bool) -> str:
         else f"(j.value ->> 'name') = {bind(name, 'text')}"
     )
     return f"""(SELECT CASE WHEN json_typeof(j.value -> 'value') = 'number'
-        THEN (j.value ->> 'value')::float8 END
+        THEN {json_number("j.value ->> 'value'")} END
     FROM json_array_elements({json_array("e.experiment_scores")}) WITH ORDINALITY AS j(value, n)
     WHERE {match} ORDER BY j.n LIMIT 1)"""
 
 
-# A metadata value as SQLite's CAST(json_extract(...) AS TEXT) reads it: a string unquoted,
-# true and false as 1 and 0, null as no value, anything else as its JSON text.
+# A metadata value as SQLite's CAST(json_extract(...) AS TEXT) reads it: a string unquoted, a
+# number as SQLite writes it, true and false as 1 and 0, null as no value, anything else as
+# its JSON text.
 _METADATA_TEXT = """(CASE json_typeof({raw}) WHEN 'string' THEN {raw} #>> '{{}}'
+    WHEN 'number' THEN {number}
     WHEN 'boolean' THEN CASE WHEN {raw}::text = 'true' THEN '1' ELSE '0' END
     WHEN 'null' THEN NULL ELSE {raw}::text END COLLATE "C")"""
 _TAGS = f"SELECT value FROM json_array_elements_text({json_array('e.tags')}) AS value"
@@ -112,13 +147,13 @@ def condition(f: Filter, bind: Bind) -> str:
                 return "false"  # Opik's toFloat64OrNull: no number, no match
         # Bound once, and only when used: every parameter must appear in the statement.
         raw = f"(e.metadata::json #> {bind(json_steps(f.key), 'text[]')})"
-        value = _METADATA_TEXT.format(raw=raw)
+        value = _METADATA_TEXT.format(raw=raw, number=number_text(raw + UNQUOTED))
         if f.operator in ("is_empty", "is_not_empty"):
             empty = f"coalesce({value} IN ('', 'null'), true)"
             return empty if f.operator == "is_empty" else f"NOT {empty}"
         if f.operator in (">", "<"):
             return (
-                f"(CASE WHEN json_typeof({raw}) = 'number' THEN ({raw} #>> '{{}}')::float8 "
+                f"(CASE WHEN json_typeof({raw}) = 'number' THEN {json_number(raw + UNQUOTED)} "
                 f"{f.operator} {bind(number, 'float8')} ELSE false END)"
             )
         return _text(bind, value, f.operator, f.value, folded=True)

@@ -143,14 +143,17 @@ async def find_ids(
     conn: Any, workspace: str, q: ExperimentQuery, count: bool = False
 ) -> tuple[list[bytes], int]:
     """The ids of the experiments `q` names, in its order, and (when `count`) how many match
-    in all; none when it names a project that does not exist. `conn`: the pool, or a
-    connection."""
+    in all; none when it names a project that does not exist. `conn`: a connection in a
+    transaction."""
     project = q.project_id
     if q.project_name is not None:
         found = await conn.fetchrow(FIND_PROJECT_ID, workspace, name_key(q.project_name))
         if found is None:
             return [], 0
         project = found[0]
+    if any(f.field == "metadata" for f in q.filters):
+        # float8's text in printf's %.15g, as filters.number_text reads it: this transaction's.
+        await conn.execute("SET LOCAL extra_float_digits = 0")
     bind = Params()
     where = _where(workspace, q, project, bind)
     counted = list(bind.values)

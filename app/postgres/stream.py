@@ -12,6 +12,7 @@ from app.feedback_scores import ScoreRow, by_entity
 from app.item_stream import chunks, rows_by_id, usage_of
 from app.payloads import FeedbackScore, FullItem
 from app.postgres.connection import Database
+from app.postgres.filters import json_number
 from app.records import StreamQuery, name_key
 
 LAST_KEY = b"\xff" * 16  # sorts after every 16-byte id: the cursor without last_retrieved_id
@@ -56,14 +57,14 @@ GROUP BY trace_id
 # order, byte by byte, as SQLite's GROUP BY leaves it: the answer's keys come in this order.
 STREAM_USAGE = """
 SELECT s.trace_id, u.key,
-       sum(CASE WHEN json_typeof(u.value) = 'number' THEN (u.value #>> '{}')::float8 ELSE 0 END)
+       sum(CASE WHEN json_typeof(u.value) = 'number' THEN {number} ELSE 0 END ORDER BY s.id)
 FROM spans AS s, json_each(
-    CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{}'::json END
+    CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{{}}'::json END
 ) AS u
 WHERE s.workspace = $1 AND s.trace_id = ANY($2::bytea[]) AND s.usage IS NOT NULL
 GROUP BY s.trace_id, u.key
 ORDER BY s.trace_id, u.key COLLATE "C"
-"""
+""".format(number=json_number("u.value #>> '{}'"))
 TRACE_SCORES = """
 SELECT trace_id, name, author, category_name, value, reason, source, created_at,
        last_updated_at, created_by, last_updated_by
