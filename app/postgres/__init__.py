@@ -2,8 +2,8 @@
 
 Everything that knows PostgreSQL is in this package: the pool and the migrations
 (connection), the DDL (schema), and the Store's verbs by resource (items, experiments,
-aggregates, stream). It covers `CoreStore` of app/store.py so far; `open_store` refuses to
-serve it until it covers the whole `Store`.
+aggregates, find, bulk, transfer, stream). It covers `CoreStore` of app/store.py and part of
+the rest so far; `open_store` refuses to serve it until it covers the whole `Store`.
 
 The driver is asyncpg, not psycopg 3: its binary protocol is parsed in Cython, where
 psycopg's async connection goes through libpq and more Python per row, which makes a

@@ -1,6 +1,6 @@
 """The PostgreSQL engine's Store, so far: the verbs of the experiment-items core (`CoreStore`
-in app/store.py) and experiment update and finish, each one transaction or one statement on
-the worker's pool."""
+in app/store.py), experiment update and finish, and the experiments' find, score names, bulk
+runs, histograms and import, each one transaction or one statement on the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
