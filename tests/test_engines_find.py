@@ -130,7 +130,8 @@ async def populate(client: httpx.AsyncClient, moment: list[int]) -> None:
     raw = (
         f'{{"id": "{KEYS[9]}", "name": "huge", "dataset_name": "qa", "metadata": '
         '{"big": 1e400, "tiny": 1e-400, "neg": -1e400, "model": 12.50, "x1": 0.30000000000000004,'
-        ' "x2": 1E20, "x3": 1e5, "x4": 9223372036854775808, "x5": -0, "x6": 2.0, "x7": 1.5e-7}}'
+        ' "x2": 1E20, "x3": 1e5, "x4": 9223372036854775808, "x5": -0, "x6": 2.0, "x7": 1.5e-7,'
+        ' "obj": {"a": [1, 2.50, "x y"], "b" : true}, "list": [ "p q" ,3 ]}}'
     )
     # In a workspace of its own: groups reads metadata with msgspec, which refuses them.
     headers = {"Content-Type": "application/json", **HUGE}
@@ -211,7 +212,8 @@ HUGE_FILTERS = [
       (("=", "model", "12.5"), ("=", "model", "12.50"), ("=", "x1", "0.3"),
        ("contains", "x2", "0e+2"), ("=", "x3", "100000.0"), ("starts_with", "x4", "9.22337"),
        ("=", "x5", "0"), ("=", "big", "Inf"), ("=", "neg", "-Inf"), ("ends_with", "x6", ".0"),
-       ("=", "x7", "1.5e-07"), ("=", "tiny", "0.0"))],
+       ("=", "x7", "1.5e-07"), ("=", "tiny", "0.0"), ("=", "obj", '{"a":[1,2.50,"x y"],"b":true}'),
+       ("contains", "obj", '"x y"'), ("contains", "obj", ", "), ("=", "list", '["p q",3]'))],
 ]  # fmt: skip
 
 

@@ -92,12 +92,15 @@ def experiment_score(bind: Bind, name: str, folded: bool) -> str:
 
 
 # A metadata value as SQLite's CAST(json_extract(...) AS TEXT) reads it: a string unquoted, a
-# number as SQLite writes it, true and false as 1 and 0, null as no value, anything else as
-# its JSON text.
+# number as SQLite writes it, true and false as 1 and 0, null as no value, an object or an
+# array as its JSON text without white space.
 _METADATA_TEXT = """(CASE json_typeof({raw}) WHEN 'string' THEN {raw} #>> '{{}}'
     WHEN 'number' THEN {number}
     WHEN 'boolean' THEN CASE WHEN {raw}::text = 'true' THEN '1' ELSE '0' END
-    WHEN 'null' THEN NULL ELSE {raw}::text END COLLATE "C")"""
+    WHEN 'null' THEN NULL ELSE regexp_replace({raw}::text, {minified}) END COLLATE "C")"""
+# Whitespace between JSON tokens, each string matched whole and kept: an object or array as
+# SQLite's json_extract writes it (its strings and numbers as sent, nothing between tokens).
+_MINIFIED = r"""'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', '\1', 'g'"""
 _TAGS = f"SELECT value FROM json_array_elements_text({json_array('e.tags')}) AS value"
 # Opik's prompt_ids: the prompts of the experiment's prompt-version links, as they read back.
 _PROMPT_IDS = f"""SELECT value FROM (
@@ -147,7 +150,8 @@ def condition(f: Filter, bind: Bind) -> str:
                 return "false"  # Opik's toFloat64OrNull: no number, no match
         # Bound once, and only when used: every parameter must appear in the statement.
         raw = f"(e.metadata::json #> {bind(json_steps(f.key), 'text[]')})"
-        value = _METADATA_TEXT.format(raw=raw, number=number_text(raw + UNQUOTED))
+        number = number_text(raw + UNQUOTED)
+        value = _METADATA_TEXT.format(raw=raw, number=number, minified=_MINIFIED)
         if f.operator in ("is_empty", "is_not_empty"):
             empty = f"coalesce({value} IN ('', 'null'), true)"
             return empty if f.operator == "is_empty" else f"NOT {empty}"
