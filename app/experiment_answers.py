@@ -1,14 +1,14 @@
 """An experiment as the API answers it, from what any engine reads: its stored row and its
 aggregates (opik-reference/experiments.md §2.2), so that both engines answer alike."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
 from app import clock, ids
-from app.experiment_payloads import Duration, Experiment, ScoreAverage
+from app.experiment_payloads import Duration, Experiment, ScoreAverage, ScoreName
 from app.histograms import Histograms
 
 
@@ -34,6 +34,40 @@ class Aggregates(msgspec.Struct, array_like=True, frozen=True):
     # Kept by the SQLite engine's `Summaries` only (a read that computes a summary leaves them
     # out): None in a summary a read computed, or kept before they were.
     histograms: Histograms | None = None
+
+
+Row = Sequence[Any]
+
+
+def aggregates_of(
+    keys: Sequence[bytes],
+    counts: Iterable[Row],
+    scores: Iterable[Row],
+    durations: Iterable[Row],
+    costs: Iterable[Row],
+    usage: Iterable[Row],
+) -> dict[bytes, Aggregates]:
+    """The Aggregates of each of `keys` from the rows of an engine's statements, each row led
+    by its experiment's id: (traces, dataset items), (score name, average), (p50, p90, p99),
+    (cost, average cost), (usage key, average); scores and usage in their answer's order."""
+    counted = {e: (traces, items) for e, traces, items in counts}
+    averages: dict[bytes, list[tuple[str, float]]] = {}
+    for e, name, value in scores:
+        averages.setdefault(e, []).append((name, value))
+    timed = {e: (p50, p90, p99) for e, p50, p90, p99 in durations}
+    costed = {e: (total, avg) for e, total, avg in costs}
+    used: dict[bytes, dict[str, float]] = {}
+    for e, key, value in usage:
+        used.setdefault(e, {})[key] = value
+    found = {}
+    for key in keys:
+        traces, items = counted.get(key, (0, 0))
+        cost, cost_avg = costed.get(key, (None, None))
+        found[key] = Aggregates(
+            traces, items, averages.get(key, []), timed.get(key), cost, cost_avg,
+            used.get(key, {}),
+        )  # fmt: skip
+    return found
 
 
 def number(value: float) -> float:
@@ -116,3 +150,9 @@ def experiment(row: Sequence[Any], aggregates: Shown) -> Experiment:
         raw_or_unset(prompt_versions),
         id_or_unset(dataset_version_id),
     )
+
+
+def score_names_of(traces: Iterable[Row], experiments: Iterable[Row]) -> list[ScoreName]:
+    """The names of an engine's rows: its traces' score names, then its experiments' own."""
+    names = [ScoreName(row[0], "feedback_scores") for row in traces]
+    return names + [ScoreName(str(row[0]), "experiment_scores") for row in experiments]

@@ -111,8 +111,13 @@ def parse_filters(raw: str | None) -> tuple[Filter, ...]:
     return tuple(found)
 
 
+def json_steps(key: str) -> list[str]:
+    """Opik's metadata key as the object keys it walks: `model` is one, `a.b` two; no step
+    holds a double quote (json_path quotes each)."""
+    return [step.replace('"', "") for step in key.removeprefix("$").removeprefix(".").split(".")]
+
+
 def json_path(key: str) -> str:
     """Opik's metadata key as an SQLite JSON path: `model` is `$.model`, `a.b` is `$.a.b`;
     each step quoted, so that no key makes a malformed path."""
-    steps = key.removeprefix("$").removeprefix(".").split(".")
-    return "$" + "".join('."' + step.replace('"', "") + '"' for step in steps)
+    return "$" + "".join('."' + step + '"' for step in json_steps(key))

@@ -25,7 +25,7 @@ from app.experiment_payloads import (
     GroupWithAggregations,
     ScoreAverage,
 )
-from app.filters import json_path
+from app.filters import json_steps
 from app.payloads import encoder
 from app.store import Store
 
@@ -65,7 +65,7 @@ def _metadata_value(e: Experiment, key: str) -> str:
     if isinstance(e.metadata, msgspec.UnsetType):
         return ""
     value: Any = msgspec.json.decode(bytes(e.metadata))
-    for step in json_path(key)[2:].strip('"').split('"."'):
+    for step in json_steps(key):
         value = value.get(step) if isinstance(value, dict) else None
     if value is None or isinstance(value, (dict, list)):
         return "" if value is None else msgspec.json.encode(value).decode()

@@ -3,7 +3,8 @@ counts on a fine grid: small enough to keep with its summary (app/sqlite/summari
 enough for app/ui/charts.py to draw several experiments on shared bins from them."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -60,3 +61,17 @@ def of_values(scores: dict[str, list[float]], durations: list[float] | None) -> 
         {name: h for name, h in found.items() if h is not None},
         histogram(durations or [], unit=False),
     )
+
+
+def of_rows(
+    keys: Sequence[bytes], scores: Iterable[Sequence[Any]], durations: Iterable[Sequence[Any]]
+) -> dict[bytes, Histograms]:
+    """The Histograms of each of `keys` from an engine's rows, each led by its experiment's id:
+    (score name, an item's value) and (a trace's duration in ms)."""
+    values: dict[bytes, dict[str, list[float]]] = {}
+    for e, name, value in scores:
+        values.setdefault(e, {}).setdefault(name, []).append(value)
+    timed: dict[bytes, list[float]] = {}
+    for e, ms in durations:
+        timed.setdefault(e, []).append(ms)
+    return {key: of_values(values.get(key, {}), timed.get(key)) for key in keys}

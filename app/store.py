@@ -1,11 +1,10 @@
 """The storage boundary: what the endpoints and commands ask of a storage engine, and the one
 place that picks the engine.
 
-An engine is a package (app/sqlite/; app/postgres/, in progress, meets `CoreStore` so far)
-with a class that meets `Store`. It takes the records of app/records.py, already validated,
-and answers with the API's Structs; it raises records.Conflict for a 409. Everything else
-the engine shares with any other (Opik's naming rules, the 409 sentences, the records
-themselves) lives outside it, in app/records.py.
+An engine is a package (app/sqlite/, app/postgres/) with a class that meets `Store`. It takes
+the records of app/records.py, already validated, and answers with the API's Structs; it
+raises records.Conflict for a 409. Everything else the engine shares with any other (Opik's
+naming rules, the 409 sentences, the records, the answers made of rows) lives outside it.
 """
 
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,6 +22,7 @@ from app.dataset_records import (
 )
 from app.experiment_payloads import Experiment, ScoreName
 from app.histograms import Histograms
+from app.line_columns import Incoming, Refused, incoming
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
@@ -32,22 +32,19 @@ from app.records import (
     ExperimentRecord,
     ItemRecord,
     Patch,
-    SchemaError,
     ScoreUpsert,
     SpanUpsert,
     StreamQuery,
     TraceUpsert,
 )
 from app.sqlite import SqliteStore, failures, transfer
-from app.sqlite.line_tables import Incoming, Refused
-from app.sqlite.transfer import Snapshot, incoming
+from app.sqlite.transfer import Snapshot
 from app.trace_payloads import Project, Span, Trace
 from app.trace_records import TraceQuery
 
 __all__ = [
     "STORAGE_ERROR",
     "CoreStore",
-    "EngineIncomplete",
     "Incoming",
     "Refused",
     "Snapshot",
@@ -77,7 +74,7 @@ def storage_errors(location: Path | str) -> list[tuple[type[Exception], Describe
 
 
 class CoreStore(Protocol):
-    """The experiment-items core of a store: what every engine has (app/postgres/ so far)."""
+    """The experiment-items core of a store: the hot path and what every other verb builds on."""
 
     async def ping(self) -> None:
         """Raises unless the database can be read: the health check."""
@@ -332,37 +329,18 @@ class Store(CoreStore, Protocol):
         why it refused the others; Conflict when the batch breaks a rule no check foresaw."""
 
 
-class EngineIncomplete(SchemaError):
-    """The database is PostgreSQL's, whose engine does not cover the whole Store yet: a
-    SchemaError, so that the CLI stops with one line and exit code 2."""
-
-
-def missing_methods() -> list[str]:
-    """The Store's verbs that the PostgreSQL engine lacks, in the interface's order."""
-    # Imported here, not at the top: importing asyncpg takes a quarter of a second, which
-    # every command and worker of a SQLite user would otherwise pay.
-    from app.postgres import PostgresStore
-
-    return [
-        name
-        for name, value in vars(Store).items()
-        if callable(value) and not name.startswith("_") and not hasattr(PostgresStore, name)
-    ]
-
-
 async def open_store(location: Path | str, readers: int = 2, create: bool = True) -> Store:
     """The store at `location`, created (unless `create` is false) or upgraded to this
     release's schema: a SQLite file, or a PostgreSQL database for a postgresql:// URL (the
-    password in it, else PGPASSWORD), which is refused until its engine covers every verb
-    (tests open `PostgresStore` itself)."""
+    password in it, else PGPASSWORD), whose pool holds a connection per reader and one more
+    for writes; its schema is made when missing whatever `create` says (several servers share
+    one database, and the first to start makes it, under the migrations' lock)."""
     if is_postgres_url(location):
-        missing = missing_methods()
-        if missing:
-            raise EngineIncomplete(
-                "the PostgreSQL engine is in progress (README, PostgreSQL (in progress)): it "
-                f"has the experiment-items core only, and lacks {len(missing)} of the Store's "
-                f"verbs: {', '.join(missing)}"
-            )
+        # Imported here, not at the top: importing asyncpg takes a quarter of a second, which
+        # every command and worker of a SQLite user would otherwise pay.
+        from app.postgres import PostgresStore
+
+        return await PostgresStore.open(str(location), connections=readers + 1)
     return await SqliteStore.open(Path(location), readers, create=create)
 
 

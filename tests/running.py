@@ -21,21 +21,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(db: Path, *args: str, log: Path | None = None) -> Iterator[str]:
-    """Starts the server on `db`, waits until it answers, yields its base URL, stops it."""
+def running_server(db: Path | str, *args: str, log: Path | None = None) -> Iterator[str]:
+    """Starts the server on `db` (a file, or a PostgreSQL URL: then `log` is needed), waits
+    until it answers, yields its base URL, stops it."""
     with server_process(db, *args, log=log) as (url, _):
         yield url
 
 
 @contextmanager
 def server_process(
-    db: Path, *args: str, log: Path | None = None, shell_first: str | None = None
+    db: Path | str, *args: str, log: Path | None = None, shell_first: str | None = None
 ) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
     """As running_server, with the process too (with one worker, the one serving).
     `shell_first`: a sh command run before the server replaces the shell (`ulimit -n 100`)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
-    log = log or db.with_suffix(".log")
+    if log is None:
+        assert isinstance(db, Path), "a server on a PostgreSQL URL needs a log path"
+        log = db.with_suffix(".log")
     command = [sys.executable, "-m", "app", "serve", "--db", str(db), "--port", str(port), *args]
     if shell_first is not None:
         command = ["sh", "-c", f'{shell_first} && exec "$@"', "sh", *command]

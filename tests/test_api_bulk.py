@@ -1,16 +1,28 @@
 """Recording a whole evaluation run at once: experiment, traces, spans, scores, items."""
 
-import sqlite3
-from pathlib import Path
+import asyncio
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from app import ids
+from app.postgres import PostgresStore
+from app.records import (
+    BulkRecord,
+    Conflict,
+    RunRecord,
+    ScoreRecord,
+    SpanRecord,
+    TraceRecord,
+)
+from tests.conftest import Rows
 from tests.factories import batch, item, new_id
 from tests.test_api_stream import stream
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 BULK = "/v1/private/experiments/items/bulk"
 EXPERIMENTS = "/v1/private/experiments"
@@ -22,9 +34,9 @@ PNG = (
 )
 
 
-def counts(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+async def counts(rows: Rows) -> dict[str, int]:
+    """The rows of each table, on either engine."""
+    return {t: (await rows(f"SELECT count(*) FROM {t}"))[0][0] for t in TABLES}
 
 
 def record(n: int) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def record(n: int) -> dict[str, Any]:
 
 
 async def test_a_bulk_of_1000_round_trips_through_the_stream_intact(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     records = [record(n) for n in range(1000)]
     response = await client.put(
@@ -82,7 +94,7 @@ async def test_a_bulk_of_1000_round_trips_through_the_stream_intact(
         },
     )
     assert response.status_code == 204, response.text
-    assert counts(db_path) == {
+    assert (await counts(client_rows)) == {
         "experiments": 1, "datasets": 1, "traces": 1000, "spans": 2000,
         "feedback_scores": 2000, "experiment_items": 1000,
     }  # fmt: skip
@@ -116,7 +128,7 @@ async def test_a_bulk_of_1000_round_trips_through_the_stream_intact(
 
 @pytest.mark.parametrize("result", [{"answer": 1}, None])
 async def test_trace_and_task_result_together_reject_the_whole_request(
-    client: httpx.AsyncClient, db_path: Path, result: object
+    client: httpx.AsyncClient, client_rows: Rows, result: object
 ) -> None:
     both = {"dataset_item_id": new_id(), "trace": None, "evaluate_task_result": result}
     items = [record(0), both]
@@ -129,15 +141,15 @@ async def test_trace_and_task_result_together_reject_the_whole_request(
     assert response.json() == {
         "errors": ["items[1] must have either trace or evaluate_task_result, not both"]
     }
-    assert set(counts(db_path).values()) == {0}
+    assert set((await counts(client_rows)).values()) == {0}
 
 
 async def test_an_experiment_id_with_another_dataset_is_409_and_stores_nothing(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     key = new_id()
     await client.post(EXPERIMENTS, json={"id": key, "name": "run", "dataset_name": "first"})
-    before = counts(db_path)
+    before = await counts(client_rows)
 
     response = await client.put(
         BULK,
@@ -147,11 +159,11 @@ async def test_an_experiment_id_with_another_dataset_is_409_and_stores_nothing(
 
     assert response.status_code == 409
     assert response.json() == {"code": 409, "message": "Experiment dataset mismatch"}
-    assert counts(db_path) == before
+    assert (await counts(client_rows)) == before
 
 
 async def test_an_existing_experiment_id_of_the_same_dataset_gets_the_items(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     key = new_id()
     await client.post(EXPERIMENTS, json={"id": key, "name": "run", "dataset_name": "QA"})
@@ -163,7 +175,7 @@ async def test_an_existing_experiment_id_of_the_same_dataset_gets_the_items(
     )  # fmt: skip
 
     assert response.status_code == 204
-    assert counts(db_path)["experiments"] == 1
+    assert (await counts(client_rows))["experiments"] == 1
     assert {line["experiment_id"] for line in await stream(client, experiment_name="run")} == {key}
 
 
@@ -251,7 +263,7 @@ async def test_truncate_replaces_embedded_images_unless_turned_off(
     ],
 )  # fmt: skip
 async def test_a_bad_upload_is_refused_whole(
-    client: httpx.AsyncClient, db_path: Path, change: dict[str, Any], status: int, error: object
+    client: httpx.AsyncClient, client_rows: Rows, change: dict[str, Any], status: int, error: object
 ) -> None:
     body = {"experiment_name": "run", "dataset_name": "qa", "items": [record(0)], **change}
 
@@ -259,11 +271,11 @@ async def test_a_bad_upload_is_refused_whole(
 
     assert response.status_code == status
     assert response.json() == error
-    assert set(counts(db_path).values()) == {0}
+    assert set((await counts(client_rows)).values()) == {0}
 
 
 async def test_a_trace_id_of_another_workspace_is_409(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     theirs = record(0)
     await client.put(
@@ -271,14 +283,14 @@ async def test_a_trace_id_of_another_workspace_is_409(
         json={"experiment_name": "r", "dataset_name": "d", "items": [theirs]},
         headers={"Comet-Workspace": "other"},
     )
-    before = counts(db_path)
+    before = await counts(client_rows)
 
     response = await client.put(
         BULK, json={"experiment_name": "r", "dataset_name": "d", "items": [theirs]}
     )
 
     assert response.status_code == 409
-    assert counts(db_path) == before
+    assert (await counts(client_rows)) == before
 
 
 @pytest.mark.parametrize(
@@ -287,7 +299,7 @@ async def test_a_trace_id_of_another_workspace_is_409(
      ("span", "1600-01-01T00:00:00Z")],
 )  # fmt: skip
 async def test_a_time_the_store_cannot_hold_is_422(
-    client: httpx.AsyncClient, db_path: Path, where: str, value: str
+    client: httpx.AsyncClient, client_rows: Rows, where: str, value: str
 ) -> None:
     sent = record(0)
     if where == "trace":
@@ -303,4 +315,58 @@ async def test_a_time_the_store_cannot_hold_is_422(
 
     assert response.status_code == 422
     assert response.json() == {"errors": [f"{path} must be between the years 1677 and 2262"]}
-    assert set(counts(db_path).values()) == {0}
+    assert set((await counts(client_rows)).values()) == {0}
+
+
+RACE_ROUNDS = 20
+WORKSPACE_TABLES = (*TABLES, "projects")
+
+
+def bulk_of(experiment: bytes, trace: bytes) -> BulkRecord:
+    """A run of one dataset item: its trace with a span and a score."""
+    run = RunRecord(
+        dataset_item_id=ids.uuid7(),
+        trace=TraceRecord(id=trace, project_name="race", start_time=1_700_000_000_000_000_000),
+        spans=(SpanRecord(id=ids.uuid7(), parent_span_id=None, start_time=1_700_000_000_000),),
+        scores=(ScoreRecord(name="accuracy", value=1.0, source="sdk"),),
+    )
+    return BulkRecord(experiment, "race", "qa", None, (run,))
+
+
+async def test_two_workspaces_racing_bulk_runs_for_one_id_give_one_winner_and_nothing_of_the_loser(
+    pg_url: str,
+) -> None:
+    # Two stores on one PostgreSQL database, as two servers: each round both record a run at
+    # once in their own workspace with the same trace id (and, every other round, the same
+    # experiment id). One run is stored; the other is a Conflict that leaves nothing behind.
+    first, second = await PostgresStore.open(pg_url), await PostgresStore.open(pg_url)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for n in range(RACE_ROUNDS):
+            trace, shared = ids.uuid7(), ids.uuid7()
+            experiments = {w: shared if n % 2 else ids.uuid7() for w in "ab"}
+            outcomes = await asyncio.gather(
+                first.record_bulk("a", "ann", bulk_of(experiments["a"], trace)),
+                second.record_bulk("b", "bob", bulk_of(experiments["b"], trace)),
+                return_exceptions=True,
+            )
+
+            won = [w for w, o in zip("ab", outcomes, strict=True) if o is None]
+            lost = [o for o in outcomes if o is not None]
+            assert len(won) == 1, outcomes
+            assert len(lost) == 1
+            assert isinstance(lost[0], Conflict), lost
+            assert "belongs to another workspace" in str(lost[0])
+            loser = "b" if won[0] == "a" else "a"
+            winner = await first.get_experiment(won[0], experiments[won[0]])
+            assert winner is not None
+            assert winner.trace_count == 1
+            for table in WORKSPACE_TABLES:
+                sql = f"SELECT count(*) FROM {table} WHERE workspace = $1"
+                assert await conn.fetchval(sql, loser) == 0, table
+            for table in WORKSPACE_TABLES:  # the next round starts afresh
+                await conn.execute(f"DELETE FROM {table}")
+    finally:
+        await conn.close()
+        await first.close()
+        await second.close()

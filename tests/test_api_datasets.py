@@ -266,7 +266,6 @@ async def test_deleting_by_name_keeps_the_items_and_a_second_time_is_404(
     assert (await client.get(f"{API}/datasets/{key}")).status_code == 404
 
 
-@pytest.mark.sqlite_only("needs record_bulk on PostgreSQL (port in progress)")
 async def test_the_compare_view_lists_dataset_items_with_their_experiment_items(
     client: httpx.AsyncClient,
 ) -> None:

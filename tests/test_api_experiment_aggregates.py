@@ -13,11 +13,13 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 PRIVATE = "/v1/private"
 EXPERIMENTS = f"{PRIVATE}/experiments"
 OTHER = {"Comet-Workspace": "other"}
 PROJECT = "Aggregates"
+CARRIER = "carrier"  # the experiment whose bulk runs write the traces, spans and scores
 
 
 def at(ms: int) -> str:
@@ -112,40 +114,46 @@ async def add_items(client: httpx.AsyncClient, sent: Sent, *pairs: tuple[str, st
     assert response.status_code == 204, response.text
 
 
-async def add_traces(client: httpx.AsyncClient, sent: Sent, durations: dict[str, int]) -> None:
-    traces = [
-        {"id": t, "project_name": PROJECT, "start_time": at(0), "end_time": at(ms)}
-        for t, ms in durations.items()
+async def carry(client: httpx.AsyncClient, sent: Sent, runs: dict[str, dict[str, Any]]) -> None:
+    """Writes the traces of `runs` (as sent so far) with their spans and scores through one
+    bulk run of another experiment, whose items leave the tested one's figures alone."""
+    items = [
+        {
+            "dataset_item_id": new_id(),
+            "trace": {
+                "id": t,
+                "project_name": PROJECT,
+                "start_time": at(0),
+                "end_time": at(sent.durations[t]),
+            },
+            **run,
+        }
+        for t, run in runs.items()
     ]
-    response = await client.post(f"{PRIVATE}/traces/batch", json={"traces": traces})
+    body = {"experiment_name": CARRIER, "dataset_name": CARRIER, "items": items}
+    response = await client.put(f"{EXPERIMENTS}/items/bulk", json=body)
     assert response.status_code == 204, response.text
+
+
+async def add_traces(client: httpx.AsyncClient, sent: Sent, durations: dict[str, int]) -> None:
     sent.durations.update(durations)
+    await carry(client, sent, {t: {} for t in durations})
 
 
 async def score(client: httpx.AsyncClient, sent: Sent, name: str, values: dict[str, float]) -> None:
-    scores = [
-        {"id": t, "name": name, "value": v, "source": "sdk", "project_name": PROJECT}
-        for t, v in values.items()
-    ]
-    response = await client.put(f"{PRIVATE}/traces/feedback-scores", json={"scores": scores})
-    assert response.status_code == 204, response.text
+    runs = {t: {"feedback_scores": [{"name": name, "value": v, "source": "sdk"}]}
+            for t, v in values.items()}  # fmt: skip
+    await carry(client, sent, runs)
     for t, v in values.items():
         sent.scores.setdefault(t, {})[name] = v
 
 
 async def add_spans(client: httpx.AsyncClient, sent: Sent, costs: dict[str, float]) -> None:
-    spans = [
-        {
-            "id": new_id(),
-            "trace_id": t,
-            "project_name": PROJECT,
-            "start_time": at(0),
-            "total_estimated_cost": cost,
-        }
+    runs = {
+        t: {"spans": [{"id": new_id(), "start_time": at(0), "total_estimated_cost": cost}]}
         for t, cost in costs.items()
-    ]
-    response = await client.post(f"{PRIVATE}/spans/batch", json={"spans": spans})
-    assert response.status_code == 204, response.text
+    }
+    await carry(client, sent, runs)
     for t, cost in costs.items():
         sent.costs.setdefault(t, []).append(cost)
 
@@ -224,8 +232,18 @@ async def test_another_workspace_sees_no_experiment_nor_its_figures(
         headers=OTHER,
     )
     their_score = await client.put(
-        f"{PRIVATE}/traces/feedback-scores",
-        json={"scores": [{"id": trace, "name": "accuracy", "value": 0, "source": "sdk"}]},
+        f"{EXPERIMENTS}/items/bulk",
+        json={
+            "experiment_name": CARRIER,
+            "dataset_name": CARRIER,
+            "items": [
+                {
+                    "dataset_item_id": new_id(),
+                    "trace": {"id": trace, "start_time": at(0)},
+                    "feedback_scores": [{"name": "accuracy", "value": 0, "source": "sdk"}],
+                }
+            ],
+        },
         headers=OTHER,
     )
 

@@ -1,15 +1,15 @@
 """Experiments over HTTP: create, read, delete with their items."""
 
-from pathlib import Path
-
 import httpx
 import pytest
 
 from app import clock
+from tests.conftest import Rows
 from tests.factories import batch, item, new_id
-from tests.test_api_items import JAN_15, stored_rows
+from tests.test_api_items import JAN_15
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 ITEMS = "/v1/private/experiments/items"
@@ -157,24 +157,21 @@ async def test_missing_and_foreign_experiments_are_404(client: httpx.AsyncClient
     ],
 )  # fmt: skip
 async def test_create_checks_its_body_and_stores_nothing_when_refused(
-    client: httpx.AsyncClient, db_path: Path, payload: object, status: int, error: object
+    client: httpx.AsyncClient, client_rows: Rows, payload: object, status: int, error: object
 ) -> None:
     response = await client.post(EXPERIMENTS, json=payload)
 
     assert response.status_code == status
     assert response.json() == error
-    assert count(db_path, "experiments") == count(db_path, "datasets") == 0
+    assert await count(client_rows, "experiments") == await count(client_rows, "datasets") == 0
 
 
-def count(path: Path, table: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+async def count(rows: Rows, table: str) -> int:
+    return int((await rows(f"SELECT count(*) FROM {table}"))[0][0])
 
 
 async def test_delete_removes_experiments_with_their_items_in_the_callers_workspace_only(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     gone, kept, foreign = new_id(), new_id(), new_id()
     for key in (gone, kept):
@@ -192,11 +189,11 @@ async def test_delete_removes_experiments_with_their_items_in_the_callers_worksp
     assert (
         await client.get(f"{EXPERIMENTS}/{foreign}", headers={"Comet-Workspace": "o"})
     ).status_code == 200
-    assert stored_rows(db_path) == 1
+    assert await count(client_rows, "experiment_items") == 1
 
 
 async def test_items_for_an_experiment_of_another_workspace_are_409(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     theirs = new_id()
     await client.post(
@@ -207,4 +204,4 @@ async def test_items_for_an_experiment_of_another_workspace_are_409(
 
     assert response.status_code == 409
     assert response.json()["message"] == f"Experiment '{theirs}' belongs to another workspace"
-    assert stored_rows(db_path) == 0
+    assert await count(client_rows, "experiment_items") == 0

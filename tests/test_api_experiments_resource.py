@@ -10,6 +10,7 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 OTHER = {"Comet-Workspace": "other"}

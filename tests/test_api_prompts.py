@@ -130,7 +130,6 @@ async def test_an_experiment_links_its_versions_with_their_commit_and_prompt(
     assert got["prompt_versions"] == [link, {"id": unknown}]
 
 
-@pytest.mark.sqlite_only("needs find_experiments on PostgreSQL (port in progress)")
 async def test_find_by_prompt_id_and_the_prompt_ids_filter(client: httpx.AsyncClient) -> None:
     qa = await version_of(client, "qa-prompt")
     math = await version_of(client, "math-prompt")

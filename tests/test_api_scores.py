@@ -170,7 +170,6 @@ async def test_experiments_average_each_traces_authors_first(ann_and_bob: Client
     assert found["feedback_scores"] == [{"name": "acc", "value": 0.75}]
 
 
-@pytest.mark.sqlite_only("compare_dataset_items is not on PostgreSQL yet")
 async def test_the_compare_view_shows_each_traces_authors(ann_and_bob: Clients) -> None:
     ann, _ = ann_and_bob
     found, dataset_item = await an_experiment_of_two_traces(*ann_and_bob)

@@ -1,17 +1,18 @@
 """The stream of an experiment's items: NDJSON lines, newest id first, paged by id."""
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import Rows
 from tests.factories import batch, item, new_id
 from tests.running import running_server
 
 pytestmark = pytest.mark.anyio
+ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 ITEMS = "/v1/private/experiments/items"
@@ -171,7 +172,7 @@ def test_a_whole_float_limit_counts_as_the_integer_on_a_real_server(tmp_path: Pa
 
 
 async def test_whole_float_token_counts_are_stored_as_integers(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     span = {"start_time": "2024-01-15T09:30:00Z", "usage": {"prompt_tokens": 3.0, "total": 4}}
     record = {"dataset_item_id": new_id(), "evaluate_task_result": {}, "spans": [span]}
@@ -179,8 +180,7 @@ async def test_whole_float_token_counts_are_stored_as_integers(
 
     response = await client.put(BULK, json=upload)
     (line,) = await stream(client, experiment_name="tokens")
-    with sqlite3.connect(db_path) as conn:
-        (stored,) = conn.execute("SELECT usage FROM spans").fetchone()
+    [(stored,)] = await client_rows("SELECT usage FROM spans")
 
     assert response.status_code == 204, response.text
     assert stored == '{"prompt_tokens":3,"total":4}'

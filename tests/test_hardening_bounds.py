@@ -1,12 +1,12 @@
 """Numbers the store sums are bounded at the door, so no valid write can break a later read
 (reliability probe D1, D16)."""
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import Rows
 from tests.factories import new_id
 from tests.test_api_bulk import BULK, counts
 from tests.test_api_stream import stream
@@ -29,11 +29,11 @@ def traced(**record: Any) -> dict[str, Any]:
 
 
 async def test_usage_that_would_overflow_the_stream_sum_is_refused_and_the_stream_stays_whole(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_rows: Rows
 ) -> None:
     honest = traced(spans=[span(usage={"t": 7})])
     await client.put(BULK, json=upload("ov", honest))
-    before = counts(db_path)
+    before = await counts(client_rows)
 
     response = await client.put(
         BULK,
@@ -44,7 +44,7 @@ async def test_usage_that_would_overflow_the_stream_sum_is_refused_and_the_strea
     assert response.json() == {
         "errors": [f"items[0].spans[0].usage[...] expected `int` <= {INT32_MAX}"]
     }
-    assert counts(db_path) == before
+    assert (await counts(client_rows)) == before
     lines = await stream(client, experiment_name="ov")
     assert [line["usage"] for line in lines] == [{"t": 7}]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from app import ids
+from app.item_stream import chunks
 from app.sqlite.connection import schema_path
-from app.sqlite.stream import chunks
 from tests.running import server_process
 
 ITEMS = 200_000

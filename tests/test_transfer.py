@@ -1,18 +1,25 @@
 """Export and import through the command line, on real files: a round trip loses nothing, bad
 lines are named and skipped, and importing again changes nothing."""
 
+import asyncio
+import io
 import json
 import sqlite3
 import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
 
-from app import ids
+from app import clock, ids, importer
+from app.postgres import PostgresStore
+from app.progress import Progress
+from app.sqlite import SqliteStore
+from app.store import Store
 from tests.command import run
 from tests.factories import batch, item, new_id
 from tests.running import running_server
@@ -573,3 +580,154 @@ def test_a_score_line_without_an_author_is_its_last_updaters(tmp_path: Path) -> 
         assert traces.fetchall() == [("ann", 1.0), ("bob", 0.5)]
         spans = conn.execute("SELECT author FROM span_feedback_scores").fetchall()
         assert spans == [("bob",)]
+
+
+async def postgres_rows(url: str, workspace: str = "default") -> dict[str, list[Any]]:
+    """As `rows`, of a PostgreSQL database."""
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            table: [
+                tuple(row)
+                for row in await conn.fetch(
+                    f"SELECT * FROM {table} WHERE workspace = $1 ORDER BY {key}", workspace
+                )
+            ]
+            for table, key in TABLES.items()
+        }
+    finally:
+        await conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_file_imported_into_postgresql_stores_what_sqlite_stores_and_again_nothing_more(
+    source: Source, pg_url: str
+) -> None:
+    lines = source.export.read_bytes().splitlines(keepends=True)
+    # cast: the engine meets the whole Store only once its port is done (app/store.py).
+    store = cast(Store, await PostgresStore.open(pg_url))
+    try:
+        first = await importer._import(store, lines, "default", 1000, Progress(io.StringIO()))
+        stored = await postgres_rows(pg_url)
+        again = await importer._import(store, lines, "default", 7000, Progress(io.StringIO()))
+    finally:
+        await store.close()
+
+    assert (first.read, first.stored, first.rejected) == (len(lines), len(lines), 0)
+    assert (again.read, again.stored, again.rejected) == (len(lines), len(lines), 0)
+    assert stored == without_line_breaks(rows(source.db))
+    assert await postgres_rows(pg_url) == stored
+    assert await postgres_rows(pg_url, "other") == {table: [] for table in TABLES}
+
+
+def _audit() -> dict[str, str]:
+    at = "2024-01-15T09:30:00.123456789Z"
+    return {"created_at": at, "last_updated_at": at, "created_by": "a", "last_updated_by": "b"}
+
+
+def _refusal_files() -> tuple[list[bytes], list[bytes]]:
+    """Another workspace's lines, then ours: names and ids taken, a score without an author,
+    an experiment whose dataset is made from its name, and a bare item."""
+    theirs_project, theirs_trace, mine, trace, dataset = (new_id() for _ in range(5))
+    theirs = [
+        {"project": {"id": theirs_project, "name": "Theirs", **_audit()}},
+        {"trace": {"id": theirs_trace, "project_id": theirs_project, "start_time":
+                   "2024-01-15T09:30:00Z", **_audit()}},
+    ]  # fmt: skip
+    experiment = new_id()
+    ours = [
+        {"project": {"id": mine, "name": "Mine", **_audit()}},
+        {"project": {"id": new_id(), "name": "MINE ", **_audit()}},
+        {"project": {"id": theirs_project, "name": "Stolen", **_audit()}},
+        {"trace": {"id": theirs_trace, "project_id": mine, "start_time": "2024-01-15T09:30:00Z",
+                   **_audit()}},
+        {"trace": {"id": trace, "project_id": mine, "start_time": "2024-01-15T09:30:00Z",
+                   "input": {"q": "line\nbreak"}, "visibility_mode": "hidden", **_audit()}},
+        {"feedback_score": {"trace_id": trace, "name": "accuracy", "value": 0.5,
+                            "source": "sdk", **_audit()}},
+        {"feedback_score": {"trace_id": theirs_trace, "name": "accuracy", "value": 1,
+                            "source": "sdk", **_audit()}},
+        {"experiment": {"id": experiment, "dataset_name": "Made", "dataset_id": dataset,
+                        "name": "run", "metadata": {"k": 1}, **_audit()}},
+        {"experiment_item": {"experiment_id": experiment, "dataset_item_id": new_id(),
+                             "trace_id": trace, "id": new_id(), "project_name": "Mine"}},
+        {"experiment_item": {"experiment_id": experiment, "dataset_item_id": new_id(),
+                             "trace_id": trace, "id": new_id(), **_audit()}},
+        "not json",
+    ]  # fmt: skip
+
+    def encoded(lines: list[Any]) -> list[bytes]:
+        return [(line if isinstance(line, str) else json.dumps(line)).encode() for line in lines]
+
+    return encoded(theirs), encoded(ours)
+
+
+@pytest.mark.anyio
+async def test_postgresql_refuses_the_lines_sqlite_refuses_for_the_same_reasons(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs, ours = _refusal_files()
+    monkeypatch.setattr(clock, "now_ns", lambda: 1_705_311_000_000_000_000)  # bare items' stamp
+    db = tmp_path / "items.db"
+    reports = {}
+    for name, store in (
+        ("sqlite", cast(Store, await SqliteStore.open(db))),
+        # cast: the engine meets the whole Store only once its port is done (app/store.py).
+        ("postgresql", cast(Store, await PostgresStore.open(pg_url))),
+    ):
+        try:
+            await importer._import(store, theirs, "other", 100, Progress(io.StringIO()))
+            reports[name] = await importer._import(
+                store, ours, "default", 100, Progress(io.StringIO())
+            )
+        finally:
+            await store.close()
+
+    assert reports["postgresql"] == reports["sqlite"]
+    assert reports["sqlite"].rejected == 5
+    assert await postgres_rows(pg_url) == without_line_breaks(rows(db))
+    assert await postgres_rows(pg_url, "other") == rows(db, "other")
+
+
+IMPORT_RACE_ROUNDS = 10
+
+
+@pytest.mark.anyio
+async def test_two_workspaces_importing_one_trace_id_at_once_store_it_once(pg_url: str) -> None:
+    # Two stores on one PostgreSQL database, as two servers: each round both import a project
+    # of their own and a trace of one id at once. One stores the trace; the other stores its
+    # project, refuses the trace line as another workspace's, and keeps no trace.
+    stores = [cast(Store, await PostgresStore.open(pg_url)) for _ in range(2)]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        for _ in range(IMPORT_RACE_ROUNDS):
+            trace = new_id()
+            files = {}
+            for workspace in ("a", "b"):
+                project = new_id()
+                lines = [
+                    {"project": {"id": project, "name": "P", **_audit()}},
+                    {"trace": {"id": trace, "project_id": project,
+                               "start_time": "2024-01-15T09:30:00Z", **_audit()}},
+                ]  # fmt: skip
+                files[workspace] = [json.dumps(line).encode() for line in lines]
+            reports = await asyncio.gather(
+                *(
+                    importer._import(store, files[w], w, 100, Progress(io.StringIO()))
+                    for store, w in zip(stores, "ab", strict=True)
+                )
+            )
+
+            assert sorted(r.stored for r in reports) == [1, 2]
+            loser = "ab"[[r.stored for r in reports].index(1)]
+            (refused,) = reports["ab".index(loser)].listed
+            assert refused == (2, f"id {trace} belongs to another workspace")
+            assert (
+                await conn.fetchval("SELECT count(*) FROM traces WHERE workspace = $1", loser) == 0
+            )
+            await conn.execute("DELETE FROM traces")
+            await conn.execute("DELETE FROM projects")
+    finally:
+        await conn.close()
+        for store in stores:
+            await store.close()

@@ -2,8 +2,8 @@
 
 Everything that knows PostgreSQL is in this package: the pool and the migrations
 (connection), the DDL (schema), and the Store's verbs by resource (items, experiments,
-aggregates, stream, traces, trace_reads). It covers `CoreStore` of app/store.py and the trace
-verbs so far; `open_store` refuses to serve it until it covers the whole `Store`.
+aggregates, find, bulk, transfer, stream, traces, trace_reads, datasets, item_filters, compare,
+prompts, browse). It covers the whole `Store` of app/store.py.
 
 The driver is asyncpg, not psycopg 3: its binary protocol is parsed in Cython, where
 psycopg's async connection goes through libpq and more Python per row, which makes a

@@ -6,14 +6,14 @@ from typing import Any
 
 import msgspec
 
-from app import clock, ids
-from app.payloads import MAX_TAGS
+from app import clock
+from app.experiment_writes import changed_columns, changed_tags, linked
 from app.postgres.connection import Database
 from app.postgres.write import Write
-from app.records import Conflict, ExperimentChange, ExperimentRecord, TooManyTags, name_key
+from app.records import Conflict, ExperimentChange, ExperimentRecord, name_key
 
 FIND_EXPERIMENT = "SELECT 1 FROM experiments WHERE id = $1"
-_COLUMNS = [
+COLUMNS = [
     "id",
     "workspace",
     "name",
@@ -36,8 +36,8 @@ _COLUMNS = [
 ]
 # Ids are global: an id any workspace holds is left alone, and RETURNING says so.
 INSERT_EXPERIMENT = (
-    f"INSERT INTO experiments ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))}) "
+    f"INSERT INTO experiments ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))}) "
     "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 DELETE_EXPERIMENT_ITEMS = (
@@ -54,18 +54,12 @@ WHERE v.workspace = $1 AND v.id = $2
 
 
 async def _linked(w: Write, text: str | None) -> str | None:
-    """The prompt-version links of `text` (one object or a list), each with its version's
-    commit, prompt id and prompt name when the version is stored in this workspace."""
-    if text is None:
-        return None
-    value = msgspec.json.decode(text)
-    for link in value if isinstance(value, list) else [value]:
-        key = ids.parse(str(link.get("id"))) if isinstance(link, dict) else None
-        if key is None:
-            continue
-        for commit, prompt_id, name in await w.conn.fetch(LINKED_VERSION, w.workspace, key):
-            link.update(commit=commit, prompt_id=ids.to_str(prompt_id), prompt_name=name)
-    return msgspec.json.encode(value).decode()
+    """The links of `text`, completed from the versions stored in this workspace."""
+
+    async def versions(key: bytes) -> Any:
+        return await w.conn.fetch(LINKED_VERSION, w.workspace, key)
+
+    return await linked(text, versions)
 
 
 async def project_of(w: Write, project_id: bytes | None, project_name: str | None) -> bytes | None:
@@ -102,7 +96,7 @@ async def create_experiment(
             last_updated_at=w.now,
             last_updated_by=user,
         )
-        if await conn.fetchval(INSERT_EXPERIMENT, *(values[c] for c in _COLUMNS)) is None:
+        if await conn.fetchval(INSERT_EXPERIMENT, *(values[c] for c in COLUMNS)) is None:
             raise Conflict.experiment_exists(record.id)
 
 
@@ -131,20 +125,10 @@ async def update_experiments(
     how many it changed."""
     async with db.transaction() as conn:
         rows = await conn.fetch(READ_FOR_UPDATE, workspace, list(keys))
-        columns: dict[str, Any] = {"last_updated_at": clock.now_ns(), "last_updated_by": user}
-        for column in ("name", "metadata", "type", "status"):
-            if getattr(change, column) is not None:
-                columns[column] = getattr(change, column)
-        if change.scores_given:
-            columns["experiment_scores"] = change.experiment_scores
+        columns = changed_columns(change, clock.now_ns(), user)
         for key, stored in rows:
-            values = dict(columns)
-            tags = change.tags_of(msgspec.json.decode(stored) if stored else [])
-            if tags is not None:
-                if len(tags) > MAX_TAGS:
-                    raise TooManyTags(TooManyTags.MESSAGE)
-                values["tags"] = msgspec.json.encode(tags).decode() if tags else None
-            assert set(values) <= set(_COLUMNS), values  # fixed names, never input
+            values = {**columns, **changed_tags(change, stored)}
+            assert set(values) <= set(COLUMNS), values  # fixed names, never input
             assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(values, start=3))
             await conn.execute(
                 f"UPDATE experiments SET {assignments} WHERE id = $1 AND workspace = $2",

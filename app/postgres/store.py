@@ -1,29 +1,36 @@
-"""The PostgreSQL engine's Store, so far: the verbs of the experiment-items core (`CoreStore`
-in app/store.py), experiment update and finish, and traces, spans, their feedback scores and
-projects; each one transaction or a few statements on the worker's pool."""
+"""The PostgreSQL engine's Store: the verbs of the experiment-items core (`CoreStore`
+in app/store.py) and every other verb of `Store`, each one transaction or a few statements on
+the worker's pool."""
 
 from collections.abc import AsyncIterator, Sequence
 
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
 from app.dataset_records import DatasetItemsRecord, DatasetRecord, ItemFilter, PromptVersionRecord
-from app.experiment_payloads import Experiment
+from app.experiment_payloads import Experiment, ScoreName
+from app.histograms import Histograms
+from app.line_columns import Incoming, Refused
 from app.payloads import FullItem, Item
 from app.postgres import (
     aggregates,
     browse,
+    bulk,
     compare,
     datasets,
     experiments,
+    find,
     items,
     prompts,
     stream,
     trace_reads,
     traces,
+    transfer,
 )
 from app.postgres.connection import MIGRATIONS, Database
 from app.prompt_payloads import PromptVersion
 from app.records import (
+    BulkRecord,
     ExperimentChange,
+    ExperimentQuery,
     ExperimentRecord,
     ItemRecord,
     Patch,
@@ -255,3 +262,28 @@ class PostgresStore:
         await experiments.delete_experiments(self.db, workspace, keys)
 
     # Experiments: find, score names; bulk recording, histograms, import
+
+    async def find_experiments(
+        self, workspace: str, query: ExperimentQuery, count: bool = False
+    ) -> tuple[list[Experiment], int]:
+        async with self.db.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            keys, total = await find.find_ids(conn, workspace, query, count)
+            return await aggregates.experiments(conn, workspace, keys), total
+
+    async def score_names(
+        self, workspace: str, keys: Sequence[bytes] | None, project: bytes | None
+    ) -> list[ScoreName]:
+        return await find.score_names(self.db, workspace, keys, project)
+
+    async def record_bulk(self, workspace: str, user: str, record: BulkRecord) -> None:
+        await bulk.record_bulk(self.db, workspace, user, record)
+
+    async def histograms(
+        self, workspace: str, experiments: Sequence[bytes]
+    ) -> dict[bytes, Histograms]:
+        return await aggregates.histograms(self.db, workspace, experiments)
+
+    async def import_records(
+        self, workspace: str, user: str, records: Sequence[Incoming]
+    ) -> Refused:
+        return await transfer.import_records(self.db, workspace, user, records)

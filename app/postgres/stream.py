@@ -1,24 +1,20 @@
 """The item stream: the items of every experiment of one name, newest id first, each with its
-trace's input and output, cost, duration, usage and feedback scores (as app/sqlite/stream.py,
-whose chunking rules this keeps)."""
+trace's input and output, cost, duration, usage and feedback scores, read as
+app/sqlite/stream.py reads them; the chunks and the lines are app/item_stream.py's."""
 
-import math
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
-from msgspec import UNSET, Raw, UnsetType
 
-from app import clock, ids
+from app import item_stream
 from app.feedback_scores import ScoreRow, by_entity
+from app.item_stream import chunks, rows_by_id, usage_of
 from app.payloads import FeedbackScore, FullItem
 from app.postgres.connection import Database
-from app.records import StreamQuery, duration_ms, name_key, truncate_images
+from app.postgres.filters import json_number
+from app.records import StreamQuery, name_key
 
-_STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming, at most
-# A chunk also ends once its traces' input and output pass this many characters: a chunk is
-# read, encoded and written whole (reliability probe D2).
-_STREAM_CHUNK_CHARS = 8 * 1024 * 1024
 LAST_KEY = b"\xff" * 16  # sorts after every 16-byte id: the cursor without last_retrieved_id
 
 FIND_PROJECT = "SELECT id FROM projects WHERE workspace = $1 AND name_key = $2"
@@ -45,7 +41,7 @@ WHERE i.workspace = $1 AND i.id = ANY($2::bytea[])
 """
 STREAM_ITEMS = """
 SELECT i.experiment_id, i.dataset_item_id, i.trace_id, i.id,
-       coalesce(i.project_id, t.project_id), t.id IS NOT NULL, t.input, t.output,
+       coalesce(i.project_id, t.project_id), (t.id IS NOT NULL)::int, t.input, t.output,
        t.start_time, t.end_time, i.created_at, i.last_updated_at, i.created_by,
        i.last_updated_by, t.hidden
 FROM experiment_items AS i
@@ -53,7 +49,7 @@ LEFT JOIN traces AS t ON t.id = i.trace_id AND t.workspace = i.workspace
 WHERE i.workspace = $1 AND i.id = ANY($2::bytea[])
 """
 STREAM_COSTS = """
-SELECT trace_id, sum(total_estimated_cost) FROM spans
+SELECT trace_id, sum(total_estimated_cost ORDER BY id) FROM spans
 WHERE workspace = $1 AND trace_id = ANY($2::bytea[]) AND total_estimated_cost IS NOT NULL
 GROUP BY trace_id
 """
@@ -61,40 +57,20 @@ GROUP BY trace_id
 # order, byte by byte, as SQLite's GROUP BY leaves it: the answer's keys come in this order.
 STREAM_USAGE = """
 SELECT s.trace_id, u.key,
-       sum(CASE WHEN json_typeof(u.value) = 'number' THEN (u.value #>> '{}')::float8 ELSE 0 END)
+       sum(CASE WHEN json_typeof(u.value) = 'number' THEN {number} ELSE 0 END ORDER BY s.id)
 FROM spans AS s, json_each(
-    CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{}'::json END
+    CASE WHEN json_typeof(s.usage::json) = 'object' THEN s.usage::json ELSE '{{}}'::json END
 ) AS u
 WHERE s.workspace = $1 AND s.trace_id = ANY($2::bytea[]) AND s.usage IS NOT NULL
 GROUP BY s.trace_id, u.key
 ORDER BY s.trace_id, u.key COLLATE "C"
-"""
+""".format(number=json_number("u.value #>> '{}'"))
 TRACE_SCORES = """
 SELECT trace_id, name, author, category_name, value, reason, source, created_at,
        last_updated_at, created_by, last_updated_by
 FROM feedback_scores WHERE workspace = $1 AND trace_id = ANY($2::bytea[])
 ORDER BY trace_id, name, author
 """
-
-
-class _Row(msgspec.Struct, array_like=True, gc=False):
-    """A row of STREAM_ITEMS, by name: an item and what its trace gives."""
-
-    experiment_id: bytes
-    dataset_item_id: bytes
-    trace_id: bytes
-    id: bytes
-    project_id: bytes | None
-    known: bool  # the trace is stored
-    input: str | None
-    output: str | None
-    start_time: int | None
-    end_time: int | None
-    created_at: int
-    last_updated_at: int
-    created_by: str
-    last_updated_by: str
-    hidden: int | None
 
 
 def _tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -110,22 +86,6 @@ async def stream_items(
     sizes = dict(_tuples(await db.fetch_all(STREAM_SIZES, workspace, page)))
     for chunk in chunks(page, sizes):
         yield await full_items(db, workspace, chunk, query.truncate)
-
-
-def chunks(keys: Sequence[bytes], sizes: dict[bytes, int]) -> Iterator[list[bytes]]:
-    """`keys` in order, cut into chunks of at most _STREAM_CHUNK_ITEMS items and, unless one
-    item alone is larger, _STREAM_CHUNK_CHARS characters of trace text."""
-    chunk: list[bytes] = []
-    chars = 0
-    for key in keys:
-        size = sizes.get(key, 0)
-        if chunk and (len(chunk) == _STREAM_CHUNK_ITEMS or chars + size > _STREAM_CHUNK_CHARS):
-            yield chunk
-            chunk, chars = [], 0
-        chunk.append(key)
-        chars += size
-    if chunk:
-        yield chunk
 
 
 async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]:
@@ -146,54 +106,17 @@ async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]
     return [row[0] for row in rows]
 
 
-def _raw(text: str | None) -> Raw | UnsetType:
-    return UNSET if text is None else Raw(text.encode())
-
-
 async def full_items(
     db: Database, workspace: str, keys: Sequence[bytes], truncate: bool
 ) -> list[FullItem]:
-    found = _tuples(await db.fetch_all(STREAM_ITEMS, workspace, list(keys)))
-    rows = {row.id: row for row in msgspec.convert(found, list[_Row])}
+    rows = rows_by_id(_tuples(await db.fetch_all(STREAM_ITEMS, workspace, list(keys))))
     traces = list({row.trace_id for row in rows.values() if row.known})
     costs: dict[bytes, float] = {}
     usage: dict[bytes, dict[str, int]] = {}
     scores: dict[bytes, list[FeedbackScore]] = {}
     if traces:
         costs = dict(_tuples(await db.fetch_all(STREAM_COSTS, workspace, traces)))
-        for trace_id, name, total in await db.fetch_all(STREAM_USAGE, workspace, traces):
-            if math.isfinite(total):
-                usage.setdefault(trace_id, {})[name] = int(total)
+        usage = usage_of(await db.fetch_all(STREAM_USAGE, workspace, traces))
         score_rows = _tuples(await db.fetch_all(TRACE_SCORES, workspace, traces))
         scores = by_entity(msgspec.convert(score_rows, list[ScoreRow]))
-    items = []
-    for key in keys:
-        r = rows.get(key)
-        if r is None:  # deleted since the page was read
-            continue
-        input_, output = r.input, r.output
-        if truncate:
-            input_ = input_ and truncate_images(input_)
-            output = output and truncate_images(output)
-        t = r.trace_id
-        items.append(
-            FullItem(
-                experiment_id=ids.to_str(r.experiment_id),
-                dataset_item_id=ids.to_str(r.dataset_item_id),
-                trace_id=ids.to_str(t),
-                id=ids.to_str(r.id),
-                project_id=UNSET if r.project_id is None else ids.to_str(r.project_id),
-                input=_raw(input_),
-                output=_raw(output),
-                feedback_scores=scores.get(t, UNSET) if r.known else UNSET,
-                total_estimated_cost=costs.get(t, UNSET) if r.known else UNSET,
-                duration=duration_ms(r.start_time, r.end_time) if r.known else UNSET,
-                usage=usage.get(t, UNSET) if r.known else UNSET,
-                created_at=clock.format_instant(r.created_at),
-                last_updated_at=clock.format_instant(r.last_updated_at),
-                created_by=r.created_by,
-                last_updated_by=r.last_updated_by,
-                trace_visibility_mode="hidden" if r.hidden else "default",
-            )
-        )
-    return items
+    return item_stream.full_items(keys, rows, costs, usage, scores, truncate)

@@ -5,7 +5,7 @@ summaries.py, for a whole page of experiments in one statement when all are kept
 from collections.abc import Sequence
 from typing import Any
 
-from app.experiment_answers import Shown, experiment
+from app.experiment_answers import Shown, experiment, score_names_of
 from app.experiment_answers import shown as shown_
 from app.experiment_payloads import Experiment, ScoreName
 from app.records import batched
@@ -112,9 +112,9 @@ async def score_names(
         experiments_sql = _OF_EXPERIMENTS.format(marks=marks(len(keys)))
         params += [workspace, *keys]
     sql = TRACE_SCORE_NAMES.format(project=project_sql, experiments=experiments_sql)
-    names = [ScoreName(row[0], "feedback_scores") for row in await db.fetch_all(sql, params)]
+    traces = await db.fetch_all(sql, params)
+    experiments = []
     if keys:
         sql = EXPERIMENT_SCORE_NAMES.format(marks=marks(len(keys)))
-        rows = await db.fetch_all(sql, (workspace, *keys))
-        names += [ScoreName(str(row[0]), "experiment_scores") for row in rows]
-    return names
+        experiments = await db.fetch_all(sql, (workspace, *keys))
+    return score_names_of(traces, experiments)

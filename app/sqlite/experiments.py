@@ -6,14 +6,13 @@ from typing import Any
 
 import msgspec
 
-from app import clock, ids
-from app.payloads import MAX_TAGS
+from app import clock
+from app.experiment_writes import changed_columns, changed_tags, linked
 from app.records import (
     Conflict,
     ExperimentChange,
     ExperimentQuery,
     ExperimentRecord,
-    TooManyTags,
     name_key,
 )
 from app.sqlite import filters
@@ -48,20 +47,12 @@ WHERE v.workspace = ? AND v.id = ?
 
 
 async def _linked(w: Write, text: str | None) -> str | None:
-    """The prompt-version links of `text` (one object or a list), each with its version's
-    commit, prompt id and prompt name when the version is stored in this workspace."""
-    if text is None:
-        return None
-    value = msgspec.json.decode(text)
-    for link in value if isinstance(value, list) else [value]:
-        key = ids.parse(str(link.get("id"))) if isinstance(link, dict) else None
-        if key is None:
-            continue
-        for commit, prompt_id, name in await w.conn.execute_fetchall(
-            LINKED_VERSION, (w.workspace, key)
-        ):
-            link.update(commit=commit, prompt_id=ids.to_str(prompt_id), prompt_name=name)
-    return msgspec.json.encode(value).decode()
+    """The links of `text`, completed from the versions stored in this workspace."""
+
+    async def versions(key: bytes) -> Any:
+        return await w.conn.execute_fetchall(LINKED_VERSION, (w.workspace, key))
+
+    return await linked(text, versions)
 
 
 async def project_of(w: Write, project_id: bytes | None, project_name: str | None) -> bytes | None:
@@ -305,19 +296,9 @@ async def update_experiments(
         w = Write(conn, workspace, user)
         sql = READ_FOR_UPDATE.format(marks=marks(len(keys)))
         rows = list(await conn.execute_fetchall(sql, (workspace, *keys)))
-        columns: dict[str, Any] = {"last_updated_at": w.now, "last_updated_by": user}
-        for column in ("name", "metadata", "type", "status"):
-            if getattr(change, column) is not None:
-                columns[column] = getattr(change, column)
-        if change.scores_given:
-            columns["experiment_scores"] = change.experiment_scores
+        columns = changed_columns(change, w.now, user)
         for key, stored in rows:
-            values = dict(columns)
-            tags = change.tags_of(msgspec.json.decode(stored) if stored else [])
-            if tags is not None:
-                if len(tags) > MAX_TAGS:
-                    raise TooManyTags(TooManyTags.MESSAGE)
-                values["tags"] = msgspec.json.encode(tags).decode() if tags else None
+            values = {**columns, **changed_tags(change, stored)}
             assignments = ", ".join(f"{EXPERIMENTS.check([c])[0]} = :{c}" for c in values)
             await conn.execute(
                 f"UPDATE experiments SET {assignments} WHERE id = :id AND workspace = :workspace",

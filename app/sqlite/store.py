@@ -13,6 +13,7 @@ from app.dataset_records import (
 )
 from app.experiment_payloads import Experiment, ScoreName
 from app.histograms import Histograms
+from app.line_columns import Incoming, Refused
 from app.payloads import FullItem, Item
 from app.prompt_payloads import PromptVersion
 from app.records import (
@@ -44,7 +45,6 @@ from app.sqlite import (
     transfer,
 )
 from app.sqlite.connection import Database
-from app.sqlite.line_tables import Incoming, Refused
 from app.sqlite.migrations import MIGRATIONS
 from app.trace_payloads import Project, Span, Trace
 from app.trace_records import TraceQuery

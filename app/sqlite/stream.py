@@ -1,25 +1,16 @@
 """The item stream: the items of every experiment of one name, newest id first, each with its
 trace's input and output, cost, duration, usage and feedback scores."""
 
-import math
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
-import msgspec
-from msgspec import UNSET
-
-from app import clock, ids
-from app.experiment_answers import id_or_unset, raw_or_unset
+from app import item_stream
+from app.item_stream import StreamRow, chunks, rows_by_id, usage_of
 from app.payloads import FeedbackScore, FullItem
-from app.records import StreamQuery, batched, duration_ms, name_key, truncate_images
+from app.records import StreamQuery, batched, name_key
 from app.sqlite.connection import Database
 from app.sqlite.scores import TRACE_SCORES, read_scores
 from app.sqlite.tables import LAST_KEY, marks, select
 
-_STREAM_CHUNK_ITEMS = 100  # items read per statement while streaming, at most
-# A chunk also ends once its traces' input and output pass this many characters (bytes for
-# ASCII JSON): a chunk is read, encoded and written whole, so 100 traces near the 4 MiB body
-# limit would hold ~400 MB several times over (reliability probe D2).
-_STREAM_CHUNK_CHARS = 8 * 1024 * 1024
 _EXPERIMENTS_PER_QUERY = 200  # under SQLite's 500 terms of one compound SELECT
 
 FIND_EXPERIMENTS_BY_NAME = "SELECT id FROM experiments WHERE workspace = ? AND name = ?"
@@ -44,33 +35,13 @@ SELECT * FROM (
 )"""
 
 
-class _Row(msgspec.Struct, array_like=True, gc=False):
-    """A row of STREAM_ITEMS, by name: an item and what its trace gives."""
-
-    experiment_id: bytes
-    dataset_item_id: bytes
-    trace_id: bytes
-    id: bytes
-    project_id: bytes | None
-    known: int  # 1: the trace is stored
-    input: str | None
-    output: str | None
-    start_time: int | None
-    end_time: int | None
-    created_at: int
-    last_updated_at: int
-    created_by: str
-    last_updated_by: str
-    hidden: int | None
-
-
 # The unary + keeps the planner off experiment_items_by_experiment, which a long IN list
 # would otherwise make it scan whole: each id is one primary-key lookup
 # (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
 STREAM_ITEMS = f"""
 SELECT {
     select(
-        _Row,
+        StreamRow,
         experiment_id="i.experiment_id",
         dataset_item_id="i.dataset_item_id",
         trace_id="i.trace_id",
@@ -114,9 +85,6 @@ GROUP BY s.trace_id, u.key
 """
 
 
-_rows = msgspec.convert
-
-
 async def stream_items(
     db: Database, workspace: str, query: StreamQuery
 ) -> AsyncIterator[list[FullItem]]:
@@ -130,22 +98,6 @@ async def stream_items(
 
 
 _SIZES_PER_QUERY = 2000  # a whole page of the largest limit
-
-
-def chunks(keys: Sequence[bytes], sizes: dict[bytes, int]) -> Iterator[list[bytes]]:
-    """`keys` in order, cut into chunks of at most _STREAM_CHUNK_ITEMS items and, unless one
-    item alone is larger, _STREAM_CHUNK_CHARS characters of trace text."""
-    chunk: list[bytes] = []
-    chars = 0
-    for key in keys:
-        size = sizes.get(key, 0)
-        if chunk and (len(chunk) == _STREAM_CHUNK_ITEMS or chars + size > _STREAM_CHUNK_CHARS):
-            yield chunk
-            chunk, chars = [], 0
-        chunk.append(key)
-        chars += size
-    if chunk:
-        yield chunk
 
 
 async def _page(db: Database, workspace: str, query: StreamQuery) -> list[bytes]:
@@ -174,7 +126,7 @@ async def full_items(
     db: Database, workspace: str, keys: Sequence[bytes], truncate: bool
 ) -> list[FullItem]:
     found = await db.fetch_all(STREAM_ITEMS.format(marks=marks(len(keys))), (workspace, *keys))
-    rows = {row.id: row for row in _rows(found, list[_Row])}
+    rows = rows_by_id(found)
     traces = list({row.trace_id for row in rows.values() if row.known})
     costs: dict[bytes, float] = {}
     usage: dict[bytes, dict[str, int]] = {}
@@ -183,40 +135,6 @@ async def full_items(
         trace_marks = marks(len(traces))
         params = (workspace, *traces)
         costs = dict(await db.fetch_all(STREAM_COSTS.format(marks=trace_marks), params))
-        for trace_id, name, total in await db.fetch_all(
-            STREAM_USAGE.format(marks=trace_marks), params
-        ):
-            if math.isfinite(total):
-                usage.setdefault(trace_id, {})[name] = int(total)
+        usage = usage_of(await db.fetch_all(STREAM_USAGE.format(marks=trace_marks), params))
         scores = await read_scores(db, TRACE_SCORES, workspace, traces)
-    items = []
-    for key in keys:
-        r = rows.get(key)
-        if r is None:  # deleted since the page was read
-            continue
-        input_, output = r.input, r.output
-        if truncate:
-            input_ = input_ and truncate_images(input_)
-            output = output and truncate_images(output)
-        t = r.trace_id
-        items.append(
-            FullItem(
-                experiment_id=ids.to_str(r.experiment_id),
-                dataset_item_id=ids.to_str(r.dataset_item_id),
-                trace_id=ids.to_str(t),
-                id=ids.to_str(r.id),
-                project_id=id_or_unset(r.project_id),
-                input=raw_or_unset(input_),
-                output=raw_or_unset(output),
-                feedback_scores=scores.get(t, UNSET) if r.known else UNSET,
-                total_estimated_cost=costs.get(t, UNSET) if r.known else UNSET,
-                duration=duration_ms(r.start_time, r.end_time) if r.known else UNSET,
-                usage=usage.get(t, UNSET) if r.known else UNSET,
-                created_at=clock.format_instant(r.created_at),
-                last_updated_at=clock.format_instant(r.last_updated_at),
-                created_by=r.created_by,
-                last_updated_by=r.last_updated_by,
-                trace_visibility_mode="hidden" if r.hidden else "default",
-            )
-        )
-    return items
+    return item_stream.full_items(keys, rows, costs, usage, scores, truncate)

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from app import histograms as histograms_
-from app.experiment_answers import Aggregates
+from app.experiment_answers import Aggregates, aggregates_of
 from app.histograms import Histograms
 from app.sqlite.connection import Database
 from app.sqlite.tables import marks
@@ -127,24 +127,14 @@ async def compute(fetch: Fetch, workspace: str, keys: Sequence[bytes]) -> dict[b
     async def rows(sql: str, params: Sequence[Any]) -> Any:
         return await fetch(sql.format(marks=m), params)
 
-    counts = {e: (traces, items) for e, traces, items in await rows(ITEM_COUNTS, one)}
-    scores: dict[bytes, list[tuple[str, float]]] = {}
-    for e, name, value in await rows(SCORE_AVERAGES, one):
-        scores.setdefault(e, []).append((name, value))
-    durations = {e: (p50, p90, p99) for e, p50, p90, p99 in await rows(DURATIONS, one)}
-    costs = {e: (total, avg) for e, total, avg in await rows(COSTS, twice)}
-    usage: dict[bytes, dict[str, float]] = {}
-    for e, key, value in await rows(USAGE, twice):
-        usage.setdefault(e, {})[key] = value
-    found = {}
-    for key in keys:
-        traces, items = counts.get(key, (0, 0))
-        cost, cost_avg = costs.get(key, (None, None))
-        found[key] = Aggregates(
-            traces, items, scores.get(key, []), durations.get(key), cost, cost_avg,
-            usage.get(key, {}),
-        )  # fmt: skip
-    return found
+    return aggregates_of(
+        keys,
+        await rows(ITEM_COUNTS, one),
+        await rows(SCORE_AVERAGES, one),
+        await rows(DURATIONS, one),
+        await rows(COSTS, twice),
+        await rows(USAGE, twice),
+    )
 
 
 # The values the histograms count: per item and name its authors' average, of stored traces
@@ -167,13 +157,12 @@ async def histograms(
 ) -> dict[bytes, Histograms]:
     """The histograms of each of `keys` (at most 5,000), from what `fetch` reads now."""
     params = (workspace, *keys)
-    scores: dict[bytes, dict[str, list[float]]] = {}
-    for e, name, value in await fetch(SCORE_VALUES.format(marks=marks(len(keys))), params):
-        scores.setdefault(e, {}).setdefault(name, []).append(value)
-    durations: dict[bytes, list[float]] = {}
-    for e, ms in await fetch(DURATION_VALUES.format(marks=marks(len(keys))), params):
-        durations.setdefault(e, []).append(ms)
-    return {key: histograms_.of_values(scores.get(key, {}), durations.get(key)) for key in keys}
+    m = marks(len(keys))
+    return histograms_.of_rows(
+        keys,
+        await fetch(SCORE_VALUES.format(marks=m), params),
+        await fetch(DURATION_VALUES.format(marks=m), params),
+    )
 
 
 # Find's filters name a score case-insensitively and average every score so named.
