@@ -61,10 +61,15 @@ def _levels(raw: str) -> list[tuple[str, str]]:
     return found
 
 
+# Stored metadata is the client's JSON text, which may hold a number past a double's range
+# (1e999): read as infinity, as the engines' JSON functions read it, not refused.
+_METADATA = msgspec.json.Decoder(float_hook=float)
+
+
 def _metadata_value(e: Experiment, key: str) -> str:
     if isinstance(e.metadata, msgspec.UnsetType):
         return ""
-    value: Any = msgspec.json.decode(bytes(e.metadata))
+    value: Any = _METADATA.decode(bytes(e.metadata))
     for step in json_steps(key):
         value = value.get(step) if isinstance(value, dict) else None
     if value is None or isinstance(value, (dict, list)):

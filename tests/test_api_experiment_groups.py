@@ -209,3 +209,20 @@ async def test_aggregations_refuse_a_missing_or_bad_grouping(
 
     assert response.status_code == 400
     assert response.json() == {"code": 400, "message": message}
+
+
+async def test_a_metadata_number_past_a_doubles_range_is_a_group_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b'{"name": "huge", "dataset_name": "d", "metadata": {"model": 1e999, "n": 0.1}}'
+    created = await client.post(
+        EXPERIMENTS, content=body, headers={"content-type": "application/json"}
+    )
+    assert created.status_code == 201, created.text
+    by_model = json.dumps([{"field": "metadata", "key": "model"}])
+
+    for path in (f"{EXPERIMENTS}/groups", AGGREGATIONS):
+        response = await client.get(path, params={"groups": by_model})
+
+        assert response.status_code == 200, response.text
+        assert list(response.json()["content"]) == ["inf"]
