@@ -72,8 +72,8 @@ def _blobs(keys: np.ndarray) -> list[bytes]:
     return [raw[i : i + 16] for i in range(0, len(raw), 16)]
 
 
-def _fingerprint(items: int) -> str:
-    text = f"{GENERATOR_VERSION}:{items}:".encode() + SCHEMA.read_bytes()
+def _fingerprint(items: int, schema: Path) -> str:
+    text = f"{GENERATOR_VERSION}:{items}:".encode() + schema.read_bytes()
     return hashlib.sha256(text).hexdigest()
 
 
@@ -115,7 +115,7 @@ def _insert_items(conn: sqlite3.Connection, items: int, projects: list[bytes]) -
     return hot[:HOT_IDS]
 
 
-def _build(path: Path, items: int) -> list[bytes]:
+def _build(path: Path, items: int, schema: Path) -> list[bytes]:
     tmp = path.with_suffix(".building")
     tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp, isolation_level=None)
@@ -123,7 +123,7 @@ def _build(path: Path, items: int) -> list[bytes]:
         # A throwaway file until the rename below: no journal, no syncs, one big cache.
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -524288"):
             conn.execute(f"PRAGMA {pragma}")
-        conn.executescript(SCHEMA.read_text())
+        conn.executescript(schema.read_text())
         # The secondary index is built after the rows: one sort instead of random inserts.
         conn.execute(f"DROP INDEX {SECONDARY_INDEX}")
         conn.execute("BEGIN")
@@ -141,7 +141,7 @@ def _build(path: Path, items: int) -> list[bytes]:
         )
         hot = _insert_items(conn, items, projects)
         conn.execute("COMMIT")
-        conn.executescript(SCHEMA.read_text())  # IF NOT EXISTS: recreates only the index
+        conn.executescript(schema.read_text())  # IF NOT EXISTS: recreates only the index
         conn.execute("PRAGMA journal_mode = WAL")  # what the service runs in
     finally:
         conn.close()
@@ -158,16 +158,18 @@ def _write_ids(path: Path, keys: list[bytes], seed: int) -> None:
     path.write_text("".join(lines))
 
 
-def dataset(items: int, directory: Path | None = None) -> Dataset:
-    """The database of `items` items, from the cache when it is there and current."""
+def dataset(items: int, directory: Path | None = None, schema: Path = SCHEMA) -> Dataset:
+    """The database of `items` items, from the cache when it is there and current. With the
+    schema.sql of another revision (bench/ab.py), its own file beside this revision's: a
+    server refuses a database of a newer schema version than its own."""
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"items-{items}"
+    fingerprint = _fingerprint(items, schema)
+    name = f"items-{items}" if schema == SCHEMA else f"items-{items}-{fingerprint[:12]}"
     db = directory / f"{name}.db"
     manifest = directory / f"{name}.json"
     hit_ids = directory / f"{name}.hit.txt"
     miss_ids = directory / f"{name}.miss.txt"
-    fingerprint = _fingerprint(items)
     current = manifest.is_file() and json.loads(manifest.read_text()) == {"fp": fingerprint}
     if current and db.is_file() and hit_ids.is_file() and miss_ids.is_file():
         return Dataset(items, db, hit_ids, miss_ids, None)
@@ -175,7 +177,7 @@ def dataset(items: int, directory: Path | None = None) -> Dataset:
     for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)
     started = time.perf_counter()
-    hot = _build(db, items)
+    hot = _build(db, items, schema)
     _write_ids(hit_ids, hot, seed=1)
     # Misses fall among the stored ids (same time span), so each costs a full descent.
     rng = np.random.default_rng(2)
