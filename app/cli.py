@@ -20,6 +20,7 @@ from app.commands import (
     run_demo,
     run_export,
     run_import,
+    run_migrate,
     run_push,
     run_restore,
     run_serve,
@@ -60,6 +61,13 @@ PUSH_HELP = (
     "acknowledged: an interrupted push goes on where it stopped, and the next push sends "
     "only what is new or changed."
 )
+MIGRATE_HELP = (
+    "Copy a whole SQLite database, every workspace of it, into an empty PostgreSQL database: "
+    "every row of every table as SQLite holds it, in one transaction (all or nothing), from "
+    "one snapshot of the file; safe while a server serves the file. The file is upgraded to "
+    "this release's schema first, as `serve` would. Then serve the copy with "
+    "`serve --db postgresql://...`."
+)
 DEMO_HELP = (
     "Write three experiments' worth of items (workspace `default`) into the database, as "
     "an Opik evaluation would. Loading again updates the same items."
@@ -75,7 +83,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="experiment-items",
-        description="Opik's experiment-items REST API over one SQLite file.",
+        description="Opik's experiment-items REST API over one SQLite file, or PostgreSQL.",
         epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -87,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         type=config.db_location,
         metavar="DB",
-        help=f"SQLite database file (env EXPERIMENT_ITEMS_DB, default {config.Settings().db})",
+        help="SQLite database file, or a postgresql:// URL (env EXPERIMENT_ITEMS_DB, default "
+        f"{config.Settings().db})",
     )
 
     def command(name: str, help: str, description: str, *, db: bool = True) -> _Parser:
@@ -116,6 +125,21 @@ def _parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=run_stats)
     sub = command("demo", "load a small demo data set", DEMO_HELP)
     sub.set_defaults(run=run_demo)
+    sub = command("migrate", "copy a SQLite file into PostgreSQL", MIGRATE_HELP, db=False)
+    sub.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the SQLite database file to copy",
+    )
+    sub.add_argument(
+        "--to", dest="target", required=True, metavar="URL",
+        help="the PostgreSQL database to copy into: postgresql://user@host:5432/dbname (its "
+        "password in it, else PGPASSWORD or ~/.pgpass); it must hold no rows yet",
+    )  # fmt: skip
+    sub.set_defaults(run=run_migrate)
     _transfer_commands(command)
     return parser
 

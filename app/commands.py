@@ -13,13 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from app import banner, capacity, config, demo, export, ids, importer, push
+from app import banner, capacity, config, demo, export, ids, importer, migrate, push, stats
 from app.auth import KeyFileError, load_keys
+from app.config import is_postgres_url
 from app.lines import KINDS
 from app.progress import Progress
 from app.records import NotFound
-from app.sqlite import DatabaseError, SchemaError, backup, stats
-from app.store import open_store
+from app.sqlite import DatabaseError, SchemaError, backup
+from app.store import is_new, open_store
+from app.store import stats as store_stats
 
 if TYPE_CHECKING:
     import uvicorn
@@ -59,14 +61,13 @@ def run_serve(args: argparse.Namespace) -> int:
     _check_port(settings.host, settings.port)
     # Creates or checks the database once, before any worker starts, so a bad file is one
     # clear line here rather than a traceback in every worker.
-    # --demo-if-new (make run) loads the demo only into a file it makes now: never into one
-    # that may hold the user's own data, and not again on the next start.
-    new = isinstance(settings.db, Path) and not settings.db.exists()
+    # --demo-if-new (make run) loads the demo only into a database it makes now (a new file;
+    # a PostgreSQL database without experiment-items' tables): never into one that may hold
+    # the user's own data, and not again on the next start.
     shown = config.shown_location(settings.db)
     with _explained(f"cannot open database {shown}", failure=UsageError):
-        wanted = args.demo or (args.demo_if_new and new)
-        demo_into = _database_file(settings.db, "serve --demo") if wanted else None
-        loaded = asyncio.run(demo.load(demo_into)) if demo_into is not None else None
+        wanted = args.demo or (args.demo_if_new and is_new(settings.db))
+        loaded = asyncio.run(demo.load(settings.db)) if wanted else None
         if loaded is None:
             _open(settings.db)
     # Workers are new processes: they rebuild the settings from the environment, and inherit
@@ -162,7 +163,7 @@ def _open(location: Path | str) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    database = _existing_database(args)
+    database = _sqlite_file(_existing_database(args), POSTGRES_BACKUP)
     target: Path = args.path
     if target.exists() and not args.force:
         raise UsageError(f"{target} exists: pass --force to replace it")
@@ -176,7 +177,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    database = _database_file(config.from_env(db=args.db).db, "restore")
+    database = _sqlite_file(config.from_env(db=args.db).db, POSTGRES_RESTORE)
     source: Path = args.backup
     if not source.is_file():
         raise UsageError(f"no backup at {source}")
@@ -199,8 +200,8 @@ def run_stats(args: argparse.Namespace) -> int:
     database = _existing_database(args)
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
-    with _explained(f"cannot read {database}"):
-        found = stats.collect(database, top=args.top)
+    with _explained(f"cannot read {_shown(database)}"):
+        found = store_stats(database, top=args.top)
     if args.json:
         sys.stdout.buffer.write(stats.to_json(found) + b"\n")
     else:
@@ -210,10 +211,11 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     settings = config.from_env(db=args.db)
-    database = _database_file(settings.db, "demo")
-    with _explained(f"cannot load the demo into {database}"):
+    database = settings.db
+    with _explained(f"cannot load the demo into {_shown(database)}"):
         loaded = asyncio.run(demo.load(database))
-    print(f"loaded {loaded.items} items into {database.resolve()}, workspace {loaded.workspace}")
+    where = database.resolve() if isinstance(database, Path) else _shown(database)
+    print(f"loaded {loaded.items} items into {where}, workspace {loaded.workspace}")
     for name, experiment_id in loaded.experiments.items():
         print(f"  experiment {ids.to_str(experiment_id)}  {name}  (dataset {demo.DATASET})")
     item = f"{banner.local_url(settings)}{banner.ITEMS_PATH}/{ids.to_str(loaded.first_item)}"
@@ -221,10 +223,29 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_migrate(args: argparse.Namespace) -> int:
+    source: Path = args.source
+    if is_postgres_url(str(source)) or not is_postgres_url(args.target):
+        raise UsageError(
+            "migrate copies a SQLite file (--from FILE) into a postgresql:// URL (--to)"
+        )
+    if not source.is_file():
+        raise UsageError(f"no database at {source}")
+    target = _shown(args.target)
+    with _explained(f"cannot migrate {source} to {target}"):
+        migrated = migrate.migrate(source, args.target, Progress())
+    counts = ", ".join(f"{table} {rows:,}" for table, rows in migrated.rows.items())
+    print(
+        f"migrated {source} to {target}: {sum(migrated.rows.values()):,} rows ({counts}) in "
+        f"{migrated.seconds:.2f} s; serve it with: experiment-items serve --db {target}"
+    )
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     database = _existing_database(args)
     experiment = _experiment_key(args.experiment)
-    with _explained(f"cannot export {database}"):
+    with _explained(f"cannot export {_shown(database)}"):
         if args.output is None:
             exported = _export_to_stdout(database, args.workspace, experiment)
         else:
@@ -234,14 +255,16 @@ def run_export(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{kind} {exported.lines[kind]:,}" for kind in KINDS)
     total = sum(exported.lines.values())
     print(
-        f"exported {what} of {database}: {total:,} lines ({counts}) "
+        f"exported {what} of {_shown(database)}: {total:,} lines ({counts}) "
         f"to {args.output or 'stdout'} in {exported.seconds:.2f} s",
         file=sys.stderr,
     )
     return 0
 
 
-def _export_to_stdout(database: Path, workspace: str, experiment: bytes | None) -> export.Exported:
+def _export_to_stdout(
+    database: Path | str, workspace: str, experiment: bytes | None
+) -> export.Exported:
     try:
         return export.export(database, workspace, experiment, sys.stdout.buffer, Progress())
     except BrokenPipeError:
@@ -251,19 +274,20 @@ def _export_to_stdout(database: Path, workspace: str, experiment: bytes | None) 
 
 
 def run_import(args: argparse.Namespace) -> int:
-    database = _database_file(config.from_env(db=args.db).db, "import")
+    database = config.from_env(db=args.db).db
     if not 1 <= args.batch <= importer.MAX_BATCH_LINES:
         # A longer transaction would hold every other writer past the busy timeout.
         raise UsageError(f"--batch must be between 1 and {importer.MAX_BATCH_LINES:,}")
     name = "stdin" if args.file == "-" else args.file
     if args.file != "-" and not Path(args.file).is_file():
         raise UsageError(f"no file at {args.file}")
-    with _explained(f"cannot import {name} into {database}"), _source(args.file) as source:
+    shown = _shown(database)
+    with _explained(f"cannot import {name} into {shown}"), _source(args.file) as source:
         report = asyncio.run(
             importer.import_lines(database, source, args.workspace, args.batch, Progress())
         )
     print(
-        f"imported {name} into workspace {args.workspace} of {database}: {report.read:,} "
+        f"imported {name} into workspace {args.workspace} of {shown}: {report.read:,} "
         f"lines read, {report.stored:,} stored, {report.rejected:,} rejected"
     )
     for line, reason in report.first_rejected():
@@ -281,12 +305,13 @@ def run_push(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get("OPIK_API_KEY") or None
     target = push.Target(args.url.rstrip("/"), api_key, args.target_workspace)
     checkpoint = args.checkpoint or push.default_checkpoint(database, target, args.workspace)
-    with _explained(f"cannot push {database}"):
+    shown = _shown(database)
+    with _explained(f"cannot push {shown}"):
         pushed = push.push(database, args.workspace, experiment, target, checkpoint, Progress())
     what = f"experiment {args.experiment}" if experiment else f"workspace {args.workspace}"
     rate = pushed.items / pushed.seconds if pushed.seconds else 0
     print(
-        f"pushed {what} of {database} to {target}: {_count(pushed.experiments, 'experiment')} "
+        f"pushed {what} of {shown} to {target}: {_count(pushed.experiments, 'experiment')} "
         f"created and {pushed.existing:,} there already, {_count(pushed.items, 'item')}, "
         f"{_count(pushed.datasets, 'dataset')} created and {pushed.existing_datasets:,} there "
         f"already, {_count(pushed.dataset_items, 'dataset item')}, "
@@ -320,21 +345,46 @@ def _experiment_key(text: str | None) -> bytes | None:
     return key
 
 
-def _database_file(location: Path | str, command: str) -> Path:
-    """The SQLite file that `command` works on; a PostgreSQL URL is refused in one line."""
+POSTGRES_BACKUP = (
+    "backup copies a SQLite file; back up a PostgreSQL database with its own tools: "
+    "pg_dump --format=custom --file=FILE URL (or pg_basebackup for the whole cluster)"
+)
+POSTGRES_RESTORE = (
+    "restore replaces a SQLite file; restore a PostgreSQL database with its own tools: "
+    "pg_restore --clean --dbname=URL FILE (of pg_dump --format=custom)"
+)
+
+
+def _sqlite_file(location: Path | str, refusal: str) -> Path:
+    """The SQLite file that a command works on; a PostgreSQL URL is refused with `refusal`."""
     if isinstance(location, Path):
         return location
-    raise UsageError(
-        f"{command} works on a SQLite file only so far: the PostgreSQL engine is in progress "
-        "(README, PostgreSQL (in progress))"
-    )
+    raise UsageError(refusal)
 
 
-def _existing_database(args: argparse.Namespace) -> Path:
-    database = _database_file(config.from_env(db=args.db).db, args.command)
-    if not database.is_file():
+def _existing_database(args: argparse.Namespace) -> Path | str:
+    """The database a command reads: a file that exists, or a PostgreSQL URL (whose database
+    the command then finds, or says it cannot)."""
+    database = config.from_env(db=args.db).db
+    if isinstance(database, Path) and not database.is_file():
         raise UsageError(f"no database at {database}")
     return database
+
+
+def _shown(database: Path | str) -> str:
+    return config.shown_location(database)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What a failing database raises, of the engines this process has loaded: a PostgreSQL
+    error can come only from asyncpg, once something imported it."""
+    found: tuple[type[Exception], ...] = (OSError, DatabaseError, backup.BackupError,
+                                          migrate.Incomplete)  # fmt: skip
+    if "asyncpg" in sys.modules:
+        from app.postgres import failures
+
+        found += failures.ERRORS
+    return found
 
 
 @contextmanager
@@ -344,5 +394,7 @@ def _explained(action: str, failure: type[Exception] = Failed) -> Iterator[None]
         yield
     except USAGE_ERRORS as exc:
         raise UsageError(f"{action}: {exc}") from exc
-    except (OSError, DatabaseError, backup.BackupError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _database_errors()):
+            raise
         raise failure(f"{action}: {exc}") from exc

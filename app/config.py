@@ -54,8 +54,8 @@ class Settings:
     db: Path | str = _setting(
         Path("experiment-items.db"),
         db_location,
-        "SQLite database file, created on first start (a postgresql:// URL: README, "
-        "PostgreSQL (in progress))",
+        "SQLite database file, created on first start, or a postgresql:// URL (README, "
+        "Outgrowing one machine)",
     )
     host: str = _setting("127.0.0.1", str, "address to listen on")
     port: int = _setting(5173, int, "port to listen on (where the Opik SDK looks by default)")

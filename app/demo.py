@@ -145,7 +145,7 @@ def traces() -> tuple[list[TraceUpsert], list[SpanUpsert], list[ScoreUpsert]]:
     return found
 
 
-async def load(path: Path) -> Loaded:
+async def load(path: Path | str) -> Loaded:
     """Writes the demo experiments, their dataset and their items into the database at `path`
     through the store, as the API does: every id the demo prints can be read back."""
     store = await open_store(path, readers=1)

@@ -25,7 +25,11 @@ class Exported:
 
 
 def export(
-    database: Path, workspace: str, experiment: bytes | None, out: BinaryIO, progress: Progress
+    database: Path | str,
+    workspace: str,
+    experiment: bytes | None,
+    out: BinaryIO,
+    progress: Progress,
 ) -> Exported:
     """Writes every record of the workspace (or of the experiment and what it refers to),
     kind after kind in dependency order, each kind in primary-key order, from one snapshot."""

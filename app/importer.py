@@ -38,7 +38,11 @@ class Report:
 
 
 async def import_lines(
-    database: Path, source: Iterable[bytes], workspace: str, batch_lines: int, progress: Progress
+    database: Path | str,
+    source: Iterable[bytes],
+    workspace: str,
+    batch_lines: int,
+    progress: Progress,
 ) -> Report:
     """Stores the good lines of `source` in `database` (created when missing), one
     transaction per `batch_lines` of them, and reports the others by line number."""

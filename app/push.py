@@ -4,6 +4,7 @@ and experiment items, or one experiment's, copied to another server that speaks 
 
 import hashlib
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from msgspec import UNSET
 
-from app import ids
+from app import config, ids
 from app.dataset_payloads import DatasetItemWrite, DatasetWrite
 from app.lines import (
     DatasetItemLine,
@@ -82,14 +83,20 @@ class Pushed:
     seconds: float = 0.0
 
 
-def default_checkpoint(database: Path, target: Target, workspace: str) -> Path:
-    """Beside the database, one file per target and source workspace."""
-    tag = hashlib.sha256(target.fed_from(workspace).encode()).hexdigest()[:12]
-    return database.with_name(f"{database.name}.push-{tag}")
+def default_checkpoint(database: Path | str, target: Target, workspace: str) -> Path:
+    """Beside the database, one file per target and source workspace; for a PostgreSQL
+    database, in the current folder, named after the database, one per database too."""
+    if isinstance(database, Path):
+        tag = hashlib.sha256(target.fed_from(workspace).encode()).hexdigest()[:12]
+        return database.with_name(f"{database.name}.push-{tag}")
+    shown = config.shown_location(database)
+    tag = hashlib.sha256(f"{shown} to {target.fed_from(workspace)}".encode()).hexdigest()[:12]
+    name = urllib.parse.urlsplit(database).path.strip("/") or "postgresql"
+    return Path(f"{name}.push-{tag}")
 
 
 def push(
-    database: Path,
+    database: Path | str,
     workspace: str,
     experiment: bytes | None,
     target: Target,

@@ -7,10 +7,11 @@ raises records.Conflict for a 409. Everything else the engine shares with any ot
 naming rules, the 409 sentences, the records, the answers made of rows) lives outside it.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.config import is_postgres_url
 from app.dataset_payloads import CompareRow, Dataset, DatasetItem
@@ -24,6 +25,7 @@ from app.experiment_payloads import Experiment, ScoreName
 from app.histograms import Histograms
 from app.line_columns import Incoming, Refused, incoming
 from app.payloads import FullItem, Item
+from app.progress import Progress
 from app.prompt_payloads import PromptVersion
 from app.records import (
     BulkRecord,
@@ -37,8 +39,8 @@ from app.records import (
     StreamQuery,
     TraceUpsert,
 )
+from app.snapshots import Snapshot
 from app.sqlite import SqliteStore, failures, transfer
-from app.sqlite.transfer import Snapshot
 from app.trace_payloads import Project, Span, Trace
 from app.trace_records import TraceQuery
 
@@ -49,9 +51,12 @@ __all__ = [
     "Refused",
     "Snapshot",
     "Store",
+    "copy_tables",
     "incoming",
+    "is_new",
     "open_store",
     "snapshot",
+    "stats",
     "storage_errors",
     "storage_failure",
 ]
@@ -344,9 +349,51 @@ async def open_store(location: Path | str, readers: int = 2, create: bool = True
     return await SqliteStore.open(Path(location), readers, create=create)
 
 
+def is_new(location: Path | str) -> bool:
+    """Whether the database holds nothing of experiment-items yet: a file that does not exist,
+    a PostgreSQL database without its tables (what `serve --demo-if-new` loads the demo into)."""
+    if is_postgres_url(location):
+        from app.postgres.connection import has_schema  # asyncpg: only when named
+
+        return not asyncio.run(has_schema(str(location)))
+    return not Path(location).exists()
+
+
 def snapshot(
-    location: Path, workspace: str, experiment: bytes | None = None
+    location: Path | str, workspace: str, experiment: bytes | None = None
 ) -> AbstractContextManager[Snapshot]:
     """A consistent read of a workspace, or of one experiment and what it refers to, for
-    export and push; records.NotFound when the experiment is not there."""
-    return transfer.snapshot(location, workspace, experiment)
+    export and push, the same lines in the same order on either engine; records.NotFound
+    when the experiment is not there."""
+    if is_postgres_url(location):
+        from app.postgres import snapshot as postgres_snapshot  # asyncpg: only when named
+
+        return postgres_snapshot.snapshot(str(location), workspace, experiment)
+    return transfer.snapshot(Path(location), workspace, experiment)
+
+
+def stats(location: Path | str, top: int) -> Any:
+    """What the database holds, as its engine counts it (app/stats.py prints either)."""
+    if is_postgres_url(location):
+        from app.postgres.stats import collect as collect_postgres  # asyncpg: only when named
+
+        return asyncio.run(collect_postgres(str(location), top))
+    from app.sqlite.stats import collect as collect_sqlite
+
+    return collect_sqlite(Path(location), top)
+
+
+def copy_tables(source: Path, target: str, progress: Progress) -> dict[str, int]:
+    """Every table of the SQLite file at `source` (upgraded first to this release's schema, as
+    `serve` would), caches aside, copied into the empty PostgreSQL database at `target` in one
+    transaction there (app/migrate.py); the rows copied, by table."""
+    from app.postgres.load import load  # asyncpg: only when named
+    from app.sqlite.dump import dump
+
+    async def upgrade() -> None:
+        store = await SqliteStore.open(source, readers=1, create=False)
+        await store.close()
+
+    asyncio.run(upgrade())
+    with dump(source) as tables:
+        return asyncio.run(load(target, tables, progress))

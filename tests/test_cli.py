@@ -16,7 +16,7 @@ from app.sqlite.connection import SCHEMA_VERSION
 from tests.command import run
 from tests.running import running_server
 
-COMMANDS = ("serve", "backup", "restore", "stats", "demo")
+COMMANDS = ("serve", "backup", "restore", "stats", "demo", "migrate")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -228,6 +228,41 @@ def test_stats_as_text(tmp_path: Path) -> None:
     assert "largest experiments (top 3 by items)" in lines
     assert lines[-1].split()[0] == "default"
     assert lines[-1].split()[-1] == "20"
+
+
+def test_demo_and_stats_on_postgresql_count_what_sqlite_counts(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "items.db"
+    found = {}
+    for location in (str(db), pg_url):
+        assert run("demo", "--db", location).returncode == 0
+        result = run("stats", "--json", "--top", "2", "--db", location)
+        assert result.returncode == 0, result.stderr
+        found[location] = json.loads(result.stdout)
+    text = run("stats", "--db", pg_url).stdout.splitlines()
+
+    on_sqlite, on_postgres = found[str(db)], found[pg_url]
+    for name in ("schema_version", "tables", "workspaces", "top_experiments"):
+        assert on_postgres[name] == on_sqlite[name], name
+    assert on_postgres["tables"]["experiment_items"] == 60
+    assert on_postgres["size_bytes"] == sum(on_postgres["table_bytes"].values()) > 0
+    assert text[:2] == [f"database  {pg_url}", f"schema    version {SCHEMA_VERSION}"]
+    assert text[2].startswith("size      ")
+    assert text[3:] == run("stats", "--db", str(db)).stdout.splitlines()[3:]
+
+
+def test_demo_if_new_on_postgresql_fills_a_database_without_its_tables_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "server.log"
+    with running_server(pg_url, "--demo-if-new", log=log) as url:
+        first = dict(_banner_lines(log.read_text()))
+        loaded = _experiment_names(url)
+    with running_server(pg_url, "--demo-if-new", log=log) as url:
+        second = dict(_banner_lines(log.read_text()))
+
+    assert loaded == sorted(demo.EXPERIMENTS)
+    assert first["demo"] == "60 items in workspace default"
+    assert second["demo note"].startswith("not loaded: the database existed")
 
 
 def _banner_lines(log: str) -> list[tuple[str, str]]:

@@ -421,3 +421,36 @@ def test_push_needs_a_url_it_can_use(source: Source) -> None:
     assert result.stderr == (
         "experiment-items: error: URL must start with http:// or https://, not 'localhost:5173'\n"
     )
+
+
+def test_push_from_postgresql_sends_what_push_from_sqlite_sends(
+    source: Source, pg_url: str, tmp_path: Path
+) -> None:
+    assert run("import", "--db", pg_url, str(tmp_path / "source.jsonl")).returncode == 0
+    pushed = {}
+    for name, db in (("sqlite", str(source.db)), ("postgresql", pg_url)):
+        folder = tmp_path / name
+        folder.mkdir()
+        with target(folder) as (url, _):
+            result = run(
+                "push", "--db", db, f"{url}/api", "--api-key", KEY,
+                "--checkpoint", str(folder / "checkpoint"),
+            )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        pushed[name] = result.stdout.split(" the default): ")[1].split(" in ")[0]
+        assert project_names(folder / "target.db", "team") == source.project_of
+
+    assert pushed["postgresql"] == pushed["sqlite"]
+    assert pushed["sqlite"].startswith("3 experiments created and 0 there already, 2,500 items")
+
+
+def test_the_checkpoint_of_a_postgresql_database_is_named_after_it_in_the_current_folder() -> None:
+    to = Target("http://h:5173/api", None, None)
+    url = "postgresql://ann:s3cret@db1:5432/items"
+
+    checkpoint = push_module.default_checkpoint(url, to, "default")
+
+    assert checkpoint.parent == Path()
+    assert checkpoint.name.startswith("items.push-")
+    assert push_module.default_checkpoint(url.replace("db1", "db2"), to, "default") != checkpoint
+    assert push_module.default_checkpoint(url, to, "other") != checkpoint

@@ -6,7 +6,8 @@ PATH, and must exit 0.
 A block that calls the server at port 5173 (as `make run` serves) gets a real server on a free
 port, and the port in its text is that one; so does 5174, the port of the push example's own
 target server. Where a block says a `curl -i` answer (`# HTTP/1.1 204 ...`), the statuses must
-be those. What is not run is listed here, with why."""
+be those. A block that names EXAMPLE_POSTGRES runs against a new database of the test
+cluster. What is not run is listed here, with why."""
 
 import contextlib
 import os
@@ -25,6 +26,9 @@ FENCE = re.compile(r"^```(sh|bash|console)\n(.*?)^```$", re.MULTILINE | re.DOTAL
 STATUS = re.compile(r"HTTP/1\.1 (\d{3}) ")  # an answer without a newline runs into the next
 DOCUMENTED_STATUS = re.compile(r"^# HTTP/1\.1 (\d{3})", re.MULTILINE)
 BLOCK_SECONDS = 30
+# The PostgreSQL database of the README's examples: a block that names it runs against a new
+# database of the test cluster instead (and skips, saying why, without PostgreSQL's binaries).
+EXAMPLE_POSTGRES = "postgresql://app@db.example:5432/items"
 
 # Blocks not run, by their first command (comments left out), and why.
 SKIPPED_BLOCKS = {
@@ -38,6 +42,8 @@ SKIPPED_LINES = {
     "make run": "serves until stopped",
     "experiment-items serve --demo": "serves until stopped",
     "experiment-items serve --demo-if-new": "serves until stopped",
+    f"experiment-items serve --db {EXAMPLE_POSTGRES} --host 0.0.0.0 --workers 4": "serves until "
+    "stopped, on every address",
 }
 
 
@@ -78,9 +84,13 @@ def test_the_readme_puts_the_commands_on_path() -> None:
 
 
 @pytest.mark.parametrize(("line", "block"), RUN, ids=[f"README.md:{line}" for line, _ in RUN])
-def test_the_block_runs_as_pasted(line: int, block: str, tmp_path: Path) -> None:
+def test_the_block_runs_as_pasted(
+    line: int, block: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     kept = [text for text in block.splitlines() if command(text) not in SKIPPED_LINES]
     script = re.sub(r"\b5174\b", str(free_port()), "\n".join(kept))
+    if EXAMPLE_POSTGRES in script:
+        script = script.replace(EXAMPLE_POSTGRES, str(request.getfixturevalue("pg_url")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_ITEMS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(README.parent)  # this tree's code, wherever the venv came from

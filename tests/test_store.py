@@ -1,5 +1,5 @@
 """The storage boundary: which engine a location picks, that the PostgreSQL engine meets the
-whole Store and serves, and how the commands not yet ported refuse a PostgreSQL URL."""
+whole Store and serves, and how backup and restore point a PostgreSQL URL to its own tools."""
 
 import subprocess
 import sys
@@ -86,25 +86,44 @@ def test_serve_on_an_unreachable_postgres_url_exits_2_in_one_line_without_the_pa
 
 
 @pytest.mark.parametrize(
-    "args",
-    [
-        ["stats"],
-        ["backup", "copy.db"],
-        ["restore", "copy.db"],
-        ["export"],
-        ["import", "-"],
-        ["push", "http://127.0.0.1:1/api"],
-        ["demo"],
-        ["serve", "--demo", "--port", "0"],
-    ],
+    ("args", "tool"),
+    [(["backup", "copy.db"], "pg_dump --format=custom"), (["restore", "copy.db"], "pg_restore")],
 )
-def test_the_other_commands_refuse_a_postgres_url_in_one_line(
-    args: list[str], tmp_path: Path
+def test_backup_and_restore_of_a_postgres_url_name_its_own_tools_in_one_line(
+    args: list[str], tool: str
 ) -> None:
     result = run(*args, "--db", URL)
 
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1
-    assert "works on a SQLite file only so far" in result.stderr
+    assert tool in result.stderr
     assert "s3cret" not in result.stderr
     assert not Path("postgresql:").exists()  # no SQLite file was made of the URL
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["stats"], ["export"], ["import", "-"], ["push", "http://127.0.0.1:1/api"], ["demo"]],
+)
+def test_a_command_on_an_unreachable_postgres_url_fails_in_one_line_without_the_password(
+    args: list[str],
+) -> None:
+    result = run(*args, "--db", URL)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("experiment-items: error: cannot ")
+    assert "postgresql://ann:***@127.0.0.1:1/items: " in result.stderr
+    assert "s3cret" not in result.stderr
+    assert not Path("postgresql:").exists()
+
+
+def test_a_command_on_a_postgres_database_without_its_tables_says_so_and_makes_none(
+    pg_url: str,
+) -> None:
+    results = [run(command, "--db", pg_url) for command in ("stats", "export")]
+
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(": no experiment-items tables in this database\n")
+    assert run("export", "--db", pg_url).returncode == 2  # still none: nothing was made

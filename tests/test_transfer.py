@@ -620,6 +620,24 @@ async def test_a_file_imported_into_postgresql_stores_what_sqlite_stores_and_aga
     assert await postgres_rows(pg_url, "other") == {table: [] for table in TABLES}
 
 
+def test_export_and_import_commands_on_postgresql_give_back_sqlites_file(
+    source: Source, pg_url: str, tmp_path: Path
+) -> None:
+    again = tmp_path / "again.jsonl"
+    line_count = source.export.read_bytes().count(b"\n")
+
+    imported = run("import", "--db", pg_url, str(source.export))
+    exported = run("export", "--db", pg_url, "--output", str(again))
+
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout == (
+        f"imported {source.export} into workspace default of {pg_url}: {line_count:,} lines "
+        f"read, {line_count:,} stored, 0 rejected\n"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert again.read_bytes() == source.export.read_bytes()
+
+
 def _audit() -> dict[str, str]:
     at = "2024-01-15T09:30:00.123456789Z"
     return {"created_at": at, "last_updated_at": at, "created_by": "a", "last_updated_by": "b"}

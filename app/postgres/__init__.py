@@ -1,9 +1,10 @@
-"""The PostgreSQL engine (in progress, issue 13): one database that several servers share.
+"""The PostgreSQL engine (issue 13): one database that several servers share.
 
 Everything that knows PostgreSQL is in this package: the pool and the migrations
 (connection), the DDL (schema), and the Store's verbs by resource (items, experiments,
 aggregates, find, bulk, transfer, stream, traces, trace_reads, datasets, item_filters, compare,
-prompts, browse). It covers the whole `Store` of app/store.py.
+prompts, browse). It covers the whole `Store` of app/store.py; and what the commands read
+and write beyond it: export's and push's snapshot, stats, and migrate's target (load).
 
 The driver is asyncpg, not psycopg 3: its binary protocol is parsed in Cython, where
 psycopg's async connection goes through libpq and more Python per row, which makes a

@@ -50,6 +50,15 @@ async def upgrade(conn: Any, migrations: Sequence[str] = MIGRATIONS) -> int:
         return latest
 
 
+async def has_schema(url: str) -> bool:
+    """Whether the database at `url` has experiment-items' tables (of any version)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT to_regclass($1)", VERSION_TABLE) is not None
+    finally:
+        await conn.close()
+
+
 class Database:
     """The pool of one worker process, opened once and kept for its lifetime."""
 

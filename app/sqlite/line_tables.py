@@ -1,18 +1,19 @@
 """Each kind of transfer line as a SQLite table: the columns of app/line_columns.py, and the
 paged SELECT and the as-given UPSERT made from them."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.line_columns import AUDIT_SPEC, COLUMNS, ITEM_AUDIT, Incoming, LineColumns, Refused
 from app.lines import Kind
+from app.snapshots import JOINS, page_sql, selected
 from app.sqlite import tables
 from app.sqlite.lookup import Row
 from app.sqlite.tables import marks
 from app.sqlite.write import Write
 
 __all__ = ["AUDIT_SPEC", "ITEM_AUDIT", "PAGE", "PAGE_OF_EXPERIMENT", "Incoming", "LineTable",
-           "Refused", "page_sql"]  # fmt: skip
+           "Refused"]  # fmt: skip
 
 # The unary + keeps the planner on the primary key: an index that starts with the workspace
 # would have it sort the whole workspace for every page (see STREAM_ITEMS).
@@ -35,7 +36,7 @@ class LineTable:
     """One kind of line (app/line_columns.py) as its SQLite table: the columns it reads and
     writes, and the SQL made from them."""
 
-    def __init__(self, kind: Kind, *, joins: str = "", rows: Rows | None = None) -> None:
+    def __init__(self, kind: Kind, *, rows: Rows | None = None) -> None:
         columns: LineColumns = COLUMNS[kind]
         described = DESCRIBED[columns.name]
         self.name = columns.name
@@ -47,14 +48,12 @@ class LineTable:
         # (column, table, column there): never ids of another workspace
         self.refs = tuple((c, DESCRIBED[other], o) for c, other, o in columns.refs)
         self.rows = rows or _rows_as_given
-        selected = ", ".join(
-            f"t.{c}" if codec.store else c
-            for c, codec in zip(columns.columns, columns.codecs, strict=True)
-        )
+        joins = JOINS.get(kind, "")
         self.pages = {
-            False: page_sql(PAGE, self.name, selected, columns.key, joins),
-            True: page_sql(PAGE_OF_EXPERIMENT, self.name, selected, columns.key, joins),
-        }
+            scoped: page_sql(template, self.name, selected(columns), columns.key, joins,
+                             marks(len(columns.key)))
+            for scoped, template in ((False, PAGE), (True, PAGE_OF_EXPERIMENT))
+        }  # fmt: skip
         # Every column as the file gives it, created_* included; never a row of another
         # workspace.
         written = (*self.stored, "workspace", *columns.extra)
@@ -62,18 +61,6 @@ class LineTable:
 
     def record(self, row: Row) -> Any:
         return self.columns.record(row)
-
-
-def page_sql(template: str, table: str, columns: str, key: Sequence[str], joins: str) -> str:
-    return template.format(
-        table=table,
-        columns=columns,
-        joins=joins,
-        key=", ".join(f"t.{column}" for column in key),
-        x_key=", ".join(f"x.{column}" for column in key),
-        on=" AND ".join(f"t.{column} = x.{column}" for column in key),
-        marks=marks(len(key)),
-    )
 
 
 async def _rows_as_given(

@@ -1,14 +1,12 @@
-"""Stats: what a database holds, read from one snapshot, for an operator or a script."""
+"""Stats of a SQLite file: what it holds, read from one snapshot, with its size in pages."""
 
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
-from app import ids
 from app.sqlite.files import open_readonly
+from app.stats import TOP_EXPERIMENTS, ExperimentCount, mib, top_experiments
 
 # Read-only introspection over whatever tables the schema has: every table that has a
 # workspace column is counted per workspace, so new tables show up without a change here.
@@ -16,18 +14,7 @@ TABLES = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 
 HAS_WORKSPACE = "SELECT count(*) FROM pragma_table_info(?) WHERE name = 'workspace'"
 COUNT_ROWS = 'SELECT count(*) FROM "{}"'
 COUNT_BY_WORKSPACE = 'SELECT workspace, count(*) FROM "{}" GROUP BY workspace'
-# Served by the index experiment_items_by_experiment (workspace, experiment_id, id) alone.
-TOP_EXPERIMENTS = """
-SELECT workspace, experiment_id, count(*) AS items FROM experiment_items
-GROUP BY workspace, experiment_id ORDER BY items DESC, workspace, experiment_id LIMIT ?
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class ExperimentCount:
-    workspace: str
-    experiment_id: str
-    items: int
+TOP = TOP_EXPERIMENTS.format(limit="?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +32,15 @@ class Stats:
     tables: dict[str, int]
     workspaces: dict[str, dict[str, int]]
     top_experiments: list[ExperimentCount]
+
+    def heading(self) -> list[str]:
+        size = self.file_bytes + self.wal_bytes
+        return [
+            f"database  {self.database}",
+            f"schema    version {self.schema_version}",
+            f"size      {mib(size)} (file {mib(self.file_bytes)}, WAL {mib(self.wal_bytes)}; "
+            f"{self.pages:,} pages of {self.page_size:,} bytes, {self.free_pages:,} free)",
+        ]
 
 
 def collect(path: Path, top: int = 10) -> Stats:
@@ -90,55 +86,4 @@ def _rows(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, dict[str,
 
 
 def _top_experiments(conn: sqlite3.Connection, top: int) -> list[ExperimentCount]:
-    return [
-        ExperimentCount(workspace, ids.to_str(experiment_id), items)
-        for workspace, experiment_id, items in conn.execute(TOP_EXPERIMENTS, (top,))
-    ]
-
-
-def to_json(stats: Stats) -> bytes:
-    return msgspec.json.encode(stats)
-
-
-def to_text(stats: Stats) -> str:
-    size = stats.file_bytes + stats.wal_bytes
-    lines = [
-        f"database  {stats.database}",
-        f"schema    version {stats.schema_version}",
-        f"size      {_mib(size)} (file {_mib(stats.file_bytes)}, WAL {_mib(stats.wal_bytes)}; "
-        f"{stats.pages:,} pages of {stats.page_size:,} bytes, {stats.free_pages:,} free)",
-        "",
-        "rows per workspace",
-        *_grid(_workspace_rows(stats)),
-    ]
-    if stats.top_experiments:
-        lines += ["", f"largest experiments (top {len(stats.top_experiments)} by items)"]
-        rows = [["workspace", "experiment_id", "items"]]
-        rows += [[e.workspace, e.experiment_id, f"{e.items:,}"] for e in stats.top_experiments]
-        lines += _grid(rows, names=2)
-    return "\n".join(lines) + "\n"
-
-
-def _workspace_rows(stats: Stats) -> list[list[str]]:
-    names = list(stats.tables)
-    rows = [["workspace", *names]]
-    for workspace, counts in stats.workspaces.items():
-        rows.append([workspace, *(f"{counts.get(name, 0):,}" for name in names)])
-    rows.append(["(all)", *(f"{stats.tables[name]:,}" for name in names)])
-    return rows
-
-
-def _grid(rows: list[list[str]], names: int = 1) -> list[str]:
-    """Columns padded to their widest cell: the first `names` to the left, counts right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            cell.ljust(width) if i < names else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    ]
-
-
-def _mib(size_bytes: int) -> str:
-    return f"{size_bytes / 2**20:.1f} MiB"
+    return top_experiments(conn.execute(TOP, (top,)).fetchall())

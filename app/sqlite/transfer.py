@@ -18,15 +18,21 @@ from app.line_columns import (
     project_name,
     with_author,
 )
-from app.lines import KINDS, Kind, Record
-from app.payloads import ItemWrite
+from app.lines import KINDS, Kind
 from app.records import Conflict, NotFound, name_key
+from app.snapshots import (
+    PUSH_ITEM_COLUMNS,
+    PUSH_ITEM_JOINS,
+    PUSH_ITEM_KEY,
+    Reads,
+    Snapshot,
+    page_sql,
+)
 from app.sqlite.connection import Database
-from app.sqlite.export_scope import SCOPE_ONE_EXPERIMENT
+from app.sqlite.export_scope import COUNTS, SCOPE_ONE_EXPERIMENT
 from app.sqlite.files import open_readonly
 from app.sqlite.items import UPSERT_ITEM
-from app.sqlite.line_tables import PAGE, PAGE_OF_EXPERIMENT, LineTable, page_sql
-from app.sqlite.lookup import Row
+from app.sqlite.line_tables import PAGE, PAGE_OF_EXPERIMENT, LineTable
 from app.sqlite.tables import marks
 from app.sqlite.write import Write
 
@@ -45,21 +51,7 @@ __all__ = ["Snapshot", "import_records", "incoming", "snapshot"]
 # Each line's fields are columns of its table by name (tables.py holds the tables' columns):
 # a field that is not stored there is named with the SQL expression that reads it.
 
-PAGE_ROWS = 1000
-
-
-COUNT_ROWS = "SELECT count(*) FROM {table} WHERE workspace = ?"
-COUNT_ROWS_OF_EXPERIMENT = "SELECT count(*) FROM temp.export_{table}"
 FIND_IN_WORKSPACE = "SELECT id FROM {table} WHERE workspace = ? AND id IN ({marks})"
-
-# What push sends of an item: the API's write shape, its project by name (the target's
-# projects have ids of their own), the item's project else its trace's, as GET shows it.
-PUSH_ITEM_COLUMNS = "t.experiment_id, t.dataset_item_id, t.trace_id, t.id, p.name"
-PUSH_ITEM_JOINS = """
-LEFT JOIN traces AS tr ON tr.id = t.trace_id AND tr.workspace = t.workspace
-LEFT JOIN projects AS p ON p.id = coalesce(t.project_id, tr.project_id)
-    AND p.workspace = t.workspace
-"""
 
 
 async def _named_rows(
@@ -123,12 +115,7 @@ async def _score_rows(
 _TABLES: dict[Kind, LineTable] = {
     "project": LineTable("project", rows=_named_rows),
     "dataset": LineTable("dataset", rows=_named_rows),
-    "experiment": LineTable(
-        "experiment",
-        joins="JOIN datasets AS d ON d.id = t.dataset_id AND d.workspace = t.workspace "
-        "LEFT JOIN projects AS p ON p.id = t.project_id AND p.workspace = t.workspace",
-        rows=_experiment_rows,
-    ),
+    "experiment": LineTable("experiment", rows=_experiment_rows),
     "trace": LineTable("trace"),
     "span": LineTable("span"),
     "feedback_score": LineTable("feedback_score", rows=_score_rows),
@@ -136,8 +123,19 @@ _TABLES: dict[Kind, LineTable] = {
     "dataset_item": LineTable("dataset_item"),
     "experiment_item": LineTable("experiment_item", rows=_item_rows),
 }
-_PUSH_ITEMS = {
-    scoped: page_sql(template, "experiment_items", PUSH_ITEM_COLUMNS, ("id",), PUSH_ITEM_JOINS)
+_READS = {
+    scoped: Reads(
+        pages={kind: table.pages[scoped] for kind, table in _TABLES.items()},
+        counts=COUNTS[scoped],
+        items=page_sql(
+            template,
+            "experiment_items",
+            PUSH_ITEM_COLUMNS,
+            PUSH_ITEM_KEY,
+            PUSH_ITEM_JOINS,
+            marks(len(PUSH_ITEM_KEY)),
+        ),
+    )
     for scoped, template in ((False, PAGE), (True, PAGE_OF_EXPERIMENT))
 }
 
@@ -157,45 +155,6 @@ async def _not_foreign(
     return [r for r in records if r.line not in refused]
 
 
-class Snapshot:
-    """One consistent read of a workspace, or of one experiment and what it refers to, a
-    page at a time in primary-key order."""
-
-    def __init__(self, conn: sqlite3.Connection, workspace: str, scoped: bool) -> None:
-        self.conn = conn
-        self.workspace = workspace
-        self.scoped = scoped
-
-    def count(self, kind: Kind) -> int:
-        table = _TABLES[kind].name
-        params: tuple[str, ...] = ()
-        if self.scoped:
-            sql = COUNT_ROWS_OF_EXPERIMENT.format(table=table)
-        else:
-            sql, params = COUNT_ROWS.format(table=table), (self.workspace,)
-        return int(self.conn.execute(sql, params).fetchone()[0])
-
-    def pages(self, kind: Kind) -> Iterator[list[Record]]:
-        """Every record of one kind, as lines."""
-        table = _TABLES[kind]
-        for rows in self._rows(table.pages[self.scoped], table.key_at):
-            yield [table.record(row) for row in rows]
-
-    def items_to_push(self) -> Iterator[list[ItemWrite]]:
-        """Every item, as POST /v1/private/experiments/items takes it."""
-        for rows in self._rows(_PUSH_ITEMS[self.scoped], (3,)):
-            yield [
-                ItemWrite(ids.to_str(e), ids.to_str(d), ids.to_str(t), ids.to_str(i), project)
-                for e, d, t, i, project in rows
-            ]
-
-    def _rows(self, sql: str, key_at: tuple[int, ...]) -> Iterator[list[Row]]:
-        after: tuple[object, ...] = (b"",) * len(key_at)  # sorts before every key
-        while rows := self.conn.execute(sql, (self.workspace, *after, PAGE_ROWS)).fetchall():
-            yield rows
-            after = tuple(rows[-1][at] for at in key_at)
-
-
 @contextmanager
 def snapshot(path: Path, workspace: str, experiment: bytes | None = None) -> Iterator[Snapshot]:
     """A read-only snapshot of the database at `path`, of a workspace or of one of its
@@ -203,7 +162,9 @@ def snapshot(path: Path, workspace: str, experiment: bytes | None = None) -> Ite
     (items may name an experiment that was never created, as the API allows)."""
     with closing(open_readonly(path)) as conn:
         conn.execute("BEGIN")  # one read transaction: every page sees the same database
-        snap = Snapshot(conn, workspace, experiment is not None)
+        scoped = experiment is not None
+        snap = Snapshot(lambda sql, params: conn.execute(sql, params).fetchall(), _READS[scoped],
+                        workspace, scoped)  # fmt: skip
         if experiment is not None:
             for statement in SCOPE_ONE_EXPERIMENT:
                 conn.execute(statement, {"workspace": workspace, "experiment": experiment})
