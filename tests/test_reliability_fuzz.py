@@ -36,8 +36,8 @@ from app.main import create_app
 from app.openapi import document
 from tests.conftest import NewDatabase
 from tests.evaluation import record as record_evaluation
-from tests.factories import batch, item
-from tests.soak.harness import SOAK, Commits, Server, report, scaled
+from tests.factories import batch, item, new_id
+from tests.soak.harness import SOAK, Commits, Server, fingerprint, report, scaled
 
 # Per operation, generation mode and encoding. make test draws the same cases every run, so a
 # failure there is repeatable; make soak draws new ones each time. PostgreSQL draws fewer in
@@ -88,6 +88,7 @@ def commits(server: Server) -> Iterator[Commits]:
 
 def test_the_commit_watch_sees_a_write_and_not_a_refusal(server: Server, commits: Commits) -> None:
     commits.since_last_look()
+    before = fingerprint(server.db)
     refused = httpx.post(
         f"{server.url}/v1/private/experiments/items", json={"experiment_items": []}
     )
@@ -96,6 +97,10 @@ def test_the_commit_watch_sees_a_write_and_not_a_refusal(server: Server, commits
 
     assert (refused.status_code, unchanged) == (422, False)
     assert (stored.status_code, commits.since_last_look()) == (204, True)
+    # The fingerprint sees it too (other suites' "nothing changed"), and a read is no commit.
+    assert fingerprint(server.db) != before
+    assert httpx.get(f"{server.url}/v1/private/experiments/items/{new_id()}").status_code == 404
+    assert not commits.since_last_look()
 
 
 def _repeats_an_id(case: schemathesis.Case[Any]) -> bool:
