@@ -54,9 +54,10 @@ class Server:
         self.args = args
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        if log is None:  # next to the file; for a database elsewhere, in a folder of its own
-            folder = Path(tempfile.mkdtemp(prefix="experiment-items-server-"))
-            log = db.with_suffix(".log") if isinstance(db, Path) else folder / "server.log"
+        if log is None and isinstance(db, Path):
+            log = db.with_suffix(".log")
+        elif log is None:  # a database elsewhere: the log in a folder of its own
+            log = Path(tempfile.mkdtemp(prefix="experiment-items-server-")) / "server.log"
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -160,7 +161,7 @@ async def _pg_queries(
         await conn.close()
 
 
-# The table of commits that PostgresCommits adds to a test database: not the app's data.
+# The table of commits that Commits adds to a test database: not the app's data.
 COMMITS_TABLE = "test_commits"
 
 
