@@ -144,6 +144,41 @@ def location(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Pat
     return tmp_path / "items.db"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of a module's real servers: the module runs once on each."""
+    return str(request.param)
+
+
+NewDatabase = Callable[[str], Path | str]
+
+
+@pytest.fixture(scope="module")
+def server_db(
+    server_engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NewDatabase]:
+    """Makes a new database of `server_engine` for the module's real servers, named `name`: a
+    file's path, or a PostgreSQL URL (the databases are dropped after the module)."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    made: list[str] = []
+    cluster = (
+        cast(Cluster, request.getfixturevalue("pg_cluster"))
+        if server_engine == "postgresql"
+        else None
+    )
+
+    def new(name: str) -> Path | str:
+        if cluster is None:
+            return folder / f"{name}.db"
+        made.append(f"test_{next(_DATABASES)}_{name}")
+        return cluster.create_database(made[-1])
+
+    yield new
+    for database in made:
+        assert cluster is not None
+        cluster.drop_database(database)
+
+
 async def open_core_store(location: Path | str) -> CoreStore:
     """The store of either engine at `location` (PostgreSQL's before open_store serves it)."""
     if isinstance(location, Path):

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.conftest import NewDatabase
 from tests.factories import new_id, sha
 from tests.running import running_server
 
@@ -57,13 +58,18 @@ def sdk_client(
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, server_db: NewDatabase
+) -> Iterator[dict[str, str]]:
+    """An open server and one with API keys, on databases of the module's engine."""
     base = tmp_path_factory.mktemp("sdk")
     keys = base / "keys.toml"
     keys.write_text(f'[[keys]]\nworkspace = "sdk-ws"\nuser = "sdk-user"\nsha256 = "{sha(KEY)}"\n')
     with (
-        running_server(base / "open.db") as open_url,
-        running_server(base / "keyed.db", "--api-keys", str(keys)) as keyed_url,
+        running_server(server_db("open"), log=base / "open.log") as open_url,
+        running_server(
+            server_db("keyed"), "--api-keys", str(keys), log=base / "keyed.log"
+        ) as keyed_url,
     ):
         yield {"open": open_url, "keyed": keyed_url}
 

@@ -5,11 +5,11 @@ finds them by name (the stream) and by dataset (find), updates them and logs the
 import os
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import NewDatabase
 from tests.factories import new_id
 from tests.running import running_server
 
@@ -30,8 +30,10 @@ PROJECT = "SDK Experiments"
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(Path(tmp_path_factory.mktemp("sdk-experiments")) / "sdk.db") as found:
+def url(tmp_path_factory: pytest.TempPathFactory, server_db: NewDatabase) -> Iterator[str]:
+    """A server on a database of the module's engine."""
+    log = tmp_path_factory.mktemp("sdk-experiments") / "sdk.log"
+    with running_server(server_db("sdk"), log=log) as found:
         yield found
 
 

@@ -8,19 +8,24 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import NewDatabase
 from tests.running import running_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import opik
+    from opik.api_objects import opik_client
+    from opik.api_objects.prompt import prompt_cache
     from opik.rest_api.core.api_error import ApiError
 
 PROJECT = "SDK flows"
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("flows") / "flows.db") as base:
+def url(tmp_path_factory: pytest.TempPathFactory, server_db: NewDatabase) -> Iterator[str]:
+    """A server on a database of the module's engine."""
+    log = tmp_path_factory.mktemp("flows") / "flows.log"
+    with running_server(server_db("flows"), log=log) as base:
         yield base
 
 
@@ -31,9 +36,15 @@ def client(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[opik.Opik]:
     monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
     monkeypatch.setenv("OPIK_CHECK_TLS_CERTIFICATE", "false")
     monkeypatch.setenv("OPIK_URL_OVERRIDE", f"{url}/api")
+    # The SDK's own global client (of opik.Prompt, evaluate) keeps the first server's URL, and
+    # its prompt cache the first server's prompts, process-wide: both made again here, since
+    # each engine's run of the module has a server of its own.
+    opik_client.reset_global_client()
+    prompt_cache.get_global_cache().clear()
     found = opik.Opik(host=f"{url}/api", workspace="default", project_name=PROJECT)
     yield found
     found.end()
+    opik_client.reset_global_client()
 
 
 def api(url: str, path: str, **body: Any) -> httpx.Response:

@@ -20,12 +20,13 @@ PROJECT = "SDK Traces"
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server(location: Path | str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # A server per test on a new database of each engine: the tests count a project's traces.
     # No analytics or error reports leave the machine; the SDK reads these when a client starts.
     monkeypatch.setenv("OPIK_ANALYTICS_ENABLE", "false")
     monkeypatch.setenv("OPIK_SENTRY_ENABLE", "false")
     monkeypatch.setenv("OPIK_CHECK_TLS_CERTIFICATE", "false")
-    with running_server(tmp_path / "sdk.db") as url:
+    with running_server(location, log=tmp_path / "sdk.log") as url:
         monkeypatch.setenv("OPIK_URL_OVERRIDE", f"{url}/api")
         monkeypatch.setenv("OPIK_WORKSPACE", "default")
         monkeypatch.setenv("OPIK_PROJECT_NAME", PROJECT)

@@ -1,8 +1,8 @@
-"""Concurrency: two uvicorn workers on one file, many writers and readers at once."""
+"""Concurrency: two uvicorn workers on one database (a file, or PostgreSQL), many writers and
+readers at once."""
 
 import random
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from app import ids
+from tests.conftest import NewDatabase
 from tests.factories import new_id
-from tests.soak.harness import Server, integrity_check, report, scaled
+from tests.soak.harness import Server, integrity_check, query, report, scaled
 
 ITEMS = "/v1/private/experiments/items"
 WORKERS = 2
@@ -89,11 +90,11 @@ def _reader(url: str, results: Results, seed: int) -> None:
 
 
 def test_two_workers_hold_many_writers_and_readers_without_loss_or_lock_errors(
-    tmp_path: Path, pytestconfig: pytest.Config
+    server_db: NewDatabase, server_engine: str, tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
-    db = tmp_path / "busy.db"
+    db = server_db("busy")
     results = Results()
-    with Server(db, "--workers", str(WORKERS)) as server:
+    with Server(db, "--workers", str(WORKERS), log=tmp_path / "server.log") as server:
         writers = [
             threading.Thread(target=_writer, args=(server.url, results, n)) for n in range(WRITERS)
         ]
@@ -113,11 +114,9 @@ def test_two_workers_hold_many_writers_and_readers_without_loss_or_lock_errors(
     assert results.failures == []
     assert "database is locked" not in log
     assert "Traceback" not in log
-    assert integrity_check(db) == "ok"
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT id, trace_id, created_at = last_updated_at FROM experiment_items"
-        ).fetchall()
+    if isinstance(db, Path):
+        assert integrity_check(db) == "ok"
+    rows = query(db, "SELECT id, trace_id, created_at = last_updated_at FROM experiment_items")
     stored = {ids.to_str(key): (ids.to_str(trace), once) for key, trace, once in rows}
     assert len(rows) == len(results.written)  # nothing lost, nothing extra
     assert {key: trace for key, (trace, _) in stored.items()} == results.written
@@ -128,6 +127,7 @@ def test_two_workers_hold_many_writers_and_readers_without_loss_or_lock_errors(
     assert len(pids) == WORKERS, "reads after writes did not reach every worker"
     report(
         pytestconfig,
-        f"concurrency: {WRITERS} writers and {READERS} readers at once on {WORKERS} workers, "
+        f"concurrency ({server_engine}): {WRITERS} writers and {READERS} readers at once "
+        f"on {WORKERS} workers, "
         f"{len(results.read_after_write)} writes each read back, {len(rows)} items, none lost",
     )

@@ -34,16 +34,21 @@ from app.errors import ApiError
 from app.item_filters import parse_item_filters
 from app.main import create_app
 from app.openapi import document
+from tests.conftest import NewDatabase
 from tests.evaluation import record as record_evaluation
-from tests.factories import batch, item
-from tests.soak.harness import SOAK, Commits, Server, report, scaled
+from tests.factories import batch, item, new_id
+from tests.soak.harness import SOAK, Commits, Server, fingerprint, report, scaled
 
 # Per operation, generation mode and encoding. make test draws the same cases every run, so a
-# failure there is repeatable; make soak draws new ones each time.
+# failure there is repeatable; make soak draws new ones each time. PostgreSQL draws fewer in
+# make test (the same first ones): its statements are slower, and SQLite's run covers the
+# routes' own code; both draw as many in make soak.
 EXAMPLES = scaled(12, 250)
+EXAMPLES_ON = {"sqlite": EXAMPLES, "postgresql": scaled(4, 250)}
 DOCUMENT = document(create_app(Settings(db=Path("unused.db"))).routes)
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 CASES: dict[str, int] = {}
+NUL_REFUSALS: dict[str, int] = {}  # cases PostgreSQL refused for a U+0000 in text
 
 
 def _operations() -> Iterator[Any]:
@@ -61,11 +66,17 @@ def _operations() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    server_db: NewDatabase, server_engine: str, request: pytest.FixtureRequest
 ) -> Iterator[Server]:
-    with Server(tmp_path_factory.mktemp("fuzz") / "fuzz.db", "--no-access-log") as running:
+    CASES.clear()
+    NUL_REFUSALS.clear()
+    with Server(server_db("fuzz"), "--no-access-log") as running:
         yield running
-    report(request.config, f"fuzz: {sum(CASES.values())} cases in {len(CASES)} groups")
+    report(
+        request.config,
+        f"fuzz ({server_engine}): {sum(CASES.values())} cases in {len(CASES)} groups"
+        f", {sum(NUL_REFUSALS.values())} refused for a NUL in text",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +88,7 @@ def commits(server: Server) -> Iterator[Commits]:
 
 def test_the_commit_watch_sees_a_write_and_not_a_refusal(server: Server, commits: Commits) -> None:
     commits.since_last_look()
+    before = fingerprint(server.db)
     refused = httpx.post(
         f"{server.url}/v1/private/experiments/items", json={"experiment_items": []}
     )
@@ -85,6 +97,10 @@ def test_the_commit_watch_sees_a_write_and_not_a_refusal(server: Server, commits
 
     assert (refused.status_code, unchanged) == (422, False)
     assert (stored.status_code, commits.since_last_look()) == (204, True)
+    # The fingerprint sees it too (other suites' "nothing changed"), and a read is no commit.
+    assert fingerprint(server.db) != before
+    assert httpx.get(f"{server.url}/v1/private/experiments/items/{new_id()}").status_code == 404
+    assert not commits.since_last_look()
 
 
 def _repeats_an_id(case: schemathesis.Case[Any]) -> bool:
@@ -195,6 +211,28 @@ def _known_bug(case: schemathesis.Case[Any]) -> str | None:
     return None
 
 
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _refused_for_a_nul(case: schemathesis.Case[Any], response: schemathesis.Response) -> bool:
+    # PostgreSQL's text cannot hold U+0000: a name, a search term or a template with one is
+    # refused there with this 400 (README, PostgreSQL), which the document, written for both
+    # engines, cannot predict. A refusal still must change nothing (checked after).
+    asked = (case.body, case.query, case.path_parameters, case.headers)
+    return (
+        response.status_code == 400
+        and "NUL character (U+0000)" in response.text
+        and _holds_nul(asked)
+    )
+
+
 def _send(case: schemathesis.Case[Any], url: str, gzipped: bool) -> schemathesis.Response:
     if not gzipped:
         return case.call(base_url=url, timeout=30)
@@ -208,7 +246,12 @@ def _send(case: schemathesis.Case[Any], url: str, gzipped: bool) -> schemathesis
 
 @pytest.mark.parametrize(("label", "mode", "gzipped"), list(_operations()))
 def test_fuzzed_requests_get_documented_answers_and_refusals_change_nothing(
-    server: Server, commits: Commits, label: str, mode: GenerationMode, gzipped: bool
+    server: Server,
+    commits: Commits,
+    server_engine: str,
+    label: str,
+    mode: GenerationMode,
+    gzipped: bool,
 ) -> None:
     operation = SCHEMA.find_operation_by_label(label)
     assert operation is not None
@@ -216,7 +259,7 @@ def test_fuzzed_requests_get_documented_answers_and_refusals_change_nothing(
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=EXAMPLES_ON[server_engine],
         derandomize=not SOAK,
         deadline=None,
         database=None,
@@ -239,9 +282,12 @@ def test_fuzzed_requests_get_documented_answers_and_refusals_change_nothing(
         not_offered = response.status_code == 501 and "501" in operation.definition.raw.get(
             "responses", {}
         )
-        case.validate_response(
-            response, excluded_checks=[not_a_server_error] if not_offered else []
-        )
+        if server_engine == "postgresql" and _refused_for_a_nul(case, response):
+            NUL_REFUSALS[key] = NUL_REFUSALS.get(key, 0) + 1
+        else:
+            case.validate_response(
+                response, excluded_checks=[not_a_server_error] if not_offered else []
+            )
         assert response.status_code < 500 or not_offered, response.text
         if response.status_code >= 400:
             assert not commits.since_last_look(), f"{response.status_code} committed a change"
@@ -347,12 +393,17 @@ BODY_ROUTES = [
 
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 def test_any_json_body_is_answered_below_500_and_a_refusal_changes_nothing(
-    server: Server, commits: Commits, method: str, path: str
+    server: Server, commits: Commits, server_engine: str, method: str, path: str
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
 
         @given(body=bodies, cut=st.booleans())
-        @settings(max_examples=EXAMPLES * 4, deadline=None, database=None, derandomize=not SOAK)
+        @settings(
+            max_examples=EXAMPLES_ON[server_engine] * 4,
+            deadline=None,
+            database=None,
+            derandomize=not SOAK,
+        )
         def post(body: object, cut: bool) -> None:
             data = json.dumps(body).encode()
             if cut:  # malformed: 400 wherever the fault is
@@ -397,8 +448,6 @@ def ui_pages(server: Server) -> list[str]:
     ]
 
 
-@given(data=st.data())
-@settings(max_examples=EXAMPLES * 8, deadline=None, database=None, derandomize=not SOAK)
 def _ui_case(data: st.DataObject, client: httpx.Client, pages: list[str]) -> None:
     path = data.draw(st.sampled_from(pages))
     names = st.sampled_from(UI_PARAMETERS) | st.text(max_size=8)
@@ -428,18 +477,36 @@ def _ui_case(data: st.DataObject, client: httpx.Client, pages: list[str]) -> Non
 
 
 def test_any_query_of_a_ui_page_is_answered_with_a_page_never_a_5xx(
-    server: Server, ui_pages: list[str]
+    server: Server, server_engine: str, ui_pages: list[str]
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        _ui_case(client=client, pages=ui_pages)
+
+        @given(data=st.data())
+        @settings(
+            max_examples=EXAMPLES_ON[server_engine] * 8,
+            deadline=None,
+            database=None,
+            derandomize=not SOAK,
+        )
+        def page(data: st.DataObject) -> None:
+            _ui_case(data, client, ui_pages)
+
+        page()
 
 
 @pytest.mark.parametrize("path", ["/ui/login", "/ui/logout", "/ui/workspace"])
-def test_any_body_of_a_ui_form_is_answered_below_500(server: Server, path: str) -> None:
+def test_any_body_of_a_ui_form_is_answered_below_500(
+    server: Server, server_engine: str, path: str
+) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
 
         @given(body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
-        @settings(max_examples=EXAMPLES * 4, deadline=None, database=None, derandomize=not SOAK)
+        @settings(
+            max_examples=EXAMPLES_ON[server_engine] * 4,
+            deadline=None,
+            database=None,
+            derandomize=not SOAK,
+        )
         def post(body: bytes) -> None:
             kind = "application/x-www-form-urlencoded"
             response = client.post(path, content=body, headers={"Content-Type": kind})

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import NewDatabase
 from tests.evaluation import record
 from tests.factories import new_id, sha
 from tests.soak.harness import Server, fingerprint
@@ -22,14 +23,16 @@ START = "2024-01-15T09:30:00Z"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, server_db: NewDatabase) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("isolation")
     keys = folder / "keys.toml"
     keys.write_text(
         f'[[keys]]\nworkspace = "one"\nuser = "ann"\nsha256 = "{sha(ANN_KEY)}"\n'
         f'[[keys]]\nworkspace = "two"\nuser = "ben"\nsha256 = "{sha(BEN_KEY)}"\n'
     )
-    with Server(folder / "isolation.db", "--api-keys", str(keys)) as running:
+    with Server(
+        server_db("isolation"), "--api-keys", str(keys), log=folder / "server.log"
+    ) as running:
         yield running
 
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.conftest import NewDatabase
 from tests.factories import batch, item, new_id
 from tests.soak.harness import Server, fingerprint, peak_rss_bytes
 
@@ -22,8 +23,8 @@ TOO_LARGE = {"code": 413, "message": "Request body is larger than 4194304 bytes"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with Server(tmp_path_factory.mktemp("limits") / "limits.db") as running:
+def server(server_db: NewDatabase) -> Iterator[Server]:
+    with Server(server_db("limits")) as running:
         yield running
     assert '" 500 ' not in running.logs()  # no request was answered 500
 
@@ -183,8 +184,8 @@ DRIBBLE_SECONDS = 0.2  # between two bytes of a slow client
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db = tmp_path_factory.mktemp("deadlines") / "deadlines.db"
+def strict(server_db: NewDatabase) -> Iterator[Server]:
+    db = server_db("deadlines")
     deadlines = [f"--head-timeout-seconds={HEAD_SECONDS}", f"--body-timeout-seconds={BODY_SECONDS}"]
     with Server(db, "--workers", "2", *deadlines) as running:
         yield running

@@ -58,6 +58,7 @@ def test_sigterm_during_a_write_lets_it_finish_and_keeps_it(tmp_path: Path) -> N
     # death by SIGTERM as a clean stop).
     assert code in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in server.logs()
+    assert isinstance(server.db, Path)
     assert stored(server.db, [i["id"] for i in body["experiment_items"]]) == 500
     assert "Traceback" not in server.logs()
 

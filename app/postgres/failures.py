@@ -21,6 +21,28 @@ _UNREACHABLE = (
     {"Retry-After": "1"},
 )
 _FAILURES: tuple[tuple[tuple[type[Exception], ...], tuple[int, str, dict[str, str]]], ...] = (
+    # PostgreSQL's text cannot hold U+0000 (https://www.postgresql.org/docs/15/datatype-
+    # character.html), which SQLite stores: the client's to change, so a 400, and the
+    # statement's transaction is rolled back. In a JSON body's values it is stored escaped
+    # and is fine; 22P05 is that escape read as jsonb.
+    (
+        (asyncpg.CharacterNotInRepertoireError,),
+        (
+            400,
+            "A text value holds a NUL character (U+0000), which PostgreSQL cannot store: "
+            "nothing was stored. Send the text without it",
+            {},
+        ),
+    ),
+    (
+        (asyncpg.UntranslatableCharacterError,),
+        (
+            400,
+            "A JSON value holds \\u0000, which PostgreSQL cannot read as JSON text: nothing "
+            "was stored. Send the value without it",
+            {},
+        ),
+    ),
     (
         (asyncpg.DiskFullError,),
         (
