@@ -150,8 +150,8 @@ def condition(f: Filter, bind: Bind) -> str:
                 return "false"  # Opik's toFloat64OrNull: no number, no match
         # Bound once, and only when used: every parameter must appear in the statement.
         raw = f"(e.metadata::json #> {bind(json_steps(f.key), 'text[]')})"
-        number = number_text(raw + UNQUOTED)
-        value = _METADATA_TEXT.format(raw=raw, number=number, minified=_MINIFIED)
+        as_text = number_text(raw + UNQUOTED)
+        value = _METADATA_TEXT.format(raw=raw, number=as_text, minified=_MINIFIED)
         if f.operator in ("is_empty", "is_not_empty"):
             empty = f"coalesce({value} IN ('', 'null'), true)"
             return empty if f.operator == "is_empty" else f"NOT {empty}"
