@@ -219,7 +219,89 @@ def goals(results: Results) -> list[Goal]:
             lambda v: v <= 1,
             "{:.2f} s",
         ),
+        *_postgres_goals(results),
     ]
+
+
+def _postgres_goals(results: Results) -> list[Goal]:
+    """The PostgreSQL row's bars (issue 13), when it ran: none while it was never run."""
+    pg = results.get("postgres")
+    if not pg:
+        return []
+    if "skipped" in pg:
+        return [Goal("PostgreSQL rows", "run", None, None, "skipped: " + pg["skipped"])]
+    get = pg.get("get", {})
+    at = get.get("connections", results["settings"]["headline_connections"])
+    ratio = lambda v: v >= 0.5  # noqa: E731
+    return [
+        _goal(
+            f"PostgreSQL GET hit / peer A (FastAPI, SQLite) at {at} connections (median)",
+            ">= 1.0",
+            get.get("hit_to_peer_a"),
+            lambda v: v >= 1.0,
+            "{:.2f}",
+        ),
+        _goal(
+            "PostgreSQL POST /items / raw COPY on PostgreSQL (median of rounds)",
+            ">= 0.5",
+            pg.get("writes", {}).get("ratio"),
+            ratio,
+            "{:.2f}",
+        ),
+        _goal(
+            "PostgreSQL POST /traces/batch / raw COPY on PostgreSQL (median of rounds)",
+            ">= 0.5",
+            pg.get("traces", {}).get("ratio"),
+            ratio,
+            "{:.2f}",
+        ),
+    ]
+
+
+def _postgres(results: Results) -> list[str]:
+    pg = results.get("postgres")
+    if not pg:
+        return []
+    out = ["", "## PostgreSQL beside SQLite", ""]
+    if "skipped" in pg:
+        return [*out, f"Not run: {pg['skipped']}."]
+    get = pg["get"]
+    labels = {
+        "pg_hit": "PostgreSQL, GET hit",
+        "pg_miss": "PostgreSQL, GET miss",
+        "peer_a": "peer A (FastAPI, SQLite)",
+        "sqlite_hit": "SQLite, GET hit",
+    }
+    out += [
+        f"One throwaway cluster (tests/postgres.py's, fsync on) holding the SQLite file's "
+        f"{sum(get['copied_rows'].values()):,} rows, copied with COPY in "
+        f"{get['copy_seconds']:.0f} s. GETs at {get['connections']} connections, "
+        f"{len(get['rounds'])} rounds in turns; the answers were checked byte for byte "
+        "against the service's on the file first.",
+        "",
+        "| round | " + " | ".join(labels.values()) + " |",
+        "| --- |" + " ---: |" * len(labels),
+    ]
+    for n, r in enumerate(get["rounds"], 1):
+        out.append(f"| {n} | " + " | ".join(_fmt(r[k]) for k in labels) + " |")
+    out += [
+        "",
+        f"Medians of the rounds' ratios: PostgreSQL hit / peer A {get['hit_to_peer_a']:.2f}, "
+        f"miss / peer A {get['miss_to_peer_a']:.2f}, PostgreSQL hit / SQLite hit "
+        f"{get['hit_to_sqlite']:.2f}.",
+    ]
+    for key in ("writes", "traces"):
+        w = pg.get(key)
+        if w:
+            out.append(
+                f"- {w['label']}: {w['api_items_per_second']:,.0f} records/s; raw COPY of "
+                f"the same rows on PostgreSQL, one transaction per batch: "
+                f"{w['raw_items_per_second']:,.0f} records/s; "
+                "ratio per round "
+                + ", ".join(f"{r['ratio']:.2f}" for r in w["rounds"])
+                + f", median {w['ratio']:.2f}."
+            )
+    return out
 
 
 BATCH_LABELS = {
@@ -393,6 +475,7 @@ def markdown(results: Results) -> str:
     out += _evaluate(results)
     out += _find(results)
     out += _ui(results)
+    out += _postgres(results)
     out += [
         "",
         "## Machine and versions",

@@ -13,10 +13,10 @@ pydantic) and peer B (naive Starlette + msgspec). Every peer's answers are check
 byte for byte against the service's before it is measured. Then the writes (POST /items,
 trace, span and dataset-item batches, each beside a raw executemany), `opik.evaluate` through
 the official SDK, the experiment find page on a big and a small workspace, and the web UI's
-experiments and compare pages.
+experiments and compare pages; and, when named, PostgreSQL beside SQLite (`--only postgres`).
 
---only         the rows to run, of ROWS (default: all); the others keep their figures from
-               the results file already in --out
+--only         the rows to run, of ROWS and OPTIONAL_ROWS (default: ROWS); the others keep
+               their figures from the results file already in --out
 --seconds      length of each measured point (default 10)
 --warmup       warm-up load before a server's first measured point (default 3)
 --connections  the connection counts of the throughput sweep (default 1,16,64,256)
@@ -66,6 +66,7 @@ from bench import (
     writes,
     wrk,
 )
+from bench import postgres as bench_postgres
 from bench.servers import REPO, Reply, Server, Target
 from bench.writes import WriteRate
 
@@ -87,8 +88,10 @@ QUIET_BUDGET_SECONDS = 180.0
 # The headline points (floor, hit, miss) and the write benchmark are measured in rounds.
 HEADLINE_ROUNDS = 3
 WRITE_ROUNDS = 5
-# The rows `--only` picks from, in the order they run.
+# The rows `--only` picks from, in the order they run: ROWS by default, OPTIONAL_ROWS only
+# when named (`postgres` starts a cluster and copies a million items into it: minutes more).
 ROWS = ("throughput", "sizes", "cold", "writes", "evaluate", "find", "ui")
+OPTIONAL_ROWS = ("postgres",)
 # The find page (issue 12): 1000 experiments, the first page of 100 with every aggregate, at
 # 8 connections; requests before the measured ones let a server fill what it derives lazily.
 FIND_PATH = "/v1/private/experiments"
@@ -146,9 +149,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if MAIN_ITEMS not in options.sizes:
         options.sizes.append(MAIN_ITEMS)
     options.find_seconds = options.find_seconds or options.seconds
-    unknown = [row for row in options.only if row not in ROWS]
+    unknown = [row for row in options.only if row not in (*ROWS, *OPTIONAL_ROWS)]
     if unknown:
-        parser.error(f"--only: no row {', '.join(unknown)}; the rows are {', '.join(ROWS)}")
+        every = ", ".join((*ROWS, *OPTIONAL_ROWS))
+        parser.error(f"--only: no row {', '.join(unknown)}; the rows are {every}")
     if len(options.find_items) != 2:
         parser.error("--find-items: two counts, the big workspace's and the small one's")
     return options
@@ -162,7 +166,7 @@ def prewarm(path: Path) -> None:
             pass
 
 
-def service(db: Path, label: str = "this service", **extra: str) -> Target:
+def service(db: Path | str, label: str = "this service", **extra: str) -> Target:
     env = {"EXPERIMENT_ITEMS_DB": str(db), "EXPERIMENT_ITEMS_ACCESS_LOG": "false", **extra}
     # The protocol `experiment-items serve` runs: httptools with deadlines for slow clients.
     protocol = "app.protocol:HttpProtocol"
@@ -514,10 +518,12 @@ class Session:
         kind: batches.Kind | None,
         raw_module: list[str],
         records: list[int] | None = None,
+        raw_db: Path | str | None = None,
     ) -> dict[str, Any]:
         """`sent` through the API and `raw` (the same batches uncompressed) through the raw
-        side `raw_module`, in WRITE_ROUNDS rounds in turns, each side adding to its own file."""
-        raw_db = self.workdir / f"raw-{raw_module[-1]}.db"
+        side `raw_module`, in WRITE_ROUNDS rounds in turns, each side adding to its own file
+        (or `raw_db`, a PostgreSQL database's URL)."""
+        raw_db = raw_db or self.workdir / f"raw-{raw_module[-1]}.db"
         per_round = -(-len(sent) // WRITE_ROUNDS)
         headers = HEADERS if kind is None else {**HEADERS, "Content-Encoding": "gzip"}
         path, method = (writes.ITEMS_PATH, "POST") if kind is None else (kind.path, kind.method)
@@ -548,9 +554,10 @@ class Session:
                     "other_cpu_share": other,
                 }
             )
+            raw_way = "COPY" if raw_module[0] == "bench.postgres" else "executemany"
             log(
                 f"  {label}, round {number}: {api.items_per_second:,.0f} records/s, raw "
-                f"executemany {rate.items_per_second:,.0f} records/s, ratio "
+                f"{raw_way} {rate.items_per_second:,.0f} records/s, ratio "
                 f"{rate.seconds / api.seconds:.2f}, other {other:.0%}"
             )
         items = sum(r["items"] for r in results)
@@ -566,7 +573,7 @@ class Session:
         }
 
     def raw_executemany(
-        self, raw_db: Path, texts: list[bytes], module: list[str]
+        self, raw_db: Path | str, texts: list[bytes], module: list[str]
     ) -> tuple[WriteRate, float]:
         """The raw side (`python -m MODULE...`) run on the server's core, adding `texts` to
         `raw_db`."""
@@ -795,6 +802,100 @@ class Session:
             },
         }
 
+    def postgres(self, main: data.Dataset) -> None:
+        """This service on PostgreSQL beside SQLite: GET hit and miss on a database holding
+        the SQLite file's items (copied with COPY), measured in turns with peer A and the
+        service on the file, their answers checked byte for byte against the file's first;
+        then POST /items and traces/batch, each beside a raw COPY on PostgreSQL,
+        rounds in turns as the writes row's. Skipped, saying why, without PostgreSQL."""
+        try:
+            cluster = bench_postgres.Cluster.start()
+        except bench_postgres.Unavailable as exc:
+            log(f"  skipped: {exc}")
+            self.results["postgres"] = {"skipped": str(exc)}
+            return
+        try:
+            self.results["postgres"] = {"get": self.postgres_get(cluster, main)}
+            self.postgres_writes(cluster)
+        finally:
+            cluster.stop()
+
+    def postgres_get(self, cluster: bench_postgres.Cluster, main: data.Dataset) -> dict[str, Any]:
+        url = cluster.create_database("bench_items")
+        log(f"  copying {main.items:,} items into PostgreSQL ...")
+        copied, seconds = bench_postgres.copy_from_sqlite(main.db, url)
+        log(f"  copied {sum(copied.values()):,} rows in {seconds:.0f} s")
+        samples = main.hit_ids.read_text().split()[:20] + main.miss_ids.read_text().split()[:5]
+        paths = [ITEM_PATH + i for i in samples] + [ITEM_PATH + "not-a-uuid"]
+        keys = ("pg_hit", "pg_miss", "peer_a", "sqlite_hit")
+        with ExitStack() as stack:
+            lite = self.start(stack, "sqlite_hit", service(main.db, "SQLite, GET hit"),
+                              main.hit_ids)  # fmt: skip
+            lite.server.wait_for(lite.port, paths[0], HEADERS)
+            reference = {p: servers.request(lite.port, p, headers=HEADERS) for p in paths}
+            pg = self.start(stack, "pg_hit", service(url, "PostgreSQL, GET hit"), main.hit_ids)
+            pg.server.wait_for(pg.port, paths[0], HEADERS)
+            check_answers(pg.label, pg.port, reference, HEADERS)
+            peer_a = next(p for p in peers(main.db) if p.key == "peer_a")
+            lives = {
+                "pg_hit": pg,
+                "pg_miss": Live("pg_miss", "PostgreSQL, GET miss", pg.server, pg.port,
+                                main.miss_ids, False),
+                "peer_a": self.start(stack, "peer_a", peer_a, main.hit_ids),
+                "sqlite_hit": lite,
+            }  # fmt: skip
+            lives["peer_a"].server.wait_for(lives["peer_a"].port, paths[0], HEADERS)
+            check_answers(peer_a.label, lives["peer_a"].port, reference, HEADERS)
+            for live in lives.values():
+                self.load(live, self.options.headline, self.options.warmup)
+            rounds = []
+            for turn in range(HEADLINE_ROUNDS):
+                order = list(keys[turn:] + keys[:turn])
+                rounds.append({k: self.measure(lives[k], self.options.headline) for k in order})
+            memory = pg.server.memory()
+        return {
+            "connections": self.options.headline,
+            "copied_rows": copied,
+            "copy_seconds": seconds,
+            "rounds": [{k: r[k]["rps"] for k in keys} for r in rounds],
+            "points": rounds,
+            "memory": memory,
+            "hit_to_peer_a": statistics.median(r["pg_hit"]["rps"] / r["peer_a"]["rps"]
+                                               for r in rounds),
+            "miss_to_peer_a": statistics.median(r["pg_miss"]["rps"] / r["peer_a"]["rps"]
+                                                for r in rounds),
+            "hit_to_sqlite": statistics.median(r["pg_hit"]["rps"] / r["sqlite_hit"]["rps"]
+                                               for r in rounds),
+        }  # fmt: skip
+
+    def postgres_writes(self, cluster: bench_postgres.Cluster) -> None:
+        """POST /items and traces/batch on PostgreSQL, each beside the raw COPY of
+        the same rows into a database of its own, in rounds in turns."""
+        url = cluster.create_database("bench_writes")
+        port = servers.free_port()
+        experiment_id = writes.new_id()
+        warm = 3 * writes.BATCH_ITEMS
+        bodies = writes.make_batches(self.options.write_items + warm, experiment_id)
+        traces = batches.MAKERS["traces"](self.options.batch_records + batches.BATCH_RECORDS)
+        gzipped = {**HEADERS, "Content-Encoding": "gzip"}
+        found = self.results["postgres"]
+        with Server.uvicorn(service(url, "PostgreSQL"), port, self.workdir, SERVER_CORE) as server:
+            server.wait_for(port, "/is-alive/ping", HEADERS)
+            writes.post_batches(port, bodies[:3], HEADERS)
+            found["writes"] = self.write_rounds(
+                "POST /items on PostgreSQL", port, bodies[3:], bodies[3:], None,
+                ["bench.postgres", "items"], raw_db=cluster.create_database("raw_items"),
+            )  # fmt: skip
+            kind = batches.TRACES
+            writes.post_batches(port, [traces[0].body], gzipped, path=kind.path,
+                                method=kind.method, records=[traces[0].records])  # fmt: skip
+            found["traces"] = self.write_rounds(
+                "POST /traces/batch on PostgreSQL", port, [b.body for b in traces[1:]],
+                [b.text for b in traces[1:]], kind, ["bench.postgres", "traces"],
+                [b.records for b in traces[1:]], raw_db=cluster.create_database("raw_traces"),
+            )  # fmt: skip
+            found["memory"] = server.memory()
+
 
 def check_answers(
     label: str, port: int, reference: dict[str, Reply], headers: dict[str, str]
@@ -822,6 +923,7 @@ ROW_KEYS = {
     "evaluate": ("evaluate",),
     "find": ("find",),
     "ui": ("ui",),
+    "postgres": ("postgres",),
 }
 
 
@@ -863,10 +965,10 @@ def main(argv: Sequence[str]) -> int:
         sys.exit("bench needs two cores: one for the server, one for wrk")
     os.sched_setaffinity(0, {LOAD_CORE})  # this script stays off the server's core
     wrk_path = wrk.ensure_wrk()
-    rows = [row for row in ROWS if row in options.only]
+    rows = [row for row in (*ROWS, *OPTIONAL_ROWS) if row in options.only]
 
     datasets = {}
-    if {"throughput", "sizes", "cold"} & set(rows):
+    if {"throughput", "sizes", "cold", "postgres"} & set(rows):
         for items in sorted(options.sizes if "sizes" in rows else [MAIN_ITEMS]):
             log(f"database of {items:,} items in {options.cache_dir} ...")
             datasets[items] = data.dataset(items, options.cache_dir)
@@ -904,6 +1006,9 @@ def main(argv: Sequence[str]) -> int:
             elif row == "ui":
                 log("web UI pages")
                 session.ui()
+            elif row == "postgres":
+                log("PostgreSQL beside SQLite: GET hit and miss, POST /items, traces/batch")
+                session.postgres(datasets[MAIN_ITEMS])
             results["rows"][row] = {
                 "started": row_started,
                 "commit": commit,

@@ -39,9 +39,9 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
     await database.close()
 
 
-# The engines the `client` fixture runs a module's tests on: the module's ENGINES, else
-# SQLite's alone, until every module's tests pass on PostgreSQL too.
-DEFAULT_ENGINES: tuple[str, ...] = ("sqlite",)
+# The engines the `client` fixture runs a module's tests on: the module's ENGINES (SQLite's
+# alone where a module tests SQLite's own mechanics), else both.
+DEFAULT_ENGINES: tuple[str, ...] = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -22,7 +22,6 @@ from tests.factories import batch, item, new_id
 from tests.test_api_stream import stream
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 BULK = "/v1/private/experiments/items/bulk"
 EXPERIMENTS = "/v1/private/experiments"

@@ -16,7 +16,6 @@ from tests.inserts import Insert, inserter, trace
 from tests.test_api_items import JAN_15
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 

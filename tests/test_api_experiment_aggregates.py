@@ -13,7 +13,6 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 PRIVATE = "/v1/private"
 EXPERIMENTS = f"{PRIVATE}/experiments"

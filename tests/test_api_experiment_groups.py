@@ -11,7 +11,6 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 AGGREGATIONS = f"{EXPERIMENTS}/groups/aggregations"

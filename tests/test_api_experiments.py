@@ -9,7 +9,6 @@ from tests.factories import batch, item, new_id
 from tests.test_api_items import JAN_15
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 ITEMS = "/v1/private/experiments/items"

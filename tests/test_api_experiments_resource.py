@@ -10,7 +10,6 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 OTHER = {"Comet-Workspace": "other"}

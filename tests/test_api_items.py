@@ -19,7 +19,6 @@ from tests.conftest import Rows
 from tests.factories import batch, item, new_id, sha
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 ITEMS = "/v1/private/experiments/items"
 API_ITEMS = "/api/v1/private/experiments/items"

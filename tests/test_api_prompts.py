@@ -13,7 +13,6 @@ from tests.factories import new_id
 from tests.test_api_items import JAN_15
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 PROMPTS = "/v1/private/prompts"

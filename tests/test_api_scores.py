@@ -17,7 +17,6 @@ from app.store import Store
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 T0 = "2024-01-15T09:30:00Z"

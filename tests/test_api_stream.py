@@ -12,7 +12,6 @@ from tests.factories import batch, item, new_id
 from tests.running import running_server
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 EXPERIMENTS = "/v1/private/experiments"
 ITEMS = "/v1/private/experiments/items"

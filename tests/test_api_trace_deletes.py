@@ -10,7 +10,6 @@ import pytest
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 T0 = "2024-01-15T09:30:00Z"

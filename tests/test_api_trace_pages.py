@@ -14,7 +14,6 @@ from app.trace_queries import SPAN_SORTABLE_BY, TRACE_SORTABLE_BY
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 API = "/api/v1/private"
 T0 = "2024-01-15T09:30:00Z"

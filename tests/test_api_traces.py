@@ -16,7 +16,6 @@ from app.store import Store
 from tests.factories import new_id
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 TRACES = "/v1/private/traces"
 SPANS = "/v1/private/spans"

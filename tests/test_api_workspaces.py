@@ -1,8 +1,6 @@
 """Workspaces and API keys over HTTP: nothing crosses a workspace, ever."""
 
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import cast
 
 import httpx
 import pytest
@@ -10,41 +8,27 @@ import pytest
 from app.auth import ApiKey
 from app.config import Settings
 from app.main import create_app
-from app.postgres import PostgresStore
-from app.sqlite import SqliteStore
-from app.sqlite.connection import Database
 from app.store import Store
 from tests.factories import batch, item, new_id, sha
 
 pytestmark = pytest.mark.anyio
-ENGINES = ("sqlite", "postgresql")
 
 ITEMS = "/v1/private/experiments/items"
 ANN = {"Authorization": "ann-key"}
 BEN = {"Authorization": "Bearer ben-key"}
 
 
-@pytest.fixture(params=ENGINES)
-async def keyed(
-    request: pytest.FixtureRequest, db: Database, db_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture
+async def keyed(client_store: tuple[Settings, Store]) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a server with API keys, on each engine."""
     keys = (
         ApiKey(bytes.fromhex(sha("ann-key")), "one", "ann"),
         ApiKey(bytes.fromhex(sha("ben-key")), "two", "ben"),
     )
-    store: Store
-    if request.param == "postgresql":
-        url = str(request.getfixturevalue("pg_url"))
-        # cast: the engine meets the whole Store only once its port is done (app/store.py).
-        settings, store = Settings(db=url), cast(Store, await PostgresStore.open(url))
-    else:
-        settings, store = Settings(db=db_path), SqliteStore(db)
+    settings, store = client_store
     app = create_app(settings, store=store, api_keys=keys)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         yield c
-    if request.param == "postgresql":
-        await store.close()
 
 
 async def test_an_item_of_another_workspace_is_not_found(client: httpx.AsyncClient) -> None:

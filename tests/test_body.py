@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -10,8 +10,7 @@ import pytest
 from app.body import violation
 from app.config import Settings
 from app.main import create_app
-from app.sqlite import SqliteStore
-from app.sqlite.connection import Database
+from app.store import Store
 
 
 @pytest.mark.parametrize(
@@ -29,26 +28,25 @@ def test_violation(message: str, expected: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_body_deadline_is_the_apps_own_setting(db_path: Path) -> None:
+async def test_the_body_deadline_is_the_apps_own_setting(
+    client_store: tuple[Settings, Store],
+) -> None:
     # Settings given to create_app, not the environment, set the deadline.
-    db = await Database.open(db_path)
-    app = create_app(Settings(db=db_path, body_timeout_seconds=0.3), store=SqliteStore(db))
+    settings, store = client_store
+    app = create_app(replace(settings, body_timeout_seconds=0.3), store=store)
 
     async def dribble() -> AsyncIterator[bytes]:
         yield b'{"experiment_items": ['
         await asyncio.sleep(2)
         yield b"]}"
 
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.post(
-                "/v1/private/experiments/items",
-                content=dribble(),
-                headers={"Content-Type": "application/json"},
-            )
-    finally:
-        await db.close()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.post(
+            "/v1/private/experiments/items",
+            content=dribble(),
+            headers={"Content-Type": "application/json"},
+        )
 
     assert answer.status_code == 408
     assert answer.content == b'{"code":408,"message":"Request body did not arrive within 0.3 s"}'

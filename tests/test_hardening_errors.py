@@ -4,11 +4,16 @@ once (reliability probe D5, D10, D11)."""
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 
+from app.config import Settings
+from app.postgres import PostgresStore
 from app.sqlite.connection import Database
+from app.store import Store
+from tests.conftest import Rows
 from tests.factories import batch, item, new_id
 from tests.running import server_process
 from tests.test_api_bulk import BULK
@@ -17,17 +22,17 @@ ITEMS = "/v1/private/experiments/items"
 STREAM = "/v1/private/experiments/items/stream"
 
 
-def count_items(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM experiment_items").fetchone()[0])
+async def count_items(rows: Rows) -> int:
+    return int((await rows("SELECT count(*) FROM experiment_items"))[0][0])
 
 
 # --- Expected storage errors, through the app ----------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's max_page_count stands in for a full disk; PostgreSQL has none")
 @pytest.mark.anyio
 async def test_a_full_disk_is_a_507_saying_so_and_writes_work_again_once_there_is_room(
-    client: httpx.AsyncClient, db: Database, db_path: Path
+    client: httpx.AsyncClient, db: Database, client_rows: Rows
 ) -> None:
     # SQLite answers SQLITE_FULL when a write would grow the file past max_page_count: the
     # same error as a full disk, without filling one.
@@ -43,19 +48,36 @@ async def test_a_full_disk_is_a_507_saying_so_and_writes_work_again_once_there_i
         "message": "The disk that holds the database is full: nothing was stored. "
         "Free some space and send it again",
     }
-    assert count_items(db_path) == 0
+    assert await count_items(client_rows) == 0
     await writer.execute("PRAGMA max_page_count = 1073741823")
     again = await client.post(ITEMS, json=batch(*[item() for _ in range(1000)]))
     assert again.status_code == 204
-    assert count_items(db_path) == 1000
+    assert await count_items(client_rows) == 1000
+
+
+async def make_read_only(engine: str, store: Store, db: Database) -> None:
+    """Makes the client's database refuse writes as a read-only one does."""
+    if engine == "sqlite":
+        # query_only makes SQLite refuse writes with SQLITE_READONLY, as a 0444 file does.
+        await db._writer.execute("PRAGMA query_only = 1")
+        return
+    # As a hot standby does: every transaction read-only, on the connections the pool opens
+    # in place of the ones it has.
+    pool = cast(PostgresStore, store).db.pool
+    name = await pool.fetchval("SELECT current_database()")
+    await pool.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    await pool.expire_connections()
 
 
 @pytest.mark.anyio
 async def test_a_read_only_database_is_a_503_saying_so(
-    client: httpx.AsyncClient, db: Database, db_path: Path
+    client: httpx.AsyncClient,
+    client_engine: str,
+    client_store: tuple[Settings, Store],
+    db: Database,
+    client_rows: Rows,
 ) -> None:
-    # query_only makes SQLite refuse writes with SQLITE_READONLY, as a 0444 file does.
-    await db._writer.execute("PRAGMA query_only = 1")
+    await make_read_only(client_engine, client_store[1], db)
 
     refused = await client.post(ITEMS, json=batch(item()))
 
@@ -63,12 +85,16 @@ async def test_a_read_only_database_is_a_503_saying_so(
     assert refused.json()["code"] == 503
     assert refused.json()["message"].startswith("The database is read-only to the server")
     assert "Retry-After" not in refused.headers
-    assert count_items(db_path) == 0
+    assert await count_items(client_rows) == 0
 
 
+@pytest.mark.sqlite_only(
+    "another SQLite connection's write lock past busy_timeout: PostgreSQL locks rows, "
+    "and a write waits for them"
+)
 @pytest.mark.anyio
 async def test_a_write_lock_held_past_the_busy_timeout_is_a_503_with_retry_after(
-    client: httpx.AsyncClient, db: Database, db_path: Path
+    client: httpx.AsyncClient, db: Database, db_path: Path, client_rows: Rows
 ) -> None:
     await db._writer.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(db_path, isolation_level=None)
@@ -88,7 +114,7 @@ async def test_a_write_lock_held_past_the_busy_timeout_is_a_503_with_retry_after
         "Try again",
     }
     assert after.status_code == 204
-    assert count_items(db_path) == 1
+    assert await count_items(client_rows) == 1
 
 
 # --- Unexpected errors, through a real server ----------------------------------------------

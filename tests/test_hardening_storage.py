@@ -15,7 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.postgres.connection import SCHEMA_VERSION as PG_SCHEMA_VERSION
+from app.postgres.schema import VERSION_TABLE
 from app.sqlite.connection import SCHEMA_VERSION, Database
+from tests.conftest import Rows
 from tests.factories import batch, item
 from tests.running import free_port, wait_until_up
 
@@ -172,6 +175,7 @@ def test_health_reports_a_database_made_read_only_while_serving(folder: Path) ->
 # --- Through the app, in this process -----------------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's max_page_count stands in for a full disk; PostgreSQL has none")
 @pytest.mark.anyio
 async def test_health_reports_a_full_disk_until_a_write_succeeds(
     client: httpx.AsyncClient, db: Database
@@ -198,18 +202,23 @@ async def test_health_reports_a_full_disk_until_a_write_succeeds(
 
 @pytest.mark.anyio
 async def test_health_reports_a_schema_version_changed_under_the_server(
-    client: httpx.AsyncClient, db_path: Path
+    client: httpx.AsyncClient, client_engine: str, client_rows: Rows, db_path: Path
 ) -> None:
-    # A newer release migrated the file in place while this one serves it.
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    # A newer release migrated the database in place while this one serves it.
+    if client_engine == "sqlite":
+        await client_rows(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    else:
+        await client_rows(f"UPDATE {VERSION_TABLE} SET version = {PG_SCHEMA_VERSION + 1}")
 
     answer = await client.get(PING)
 
+    # SQLite names its file; PostgreSQL says "the database", as its URL may hold a password.
+    database = db_path if client_engine == "sqlite" else "the database"
+    version = SCHEMA_VERSION if client_engine == "sqlite" else PG_SCHEMA_VERSION
     assert answer.status_code == 500
     assert answer.json() == {
-        "message": f"Database cannot be read: {db_path} has schema version {SCHEMA_VERSION + 1}, "
-        f"but this worker serves version {SCHEMA_VERSION}: restart the server with the release "
+        "message": f"Database cannot be read: {database} has schema version {version + 1}, "
+        f"but this worker serves version {version}: restart the server with the release "
         "that wrote it",
         "healthy": False,
     }

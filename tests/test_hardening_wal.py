@@ -10,6 +10,8 @@ from app.sqlite.connection import JOURNAL_SIZE_LIMIT_BYTES, Database
 from tests.factories import batch, item
 
 pytestmark = pytest.mark.anyio
+# SQLite's write-ahead log and its journal_size_limit: PostgreSQL's WAL is the cluster's own.
+ENGINES = ("sqlite",)
 
 ITEMS = "/v1/private/experiments/items"
 TEST_LIMIT_BYTES = 1024 * 1024  # the same mechanism as the 64 MiB, with fewer writes

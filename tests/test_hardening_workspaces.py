@@ -3,7 +3,6 @@
 
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -11,8 +10,7 @@ import pytest
 from app.auth import ApiKey
 from app.config import Settings
 from app.main import create_app
-from app.sqlite import SqliteStore
-from app.sqlite.connection import Database
+from app.store import Store
 from tests.factories import batch, item
 
 pytestmark = pytest.mark.anyio
@@ -38,9 +36,10 @@ async def test_a_utf8_workspace_header_names_the_query_parameters_workspace(
 
 
 @pytest.fixture
-async def keyed(db: Database, db_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def keyed(client_store: tuple[Settings, Store]) -> AsyncIterator[httpx.AsyncClient]:
     key = ApiKey(hashlib.sha256("clé-1".encode()).digest(), WORKSPACE, "ann")
-    app = create_app(Settings(db=db_path), store=SqliteStore(db), api_keys=(key,))
+    settings, store = client_store
+    app = create_app(settings, store=store, api_keys=(key,))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

@@ -10,11 +10,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from app import health
+from app.config import Settings
+from app.postgres.schema import VERSION_TABLE
 from app.sqlite import connection as db_module
+from app.store import Store
 from tests.factories import batch, item
 from tests.running import server_process
 
@@ -165,15 +169,24 @@ def test_a_ping_that_finds_the_file_again_says_healthy(
 
 @pytest.mark.anyio
 async def test_a_ping_that_hangs_answers_unhealthy_within_its_timeout(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    client_engine: str,
+    client_store: tuple[Settings, Store],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A disk that never answers cannot be made on demand: the file check stands in for one.
+    # A disk that never answers cannot be made on demand: SQLite's file check in its thread
+    # stands in for one; on PostgreSQL, a lock that another connection holds on the table
+    # that the ping reads.
     release = threading.Event()
 
     def hang(path: Path, identity: tuple[int, int] | None) -> None:
         release.wait(timeout=30)
 
-    monkeypatch.setattr(db_module, "check_file", hang)
+    if client_engine == "sqlite":
+        monkeypatch.setattr(db_module, "check_file", hang)
+    else:
+        locker = await asyncpg.connect(str(client_store[0].db))
+        await locker.execute(f"BEGIN; LOCK TABLE {VERSION_TABLE} IN ACCESS EXCLUSIVE MODE")
     monkeypatch.setattr(health, "PING_TIMEOUT_SECONDS", 0.2)
     try:
         started = time.monotonic()
@@ -181,6 +194,8 @@ async def test_a_ping_that_hangs_answers_unhealthy_within_its_timeout(
         took = time.monotonic() - started
     finally:
         release.set()
+        if client_engine == "postgresql":
+            await locker.close()  # its transaction rolled back, its lock let go
 
     assert (answer.status_code, answer.json()["healthy"]) == (500, False)
     assert answer.json()["message"] == "Database cannot be read: no answer within 0.2 s"

@@ -2,16 +2,14 @@
 as given, whose sum overflows 64 bits, still streams every item (the probe's D1)."""
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
-from app import ids
+from app import ids, importer
 from app.config import Settings
-from app.main import create_app
-from app.sqlite import SqliteStore
-from tests.command import run
+from app.progress import Progress
+from app.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +25,9 @@ def _audit() -> dict[str, str]:
     return {"created_at": NOW, "last_updated_at": NOW, "created_by": "a", "last_updated_by": "a"}
 
 
-async def test_a_usage_sum_beyond_64_bits_does_not_cut_the_stream(tmp_path: Path) -> None:
-    db = tmp_path / "items.db"
+async def test_a_usage_sum_beyond_64_bits_does_not_cut_the_stream(
+    client: httpx.AsyncClient, client_store: tuple[Settings, Store]
+) -> None:
     project, trace, other_trace, experiment = _id(), _id(), _id(), _id()
     spans = [
         {"span": {"id": _id(), "trace_id": trace, "project_id": project, "start_time": NOW,
@@ -46,34 +45,18 @@ async def test_a_usage_sum_beyond_64_bits_does_not_cut_the_stream(tmp_path: Path
             for t in (trace, other_trace)
         ),
     ]  # fmt: skip
-    source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    imported = run("import", "--db", str(db), str(source))
-    assert imported.returncode == 0, imported.stderr
+    source = [json.dumps(line).encode() + b"\n" for line in lines]
+    # What `import` stores, on either engine (its report: every line stored).
+    report = await importer._import(client_store[1], source, "default", 100, Progress())
+    assert (report.stored, report.rejected) == (len(lines), 0)
     # The stream finds items by experiment name: name the experiment the items refer to.
-    store = await SqliteStore.open(db)
-    try:
-        async with store.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO datasets (id, workspace, name, name_key, created_at, created_by,"
-                " last_updated_at, last_updated_by)"
-                " VALUES (?, 'default', 'd', 'd', 0, 'a', 0, 'a')",
-                (ids.parse(project),),
-            )
-            await conn.execute(
-                "INSERT INTO experiments (id, workspace, name, dataset_id, type, "
-                "evaluation_method, created_at, created_by, last_updated_at, last_updated_by) "
-                "VALUES (?, 'default', 'x', ?, 'regular', 'dataset', 0, 'a', 0, 'a')",
-                (ids.parse(experiment), ids.parse(project)),
-            )
-        app = create_app(Settings(db=db), store=store)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            answer = await client.post(
-                "/v1/private/experiments/items/stream", json={"experiment_name": "x"}
-            )
-    finally:
-        await store.close()
+    named = await client.post(
+        "/v1/private/experiments", json={"id": experiment, "name": "x", "dataset_name": "d"}
+    )
+    assert named.status_code == 201
+    answer = await client.post(
+        "/v1/private/experiments/items/stream", json={"experiment_name": "x"}
+    )
 
     found = [json.loads(line) for line in answer.text.splitlines()]
     assert answer.status_code == 200

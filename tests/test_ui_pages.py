@@ -3,6 +3,7 @@ shown escaped, workspaces kept apart, and API keys through the login form's cook
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,15 +19,40 @@ from tests.evaluation import (
     record_disagreements,
 )
 from tests.factories import sha
+from tests.postgres import Cluster
 from tests.running import running_server
 
 KEY = "ui-test-key-research"
 OTHER_KEY = "ui-test-key-other"
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def ui_engine(request: pytest.FixtureRequest) -> str:
+    """The engine of the module's servers: every page is checked on both."""
+    return str(request.param)
+
+
+@contextmanager
+def serving(engine: str, request: pytest.FixtureRequest, folder: Path, *args: str) -> Iterator[str]:
+    """A server on a new database of `engine` (a file in `folder`, or one of the cluster's)."""
+    if engine == "sqlite":
+        with running_server(folder / "ui.db", *args) as url:
+            yield url
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name = f"ui_{folder.name}".replace("-", "_")
+    try:
+        with running_server(cluster.create_database(name), *args, log=folder / "ui.log") as url:
+            yield url
+    finally:
+        cluster.drop_database(name)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("ui") / "ui.db", "--no-access-log") as url:
+def server(
+    ui_engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with serving(ui_engine, request, tmp_path_factory.mktemp("ui"), "--no-access-log") as url:
         yield url
 
 
@@ -336,14 +362,16 @@ def test_stored_markup_is_shown_as_text_on_every_page(server: str, evaluation: E
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def keyed(
+    ui_engine: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("ui-keys")
     keys = folder / "keys.toml"
     keys.write_text(
         f'[[keys]]\nworkspace = "research"\nuser = "ann"\nsha256 = "{sha(KEY)}"\n'
         f'[[keys]]\nworkspace = "other"\nuser = "bob"\nsha256 = "{sha(OTHER_KEY)}"\n'
     )
-    with running_server(folder / "keys.db", "--no-access-log", "--api-keys", str(keys)) as url:
+    with serving(ui_engine, request, folder, "--no-access-log", "--api-keys", str(keys)) as url:
         yield url
 
 
