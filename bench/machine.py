@@ -23,6 +23,12 @@ PACKAGES = (
 )
 
 
+# Processes that serve a target though they do not share our session, with their children:
+# the PostgreSQL cluster's postmaster (pg_ctl starts it in a session of its own, and each
+# backend it forks takes one of its own too).
+SERVING_PARENTS: set[int] = set()
+
+
 def _other_sessions() -> dict[int, tuple[int, int]]:
     """Per process of another session: its own CPU ticks and its waited-for children's.
     Ours (this script, wrk, the servers) share this session; kernel threads have none."""
@@ -33,7 +39,8 @@ def _other_sessions() -> dict[int, tuple[int, int]]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # it ended meanwhile
             continue
-        if int(fields[3]) not in (0, ours):
+        serving = int(stat.parent.name) in SERVING_PARENTS or int(fields[1]) in SERVING_PARENTS
+        if int(fields[3]) not in (0, ours) and not serving:
             utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
             found[int(stat.parent.name)] = (utime + stime, cutime + cstime)
     return found

@@ -1,5 +1,6 @@
 """PostgreSQL beside SQLite (issue 13): a throwaway cluster (tests/postgres.py's), the SQLite
-benchmark file's rows copied into it with COPY, and the raw side of its write rows: a COPY of
+benchmark file's rows copied into it with COPY, its processes pinned to the server's core,
+and the raw side of its write rows: a COPY of
 the same rows the service stores, one transaction per batch, committed as the service commits
 (synchronous_commit on: the WAL flushed). COPY, not executemany: PostgreSQL's fastest way
 in, where an executemany of single-row INSERTs is slower than the service's one statement
@@ -11,6 +12,7 @@ bench.batches.KINDS), run by run.py pinned to the server's core as bench.writes 
 
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -21,13 +23,36 @@ import asyncpg
 import numpy as np
 
 from app.postgres.connection import upgrade
-from bench import batches, writes
+from bench import batches, machine, writes
 from bench.data import uuid7_keys
 from tests.postgres import Cluster, Unavailable
 
-__all__ = ["Cluster", "Unavailable", "copy_from_sqlite", "raw_copy"]
+__all__ = ["Cluster", "Unavailable", "copy_from_sqlite", "raw_copy", "serve_on"]
 
 COPY_ROWS = 50_000  # rows read from SQLite per COPY
+
+
+def serve_on(cluster: Cluster, core: int) -> list[int]:
+    """Pins the cluster's processes to `core`, the server's, and counts their CPU as the
+    server side's rather than other sessions': PostgreSQL does the work SQLite does inside
+    the server process, so both get the same core. Backends forked later inherit the
+    postmaster's affinity. Returns the pids pinned."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    machine.SERVING_PARENTS.add(postmaster)
+    pinned = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        pid = int(stat.parent.name)
+        try:
+            if (
+                pid != postmaster
+                and int(stat.read_text().rsplit(")", 1)[1].split()[1]) != postmaster
+            ):
+                continue
+            os.sched_setaffinity(pid, {core})
+        except (OSError, ValueError):  # it ended meanwhile
+            continue
+        pinned.append(pid)
+    return pinned
 
 
 def _copy_sync(source: Path, url: str) -> dict[str, int]:

@@ -815,10 +815,13 @@ class Session:
             self.results["postgres"] = {"skipped": str(exc)}
             return
         try:
+            pinned = bench_postgres.serve_on(cluster, SERVER_CORE)
+            log(f"  {len(pinned)} PostgreSQL processes pinned to core {SERVER_CORE}")
             self.results["postgres"] = {"get": self.postgres_get(cluster, main)}
             self.postgres_writes(cluster)
         finally:
             cluster.stop()
+            machine.SERVING_PARENTS.clear()
 
     def postgres_get(self, cluster: bench_postgres.Cluster, main: data.Dataset) -> dict[str, Any]:
         url = cluster.create_database("bench_items")
