@@ -37,12 +37,14 @@ SPAN_SORTABLE_BY = [
     "last_updated_at", "model", "provider", "total_estimated_cost", "error_info", "created_by",
     "feedback_scores.*",
 ]  # fmt: skip
-# `from_time`/`to_time`: text, so that one that is no instant is a 400 (Jackson's), not a 422.
+# `from_time`/`to_time`: text, so that one that is no instant is a 400 (Jackson's), not a 422;
+# an empty one (`from_time=`) is no bound, as an absent one (trace_checks._instant_param).
 InstantText = Annotated[
     str,
     Meta(
-        extra_json_schema={"format": "date-time"},
-        description="An ISO-8601 instant (no zone: UTC); bounds the record's id, a UUID v7",
+        extra_json_schema={"anyOf": [{"format": "date-time"}, {"pattern": r"^\s*$"}]},
+        description="An ISO-8601 instant (no zone: UTC), bounding the record's id, a UUID v7;"
+        " empty: no bound",
     ),
 ]
 
