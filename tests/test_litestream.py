@@ -7,6 +7,7 @@ asynchronous: a write is known to be in the replica once `litestream sync -wait`
 socket) has returned after that write's 204, or once litestream has stopped by itself after
 its server (its last sync); nothing here waits a fixed time for it."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -89,6 +90,9 @@ class Replication:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=_server_env(),
+                # A group of its own, with the server that -exec starts: killing it at the end
+                # of a test kills that server too, which a SIGKILL of litestream alone orphans.
+                start_new_session=True,
             )
 
     def sync(self) -> None:
@@ -190,9 +194,11 @@ def _killed_at_exit(*processes: "subprocess.Popen[bytes]") -> Iterator[None]:
         yield
     finally:
         for process in processes:
+            with contextlib.suppress(ProcessLookupError):  # no group of its own, or gone
+                os.killpg(process.pid, signal.SIGKILL)
             if process.poll() is None:
                 process.kill()
-                process.wait()
+            process.wait()
 
 
 def _child(parent: "subprocess.Popen[bytes]") -> int:
