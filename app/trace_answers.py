@@ -109,6 +109,36 @@ def trace(
     )
 
 
+def traces_in_order(
+    keys: Sequence[bytes],
+    rows: Sequence[Sequence[Any]],
+    span_counts: Iterable[Sequence[Any]],
+    span_providers: Iterable[Sequence[Any]],
+    span_usage: Iterable[Sequence[Any]],
+    scores: dict[bytes, list[FeedbackScore]],
+    truncate: bool,
+) -> list[Trace]:
+    """The traces of `rows`, in the order of `keys`, each with what its spans' rows count,
+    name as providers and sum as usage (each by trace id first), and its scores."""
+    counts = {row[0]: row[1:] for row in span_counts}
+    providers: dict[bytes, list[str]] = {}
+    for trace_id, provider in span_providers:
+        providers.setdefault(trace_id, []).append(provider)
+    usage = usage_totals(span_usage)
+    by_id = {
+        row[0]: trace(
+            row,
+            counts.get(row[0], NO_SPANS),
+            providers.get(row[0]),
+            usage.get(row[0]),
+            scores.get(row[0]),
+            truncate,
+        )
+        for row in rows
+    }
+    return [by_id[key] for key in keys if key in by_id]
+
+
 def _int_usage(text: str) -> dict[str, int]:
     loaded = json.loads(text)
     return {str(k): int(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}

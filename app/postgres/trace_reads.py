@@ -17,14 +17,12 @@ from app.postgres.stream import LAST_KEY, STREAM_USAGE, TRACE_SCORES
 from app.records import batched, name_key
 from app.trace_answers import (
     MAX_TRACE_SPANS,
-    NO_SPANS,
     PROJECT_COLUMNS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     project,
     span,
-    trace,
-    usage_totals,
+    traces_in_order,
 )
 from app.trace_payloads import Project, Span, Trace
 from app.trace_records import TraceQuery
@@ -149,24 +147,15 @@ async def traces(
     if not rows:
         return []
     found = [row[0] for row in rows]
-    counts = {row[0]: row[1:] for row in await db.fetch_all(SPAN_COUNTS, workspace, found)}
-    providers: dict[bytes, list[str]] = {}
-    for trace_id, provider in await db.fetch_all(SPAN_PROVIDERS, workspace, found):
-        providers.setdefault(trace_id, []).append(provider)
-    usage = usage_totals(await db.fetch_all(STREAM_USAGE, workspace, found))
-    scores = await _scores(db, TRACE_SCORES, workspace, found)
-    by_id = {
-        row[0]: trace(
-            row,
-            counts.get(row[0], NO_SPANS),
-            providers.get(row[0]),
-            usage.get(row[0]),
-            scores.get(row[0]),
-            truncate,
-        )
-        for row in rows
-    }
-    return [by_id[key] for key in keys if key in by_id]
+    return traces_in_order(
+        keys,
+        rows,
+        await db.fetch_all(SPAN_COUNTS, workspace, found),
+        await db.fetch_all(SPAN_PROVIDERS, workspace, found),
+        await db.fetch_all(STREAM_USAGE, workspace, found),
+        await _scores(db, TRACE_SCORES, workspace, found),
+        truncate,
+    )
 
 
 async def spans(

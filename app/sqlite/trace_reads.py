@@ -11,7 +11,7 @@ from app.sqlite.connection import Database
 from app.sqlite.scores import TRACE_SCORES, read_scores
 from app.sqlite.stream import STREAM_USAGE
 from app.sqlite.tables import LAST_KEY, marks
-from app.trace_answers import NO_SPANS, PROJECT_COLUMNS, TRACE_COLUMNS, project, trace, usage_totals
+from app.trace_answers import PROJECT_COLUMNS, TRACE_COLUMNS, project, traces_in_order
 from app.trace_payloads import Project, Trace
 from app.trace_records import TraceQuery
 from app.trace_search import Dialect, order, page_of, where
@@ -89,29 +89,15 @@ async def traces(
     found = [row[0] for row in rows]
     found_params = (workspace, *found)
     found_marks = marks(len(found))
-    counts = {
-        row[0]: row[1:]
-        for row in await db.fetch_all(SPAN_COUNTS.format(marks=found_marks), found_params)
-    }
-    providers: dict[bytes, list[str]] = {}
-    for trace_id, provider in await db.fetch_all(
-        SPAN_PROVIDERS.format(marks=found_marks), found_params
-    ):
-        providers.setdefault(trace_id, []).append(provider)
-    usage = usage_totals(await db.fetch_all(STREAM_USAGE.format(marks=found_marks), found_params))
-    scores = await read_scores(db, TRACE_SCORES, workspace, found)
-    by_id = {
-        row[0]: trace(
-            row,
-            counts.get(row[0], NO_SPANS),
-            providers.get(row[0]),
-            usage.get(row[0]),
-            scores.get(row[0]),
-            truncate,
-        )
-        for row in rows
-    }
-    return [by_id[key] for key in keys if key in by_id]
+    return traces_in_order(
+        keys,
+        rows,
+        await db.fetch_all(SPAN_COUNTS.format(marks=found_marks), found_params),
+        await db.fetch_all(SPAN_PROVIDERS.format(marks=found_marks), found_params),
+        await db.fetch_all(STREAM_USAGE.format(marks=found_marks), found_params),
+        await read_scores(db, TRACE_SCORES, workspace, found),
+        truncate,
+    )
 
 
 async def get_trace(db: Database, workspace: str, key: bytes) -> Trace | None:
