@@ -5,7 +5,7 @@ same writes."""
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +65,16 @@ def prompt(name: str, template: str = "Hi {{n}}") -> PromptVersionRecord:
     return PromptVersionRecord(name, template, None, "mustache", None, None, "text")
 
 
+def one_winner(outcomes: Sequence[object]) -> tuple[str, str, Conflict]:
+    """Of the outcomes of two writes racing from workspaces a and b (asyncio.gather's, with
+    return_exceptions): the winner's workspace, the loser's, and the loser's Conflict."""
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "NoneType"], outcomes
+    winner, loser = ("a", "b") if outcomes[0] is None else ("b", "a")
+    lost = outcomes[1] if winner == "a" else outcomes[0]
+    assert isinstance(lost, Conflict)
+    return winner, loser, lost
+
+
 async def test_two_workspaces_racing_for_one_dataset_id_give_one_winner(
     location: Path | str,
 ) -> None:
@@ -78,9 +88,7 @@ async def test_two_workspaces_racing_for_one_dataset_id_give_one_winner(
                 return_exceptions=True,
             )
 
-            assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "NoneType"], outcomes
-            winner, loser = ("a", "b") if outcomes[0] is None else ("b", "a")
-            lost = outcomes[1] if winner == "a" else outcomes[0]
+            winner, loser, lost = one_winner(outcomes)
             assert str(lost) == f"Dataset '{ids.to_str(key)}' belongs to another workspace"
             stored = await first.get_dataset(winner, key)
             assert stored is not None
@@ -109,10 +117,7 @@ async def test_two_workspaces_racing_for_one_dataset_item_id_give_one_winner(
                 return_exceptions=True,
             )
 
-            assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "NoneType"], outcomes
-            winner, loser = ("a", "b") if outcomes[0] is None else ("b", "a")
-            lost = outcomes[1] if winner == "a" else outcomes[0]
-            assert isinstance(lost, Conflict)
+            winner, loser, lost = one_winner(outcomes)
             assert str(lost) == f"Dataset item '{ids.to_str(key)}' belongs to another workspace"
             (stored,) = await first.stream_dataset_items(winner, f"d{n}", None, 10)
             assert stored.id == ids.to_str(key)
