@@ -3,6 +3,7 @@ winner when two workspaces (on two servers) write one id at once, and the experi
 that a trace, span or score write drops (the schema's triggers)."""
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import httpx
 import msgspec
 import pytest
@@ -275,6 +277,97 @@ async def test_batches_sharing_ids_written_at_once_in_opposite_orders_both_succe
                 )
                 assert [r.status_code for r in answers] == [204] * 4, [r.text for r in answers]
     finally:
+        for store in stores:
+            await store.close()
+
+
+async def _fill_lock_table(conn: asyncpg.Connection) -> None:
+    """Takes advisory locks in `conn`'s open transaction until PostgreSQL's lock table holds
+    no more: chunks, each in a savepoint, smaller each time one does not fit."""
+    taken, chunk = 0, 4096
+    while chunk:
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(99, k) FROM generate_series($1::int4, $2) k",
+                    taken,
+                    taken + chunk - 1,
+                )
+            taken += chunk
+        except asyncpg.OutOfMemoryError:
+            chunk //= 2
+
+
+async def test_a_full_lock_table_is_a_503_to_send_again_and_nothing_is_stored(
+    pg_url: str,
+) -> None:
+    store = cast(Store, await open_core_store(pg_url))
+    conn = await asyncpg.connect(pg_url)
+    trace = {"id": new_id(), "start_time": T0}
+    try:
+        async with served(store, pg_url) as c:
+            hog = conn.transaction()
+            await hog.start()
+            await _fill_lock_table(conn)
+            answer = await c.post(f"{API}/traces/batch", json={"traces": [trace]})
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "1"
+            assert answer.json()["message"].startswith("The database is out of shared memory")
+            await hog.rollback()
+            assert (await c.get(f"{API}/traces/{trace['id']}")).status_code == 404
+            again = await c.post(f"{API}/traces/batch", json={"traces": [trace]})
+            assert again.status_code == 204
+    finally:
+        await conn.close()
+        await store.close()
+
+
+# A trace that a writer taking no id lock (a bulk run, an import) stores, not yet committed,
+# with one of the batch's new ids: the batch's COPY of its new rows waits for it.
+_HELD = """
+INSERT INTO traces (id, workspace, project_id, name, start_time, created_at, created_by,
+                    last_updated_at, last_updated_by)
+VALUES ($1, $2, $3, 'held', 1, 1, 'held', 1, 'held')
+"""
+
+
+BIG_BATCHES = 30
+
+
+async def test_many_big_batches_at_once_do_not_fill_postgresqls_lock_table(pg_url: str) -> None:
+    # The test cluster's lock table holds about 64 locks x 200 connections, with some slack.
+    # 30 batches of 1,000 ids, each kept waiting in its transaction (on a row of its own that
+    # another one holds), would overflow it with a lock per id and fail ("out of shared
+    # memory"), as 7 would at PostgreSQL's default of 100 connections.
+    stores = [cast(Store, await open_core_store(pg_url)) for _ in range(10)]  # 3 connections each
+    held = [new_id() for _ in range(BIG_BATCHES)]
+    bodies = [
+        {"traces": [{"id": t, "start_time": T0} for t in [key, *(new_id() for _ in range(999))]]}
+        for key in held
+    ]
+    conn = await asyncpg.connect(pg_url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(served(s, pg_url)) for s in stores]
+            writer = conn.transaction()
+            await writer.start()
+            for key in held:
+                await conn.execute(_HELD, ids.parse(key), "default", ids.uuid7())
+            sent = [
+                asyncio.create_task(clients[n % len(clients)].post(f"{API}/traces/batch", json=b))
+                for n, b in enumerate(bodies)
+            ]
+            await asyncio.sleep(2)
+            await writer.commit()
+            answers = await asyncio.gather(*sent)
+            assert [r.status_code for r in answers] == [204] * BIG_BATCHES, {
+                r.text for r in answers
+            }
+            for key in held:
+                found = (await clients[0].get(f"{API}/traces/{key}")).json()
+                assert "name" not in found  # the batch's (no name) over the held one's
+    finally:
+        await conn.close()
         for store in stores:
             await store.close()
 

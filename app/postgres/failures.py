@@ -61,6 +61,17 @@ _FAILURES: tuple[tuple[tuple[type[Exception], ...], tuple[int, str, dict[str, st
             {},
         ),
     ),
+    # 53200, most often the shared lock table full (id_locks.py bounds what a write takes of
+    # it, but other sessions of the database share it): a moment later it may fit.
+    (
+        (asyncpg.OutOfMemoryError,),
+        (
+            503,
+            "The database is out of shared memory (its lock table, most often): nothing was "
+            "stored. Try again; if it lasts, raise PostgreSQL's max_locks_per_transaction",
+            {"Retry-After": "1"},
+        ),
+    ),
     # Two transactions in each other's way; the one refused can simply be sent again.
     (
         (asyncpg.SerializationError, asyncpg.DeadlockDetectedError),

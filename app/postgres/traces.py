@@ -2,16 +2,14 @@
 create, feedback scores, and deletes of traces (with their spans and scores) and of scores;
 each one transaction, with app/sqlite/traces.py's rules.
 
-Every write that stores a row under a trace or span id first takes a transaction lock on the
-id (`lock_ids`): a create, a PATCH and a score of one id from two workspaces, or from two
-servers of one, then run one after the other, and each finds what the other committed, as
-under SQLite's one writer. The 409 still comes from what each statement reports (RETURNING),
-as in items.py."""
+Every write that stores a row under a trace or span id first locks the id (id_locks.py). The
+409 still comes from what each statement reports (RETURNING), as in items.py."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from app.postgres.connection import Database
+from app.postgres.id_locks import SPAN_IDS, TRACE_IDS, lock_ids
 from app.postgres.write import Write
 from app.records import (
     DEFAULT_PROJECT,
@@ -22,20 +20,6 @@ from app.records import (
     TraceUpsert,
     name_key,
 )
-
-# pg_advisory_xact_lock's two-key form, whose keys never meet the migration lock's one key
-# (https://www.postgresql.org/docs/15/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS): the kind
-# of id, then 32 bits of the id. Two ids that share those bits only wait for each other.
-TRACE_IDS, SPAN_IDS = 1, 2
-# Taken in the array's order, sorted: two writes of the same ids wait rather than deadlock.
-LOCK_IDS = "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) AS k"
-
-
-async def lock_ids(conn: Any, kind: int, keys: Iterable[bytes]) -> None:
-    """Holds the ids of `kind` until the transaction ends."""
-    keys32 = sorted({int.from_bytes(key[-4:], "big", signed=True) for key in keys})
-    await conn.execute(LOCK_IDS, kind, keys32)
-
 
 # Each table's columns with their types (those of unnest's arrays), in the schema's order.
 _TRACE_TYPES = {
