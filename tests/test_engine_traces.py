@@ -372,6 +372,44 @@ async def test_many_big_batches_at_once_do_not_fill_postgresqls_lock_table(pg_ur
             await store.close()
 
 
+async def test_a_batch_meeting_an_id_stored_meanwhile_without_the_lock_keeps_its_rules(
+    pg_url: str,
+) -> None:
+    # On PostgreSQL a batch copies the rows of ids it found unstored. When an id among them
+    # is committed meanwhile, the batch still succeeds over an older row of its workspace
+    # (newest wins) and is a 409, with nothing of it stored, over another workspace's.
+    store = cast(Store, await open_core_store(pg_url))
+    try:
+        async with served(store, pg_url) as c:
+            for workspace, status in (("default", 204), ("other", 409)):
+                mine, held = new_id(), new_id()
+                traces = [{"id": t, "name": "batch", "start_time": T0} for t in (mine, held)]
+                conn = await asyncpg.connect(pg_url)
+                try:
+                    writer = conn.transaction()
+                    await writer.start()
+                    await conn.execute(_HELD, ids.parse(held), workspace, ids.uuid7())
+                    batch = asyncio.create_task(
+                        c.post(f"{API}/traces/batch", json={"traces": traces})
+                    )
+                    await asyncio.sleep(0.5)
+                    assert not batch.done()  # its COPY waits for the held id
+                    await writer.commit()
+                    answer = await batch
+                finally:
+                    await conn.close()
+                assert answer.status_code == status, answer.text
+                got = [(await c.get(f"{API}/traces/{t}")).status_code for t in (mine, held)]
+                if status == 204:
+                    assert got == [200, 200]
+                    assert (await c.get(f"{API}/traces/{held}")).json()["name"] == "batch"
+                else:
+                    assert got == [404, 404]
+                    assert answer.json()["message"].endswith("belongs to another workspace")
+    finally:
+        await store.close()
+
+
 # A summary as the SQLite engine keeps one, of each experiment: the range of its items'
 # trace ids. SQL both engines read.
 SUMMARY = """

@@ -6,7 +6,11 @@ Every write that stores a row under a trace or span id first locks the id (id_lo
 409 still comes from what each statement reports (RETURNING), as in items.py."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
+
+import asyncpg
 
 from app.postgres.connection import Database
 from app.postgres.id_locks import SPAN_IDS, TRACE_IDS, lock_ids
@@ -103,15 +107,72 @@ def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [sorted(batch, key=lambda row: row["id"]) for batch in rounds]
 
 
-async def _upsert(
-    w: Write, table: str, sql: str, arrays: list[str], rows: list[dict[str, Any]], what: str
-) -> None:
-    for batch in _rounds(rows):
-        columns = [[row[c] for row in batch] for c in arrays]
-        written = {r[0] for r in await w.conn.fetch(sql, w.workspace, w.now, w.user, *columns)}
-        left = [row["id"] for row in batch if row["id"] not in written]
-        for key in await w.foreign(table, left):  # the others were older than the stored
-            raise Conflict.foreign(what, key)
+@dataclass(frozen=True)
+class _Kind:
+    """Traces or spans: the table, what a 409 calls a record of it, its id lock, its upsert
+    and the columns of the upsert's arrays, which are those of a COPY's rows too."""
+
+    table: str
+    what: str
+    lock: int
+    upsert: str
+    given: list[str]
+
+    @property
+    def copied(self) -> list[str]:
+        return [*self.given, *_OF_THE_WRITE]
+
+
+_TRACES = _Kind("traces", "Trace", TRACE_IDS, UPSERT_TRACES, _TRACE_ARRAYS)
+_SPANS = _Kind("spans", "Span", SPAN_IDS, UPSERT_SPANS, _SPAN_ARRAYS)
+# {table} is traces or spans, never input.
+FIND_STORED = "SELECT id, workspace FROM {table} WHERE id = ANY($1::bytea[])"
+
+
+async def _stored(w: Write, kind: _Kind, keys: list[bytes]) -> set[bytes]:
+    """Those of `keys` this workspace holds; 409 naming the first, in id order, that another
+    workspace holds (ids are global). Asked once the ids are locked, so no create or PATCH
+    of them can come in between."""
+    found = await w.conn.fetch(FIND_STORED.format(table=kind.table), keys)
+    foreign = sorted(key for key, workspace in found if workspace != w.workspace)
+    if foreign:
+        raise Conflict.foreign(kind.what, foreign[0])
+    return {key for key, _ in found}
+
+
+async def _write(w: Write, kind: _Kind, rows: list[dict[str, Any]], stored: set[bytes]) -> None:
+    """The rows newest-wins. Those of ids not stored yet, most of a batch as the SDK sends it,
+    are copied in (COPY, PostgreSQL's fastest way in); the rest go through the upsert."""
+    first, *later = _rounds(rows)
+    new = [row for row in first if row["id"] not in stored]
+    if new and not await _copied(w, kind, new):
+        stored = {row["id"] for row in first}
+    old = [row for row in first if row["id"] in stored]
+    for batch in (old, *later):
+        if batch:
+            await _upsert(w, kind, batch)
+
+
+async def _copied(w: Write, kind: _Kind, rows: list[dict[str, Any]]) -> bool:
+    """COPYs the rows; False, with nothing of them kept, when an id among them was stored
+    meanwhile by a writer that takes no id lock (a bulk run, an import)."""
+    given = itemgetter(*kind.given)
+    audit = (w.workspace, w.now, w.user, w.user, 0)  # _OF_THE_WRITE's columns, in its order
+    records = [given(row) + audit for row in rows]
+    try:
+        async with w.conn.transaction():  # a savepoint, for the COPY alone
+            await w.conn.copy_records_to_table(kind.table, records=records, columns=kind.copied)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
+async def _upsert(w: Write, kind: _Kind, batch: list[dict[str, Any]]) -> None:
+    columns = [[row[c] for row in batch] for c in kind.given]
+    written = {r[0] for r in await w.conn.fetch(kind.upsert, w.workspace, w.now, w.user, *columns)}
+    left = [row["id"] for row in batch if row["id"] not in written]
+    for key in await w.foreign(kind.table, left):  # the others were older than the stored
+        raise Conflict.foreign(kind.what, key)
 
 
 async def upsert_traces(
@@ -119,15 +180,16 @@ async def upsert_traces(
 ) -> None:
     async with db.transaction() as conn:
         w = Write(conn, workspace, user)
-        await lock_ids(conn, TRACE_IDS, [r.trace.id for r in records])
-        await w.refuse_foreign("traces", [r.trace.id for r in records], "Trace")
+        keys = [r.trace.id for r in records]
+        await lock_ids(conn, TRACE_IDS, keys)
+        stored = await _stored(w, _TRACES, keys)
         names = [r.trace.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
         rows = [
             record.row(projects[name_key(name)], w.now)
             for record, name in zip(records, names, strict=True)
         ]
-        await _upsert(w, "traces", UPSERT_TRACES, _TRACE_ARRAYS, rows, "Trace")
+        await _write(w, _TRACES, rows, stored)
 
 
 async def upsert_spans(
@@ -135,15 +197,16 @@ async def upsert_spans(
 ) -> None:
     async with db.transaction() as conn:
         w = Write(conn, workspace, user)
-        await lock_ids(conn, SPAN_IDS, [r.span.id for r in records])
-        await w.refuse_foreign("spans", [r.span.id for r in records], "Span")
+        keys = [r.span.id for r in records]
+        await lock_ids(conn, SPAN_IDS, keys)
+        stored = await _stored(w, _SPANS, keys)
         names = [r.project_name or DEFAULT_PROJECT for r in records]
         projects = await w.named("projects", names)
         rows = [
             record.row(projects[name_key(name)], w.now)
             for record, name in zip(records, names, strict=True)
         ]
-        await _upsert(w, "spans", UPSERT_SPANS, _SPAN_ARRAYS, rows, "Span")
+        await _write(w, _SPANS, rows, stored)
 
 
 # {table} is traces or spans, never input. Locked: a delete waits for the patch.
