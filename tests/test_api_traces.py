@@ -408,3 +408,26 @@ async def test_an_id_of_another_workspace_is_a_409_and_changes_nothing(
         body = await get(ann, f"{TRACES}/{key}")
         assert (body["name"], body["span_count"]) == ("ann's", 1)
         assert "feedback_scores" not in body
+
+
+async def test_non_finite_numbers_are_null_in_a_trace_and_a_422_as_a_score(
+    client: httpx.AsyncClient,
+) -> None:
+    # What json.dumps(allow_nan=True), the SDK's serializer, writes for a metric's NaN: the
+    # body parses only once the bare tokens are read as null (contract, "Datasets, ...").
+    key = new_id()
+    body = (
+        f'{{"traces": [{{"id": "{key}", "start_time": "{T0}", "output": {{"score": NaN, '
+        '"range": [-Infinity, Infinity], "text": "NaN stays text"}}]}'
+    ).encode()
+    json_type = {"Content-Type": "application/json"}
+    sent = await client.post(f"{TRACES}/batch", content=body, headers=json_type)
+    score = f'{{"scores": [{{"id": "{key}", "name": "m", "value": NaN, "source": "sdk"}}]}}'
+    scored = await client.put(f"{TRACES}/feedback-scores", content=score, headers=json_type)
+
+    assert sent.status_code == 204, sent.text
+    assert (await get(client, f"{TRACES}/{key}"))["output"] == {
+        "score": None, "range": [None, None], "text": "NaN stays text"
+    }  # fmt: skip
+    assert scored.status_code == 422
+    assert scored.json()["errors"] == ["scores[0].value must not be null"]
