@@ -31,7 +31,10 @@ def test_each_request_logs_one_line_with_its_request_id(
     server_db: NewDatabase, tmp_path: Path
 ) -> None:
     body = item()
-    with Server(server_db("lines"), log=tmp_path / "server.log") as server, httpx.Client(base_url=server.url) as client:
+    with (
+        Server(server_db("lines"), log=tmp_path / "server.log") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         answers = [
             client.post(ITEMS, json=batch(body)),
             client.get(f"{ITEMS}/{body['id']}"),
