@@ -20,7 +20,8 @@ from app.postgres.schema import VERSION_TABLE
 from app.sqlite.connection import SCHEMA_VERSION, Database
 from tests.conftest import Rows
 from tests.factories import batch, item
-from tests.running import free_port, wait_until_up
+from tests.postgres import SUPERUSER, Cluster
+from tests.running import free_port, running_server, wait_until_up
 
 ITEMS = "/v1/private/experiments/items"
 PING = "/is-alive/ping"
@@ -239,3 +240,77 @@ def test_a_failed_connect_leaves_no_sqlite_thread_to_answer_a_closed_loop(folder
     asyncio.run(open_it())
 
     assert alive == []
+
+
+# --- PostgreSQL, through a real server ----------------------------------------------------
+
+
+@pytest.fixture
+def role_db(pg_cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A new database owned by a new role that is no superuser (a superuser passes every
+    privilege check): its name, and its URL as that role."""
+    name = f"health_{tmp_path.name}".replace("-", "_")[:60]
+    pg_cluster.psql(f'CREATE ROLE "{name}" LOGIN')
+    pg_cluster.psql(f'CREATE DATABASE "{name}" OWNER "{name}"')
+    yield name, pg_cluster.url(name).replace(f"{SUPERUSER}@", f"{name}@")
+    pg_cluster.drop_database(name)
+    pg_cluster.psql(f'DROP ROLE "{name}"')
+
+
+def test_health_reports_a_write_refused_by_postgresql_until_a_write_succeeds(
+    pg_cluster: Cluster, role_db: tuple[str, str], tmp_path: Path
+) -> None:
+    name, db = role_db
+    with running_server(db, log=tmp_path / "server.log") as url:
+        pg_cluster.psql(f'REVOKE INSERT ON experiment_items FROM "{name}"', name)
+        refused = httpx.post(f"{url}{ITEMS}", json=batch(item()))
+        unhealthy = httpx.get(f"{url}{PING}")
+        pg_cluster.psql(f'GRANT INSERT ON experiment_items TO "{name}"', name)
+        still = httpx.get(f"{url}{PING}")  # a ping does not write: nothing shows it can
+        written = httpx.post(f"{url}{ITEMS}", json=batch(item()))
+        healthy = httpx.get(f"{url}{PING}")
+    log = (tmp_path / "server.log").read_text()
+
+    assert refused.status_code == 503
+    assert refused.json() == {
+        "code": 503,
+        "message": "The database refuses the server's role this write: nothing was stored. "
+        "Grant the role the privileges on experiment-items' tables",
+    }
+    assert unhealthy.status_code == 500
+    assert unhealthy.json() == {
+        "message": "Database cannot be written: the last write, 0 s ago, failed: "
+        "permission denied for table experiment_items",
+        "healthy": False,
+    }
+    assert still.json() == unhealthy.json()
+    assert written.status_code == 204
+    assert healthy.status_code == 200
+    assert "Traceback" not in log
+    assert log.count("health check cannot write the database") == 2
+
+
+def test_health_reports_a_write_to_a_read_only_postgresql_database(
+    pg_url: str, pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    name = pg_url.rsplit("/", 1)[1]
+    with running_server(pg_url, log=tmp_path / "first.log") as url:  # makes the schema
+        assert httpx.post(f"{url}{ITEMS}", json=batch(item())).status_code == 204
+    # As a standby, or a database an operator set read-only: every new session is.
+    pg_cluster.psql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    with running_server(pg_url, log=tmp_path / "second.log") as url:
+        healthy = httpx.get(f"{url}{PING}")
+        refused = httpx.post(f"{url}{ITEMS}", json=batch(item()))
+        unhealthy = httpx.get(f"{url}{PING}")
+
+    assert healthy.status_code == 200  # reads go on
+    assert refused.status_code == 503
+    assert refused.json()["message"].startswith(
+        "The database is read-only to the server: nothing was stored."
+    )
+    assert unhealthy.status_code == 500
+    assert unhealthy.json() == {
+        "message": "Database cannot be written: the last write, 0 s ago, failed: "
+        "cannot execute INSERT in a read-only transaction",
+        "healthy": False,
+    }

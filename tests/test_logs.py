@@ -1,4 +1,5 @@
-"""The access log and request ids, read from a real server's output."""
+"""The access log and request ids, read from a real server's output (on each engine: the lines
+are the server's, whatever its database)."""
 
 import re
 import socket
@@ -8,6 +9,7 @@ import httpx
 
 from app import ids
 from app.logs import RequestIds
+from tests.conftest import NewDatabase
 from tests.factories import batch, item, new_id
 from tests.soak.harness import Server
 
@@ -25,9 +27,14 @@ def access_lines(log: str) -> list[re.Match[str]]:
     return [m for m in lines if m["path"] != "/is-alive/ping"]
 
 
-def test_each_request_logs_one_line_with_its_request_id(tmp_path: Path) -> None:
+def test_each_request_logs_one_line_with_its_request_id(
+    server_db: NewDatabase, tmp_path: Path
+) -> None:
     body = item()
-    with Server(tmp_path / "items.db") as server, httpx.Client(base_url=server.url) as client:
+    with (
+        Server(server_db("lines"), log=tmp_path / "server.log") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         answers = [
             client.post(ITEMS, json=batch(body)),
             client.get(f"{ITEMS}/{body['id']}"),
@@ -54,8 +61,10 @@ def test_each_request_logs_one_line_with_its_request_id(tmp_path: Path) -> None:
     assert {int(m["pid"]) for m in lines} == {pid}  # one worker: the server process itself
 
 
-def test_no_access_log_turns_the_lines_off_and_keeps_the_request_id(tmp_path: Path) -> None:
-    with Server(tmp_path / "items.db", "--no-access-log") as server:
+def test_no_access_log_turns_the_lines_off_and_keeps_the_request_id(
+    server_db: NewDatabase, tmp_path: Path
+) -> None:
+    with Server(server_db("quiet"), "--no-access-log", log=tmp_path / "server.log") as server:
         response = httpx.get(f"{server.url}{ITEMS}/{new_id()}")
 
     assert response.status_code == 404
@@ -64,10 +73,10 @@ def test_no_access_log_turns_the_lines_off_and_keeps_the_request_id(tmp_path: Pa
     assert response.headers["x-request-id"] not in server.logs()
 
 
-def test_a_path_cannot_forge_a_log_line(tmp_path: Path) -> None:
+def test_a_path_cannot_forge_a_log_line(server_db: NewDatabase, tmp_path: Path) -> None:
     forged = '2024-01-01T00:00:00.000Z 127.0.0.1:1 "GET /forged" 200 0.1 ms'
     with (
-        Server(tmp_path / "items.db") as server,
+        Server(server_db("forged"), log=tmp_path / "server.log") as server,
         socket.create_connection(("127.0.0.1", server.port)) as sock,
     ):
         # Percent-encoded CR LF and quotes arrive decoded in the ASGI path.
@@ -82,8 +91,10 @@ def test_a_path_cannot_forge_a_log_line(tmp_path: Path) -> None:
     assert not any(line.startswith(forged[:30]) for line in log.splitlines())
 
 
-def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(tmp_path: Path) -> None:
-    with Server(tmp_path / "items.db") as server:
+def test_a_client_gone_before_its_body_arrived_is_logged_499_not_500(
+    server_db: NewDatabase, tmp_path: Path
+) -> None:
+    with Server(server_db("gone"), log=tmp_path / "server.log") as server:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(
                 f"POST {ITEMS} HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{{".encode()

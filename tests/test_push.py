@@ -1,11 +1,15 @@
 """Push through the command line, to a second real server: everything arrives, nothing is
-sent twice, an interrupted push goes on where it stopped, and a refusal is one clear line."""
+sent twice, an interrupted push goes on where it stopped, and a refusal is one clear line.
 
+The module runs once per engine (server_db): the source and the target server's database are
+both of it. Pushes between the two engines are test_push_from_postgresql_sends_what_push_from_
+sqlite_sends's."""
+
+import itertools
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,11 +20,14 @@ import pytest
 
 from app import ids
 from app import push as push_module
+from app.config import shown_location
 from app.progress import Progress
 from app.push import Target
 from tests.command import run
+from tests.conftest import NewDatabase
 from tests.factories import new_id, sha
 from tests.running import running_server
+from tests.soak.harness import Location, query
 
 API = "/api/v1/private"
 KEY, OTHER_KEY = "key-of-team", "key-of-elsewhere"
@@ -37,7 +44,8 @@ AUDIT = {"created_at": AT, "last_updated_at": AT, "created_by": "ann", "last_upd
 class Source:
     """A database with experiments and items, and what they are."""
 
-    db: Path
+    db: Location
+    folder: Path  # the test's own: the source's import file, its checkpoints, the target
     experiments: list[dict[str, Any]]
     items: list[dict[str, Any]]
     project_of: dict[str, str] = field(default_factory=dict)  # item id: project name
@@ -47,9 +55,9 @@ class Source:
     spans: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _source(folder: Path) -> Source:
-    """Experiments and items loaded by `import`: items named by their trace's project, and
-    one in ten by a project of its own."""
+def _source(folder: Path, db: Location) -> Source:
+    """Experiments and items loaded by `import` into `db`: items named by their trace's
+    project, and one in ten by a project of its own."""
     demo, other = ({"id": new_id(), "name": name, **AUDIT} for name in ("Demo", "Other"))
     dataset = {
         "id": new_id(), "name": "QA", "project_id": demo["id"], "tags": ["gold"],
@@ -124,51 +132,64 @@ def _source(folder: Path) -> Source:
     lines += [{"span_feedback_score": sc} for sc in span_scores]
     lines += [{"dataset_item": i} for i in [*dataset_items, orphan]]
     lines += [{"experiment_item": i} for i in items]
-    file, db = folder / "source.jsonl", folder / "source.db"
+    file = folder / "source.jsonl"
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert run("import", "--db", str(db), str(file)).returncode == 0
-    return Source(db, experiments, items, project_of, dataset, dataset_items, traces, spans)
+    return Source(db, folder, experiments, items, project_of, dataset, dataset_items, traces,
+                  spans)  # fmt: skip
+
+
+# Each test's databases have names of their own: server_db's files share the module's folder.
+_MADE = itertools.count(1)
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Source:
-    return _source(tmp_path)
+def source(server_db: NewDatabase, tmp_path: Path) -> Source:
+    return _source(tmp_path, server_db(f"source{next(_MADE)}"))
 
 
 @contextmanager
-def target(folder: Path) -> Iterator[tuple[str, Path]]:
-    """A second server with API keys: KEY for workspace `team`, OTHER_KEY for `elsewhere`."""
+def target(folder: Path, db: Location) -> Iterator[tuple[str, Path]]:
+    """A second server on `db` with API keys: KEY for workspace `team`, OTHER_KEY for
+    `elsewhere`."""
     keys = folder / "keys.toml"
     keys.write_text(
         f'[[keys]]\nworkspace = "team"\nuser = "pusher"\nsha256 = "{sha(KEY)}"\n'
         f'[[keys]]\nworkspace = "elsewhere"\nuser = "eve"\nsha256 = "{sha(OTHER_KEY)}"\n'
     )
-    db, log = folder / "target.db", folder / "target.log"
+    log = folder / "target.log"
     with running_server(db, "--api-keys", str(keys), log=log) as url:
         yield url, log
 
 
+@pytest.fixture
+def target_db(server_db: NewDatabase) -> Location:
+    return server_db(f"target{next(_MADE)}")
+
+
 def push(source: Source, url: str, *args: str) -> Any:
-    return run("push", "--db", str(source.db), f"{url}/api", *args)
+    # In the test's folder: a PostgreSQL source's checkpoints are made in the current one.
+    return run("push", "--db", str(source.db), f"{url}/api", *args, cwd=source.folder)
 
 
 def posts(log: Path) -> int:
     return log.read_text().count(f'"POST {API}/experiments')
 
 
-def project_names(db: Path, workspace: str) -> dict[str, str]:
-    """Each item's project name in a database, by item id."""
-    with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-        found = conn.execute(
-            "SELECT i.id, p.name FROM experiment_items AS i JOIN projects AS p "
-            "ON p.id = i.project_id WHERE i.workspace = ?",
-            (workspace,),
-        )
-        return {ids.to_str(key): name for key, name in found}
+def project_names(db: Location, workspace: str) -> dict[str, str]:
+    """Each item's project name in a database of either engine, by item id."""
+    found = query(
+        db,
+        "SELECT i.id, p.name FROM experiment_items AS i JOIN projects AS p "
+        f"ON p.id = i.project_id WHERE i.workspace = '{workspace}'",  # the tests' own names
+    )
+    return {ids.to_str(key): name for key, name in found}
 
 
-def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Path) -> None:
-    with target(tmp_path) as (url, log):
+def test_push_copies_every_experiment_and_item_once(
+    source: Source, target_db: Location, tmp_path: Path
+) -> None:
+    with target(tmp_path, target_db) as (url, log):
         first = push(source, url, "--api-key", KEY, "--target-workspace", "team")
         requests_after_first = posts(log)
         second = push(source, url, "--api-key", KEY, "--target-workspace", "team")
@@ -181,7 +202,8 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
 
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(
-        f"pushed workspace default of {source.db} to {url}/api workspace team: 3 experiments "
+        f"pushed workspace default of {shown_location(source.db)} to {url}/api workspace team: "
+        "3 experiments "
         "created and 0 there already, 2,500 items, 1 dataset created and 0 there already, "
         "3 dataset items, 2 traces, 1,200 spans, 4 trace feedback scores, 3 span feedback "
         "scores, 13 requests, in "
@@ -208,7 +230,7 @@ def test_push_copies_every_experiment_and_item_once(source: Source, tmp_path: Pa
         for name in ("id", "experiment_id", "dataset_item_id", "trace_id"):
             assert got[name] == sent[name], name
         assert got["created_by"] == "pusher"
-    assert project_names(tmp_path / "target.db", "team") == source.project_of
+    assert project_names(target_db, "team") == source.project_of
     assert (dataset["tags"], dataset["description"]) == (["gold"], "questions")
     assert dataset["dataset_items_count"] == 3
     sent_items = {i["id"]: i["data"] for i in source.dataset_items}
@@ -237,9 +259,12 @@ def _as_read(client: httpx.Client, path: str) -> dict[str, Any]:
 
 
 def test_push_copies_traces_spans_and_their_scores_as_the_source_reads_them(
-    source: Source, tmp_path: Path
+    source: Source, target_db: Location, tmp_path: Path
 ) -> None:
-    with target(tmp_path) as (url, log), running_server(source.db) as here:
+    with (
+        target(tmp_path, target_db) as (url, log),
+        running_server(source.db, log=tmp_path / "source.log") as here,
+    ):
         result = push(source, url, "--api-key", KEY)
         with (
             httpx.Client(base_url=f"{here}{API}") as mine,
@@ -270,11 +295,11 @@ def test_push_copies_traces_spans_and_their_scores_as_the_source_reads_them(
 
 
 def test_a_batch_is_cut_at_its_byte_bound_before_its_count(
-    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: Source, target_db: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 1200 spans of about 450 bytes: two requests by count, three at 200 kB a request.
     monkeypatch.setattr(push_module, "BYTES_PER_REQUEST", 200_000)
-    with target(tmp_path) as (url, log):
+    with target(tmp_path, target_db) as (url, log):
         pushed = push_module.push(
             source.db, "default", None, Target(f"{url}/api", KEY), tmp_path / "cp", Progress()
         )
@@ -287,10 +312,12 @@ def test_a_batch_is_cut_at_its_byte_bound_before_its_count(
     assert {answer.status_code for answer in found} == {200}
 
 
-def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: Path) -> None:
+def test_an_interrupted_push_goes_on_where_it_stopped(
+    source: Source, target_db: Location, tmp_path: Path
+) -> None:
     in_the_way = source.items[1500]  # in the second request of items
     taken = {k: in_the_way[k] for k in ("id", "experiment_id", "dataset_item_id", "trace_id")}
-    with target(tmp_path) as (url, _):
+    with target(tmp_path, target_db) as (url, _):
         other = {"Authorization": OTHER_KEY}
         body = {"experiment_items": [{**taken, "experiment_id": new_id()}]}
         assert httpx.post(f"{url}{API}/experiments/items", json=body, headers=other)
@@ -311,23 +338,28 @@ def test_an_interrupted_push_goes_on_where_it_stopped(source: Source, tmp_path: 
         "feedback scores, 2 requests, in"
     )
     assert resumed_what in resumed.stdout
-    assert set(project_names(tmp_path / "target.db", "team")) == set(source.project_of)
+    assert set(project_names(target_db, "team")) == set(source.project_of)
 
 
-def test_one_experiment_is_pushed_alone(source: Source, tmp_path: Path) -> None:
+def test_one_experiment_is_pushed_alone(
+    source: Source, target_db: Location, tmp_path: Path
+) -> None:
     chosen = source.experiments[1]
-    with target(tmp_path) as (url, _):
+    with target(tmp_path, target_db) as (url, _):
         result = push(source, url, "--experiment", chosen["id"], "--api-key", KEY)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"pushed experiment {chosen['id']} of {source.db} to ")
+    shown = shown_location(source.db)
+    assert result.stdout.startswith(f"pushed experiment {chosen['id']} of {shown} to ")
     expected = {i["id"] for i in source.items if i["experiment_id"] == chosen["id"]}
-    assert set(project_names(tmp_path / "target.db", "team")) == expected
+    assert set(project_names(target_db, "team")) == expected
 
 
-def test_a_checkpoint_of_another_target_is_refused(source: Source, tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_target_is_refused(
+    source: Source, target_db: Location, tmp_path: Path
+) -> None:
     checkpoint = tmp_path / "push.checkpoint"
-    with target(tmp_path) as (url, _):
+    with target(tmp_path, target_db) as (url, _):
         first = push(source, url, "--api-key", KEY, "--checkpoint", str(checkpoint))
         other = push(
             source, url, "--api-key", OTHER_KEY, "--target-workspace", "elsewhere",
@@ -336,14 +368,18 @@ def test_a_checkpoint_of_another_target_is_refused(source: Source, tmp_path: Pat
 
     assert first.returncode == 0, first.stderr
     assert other.returncode == 2
-    assert other.stderr.startswith(f"experiment-items: error: cannot push {source.db}: ")
+    assert other.stderr.startswith(
+        f"experiment-items: error: cannot push {shown_location(source.db)}: "
+    )
     assert f"{checkpoint} is the checkpoint of a push to {url}/api workspace (unnamed" in (
         other.stderr
     )
 
 
-def test_a_wrong_api_key_is_one_line_and_exit_code_1(source: Source, tmp_path: Path) -> None:
-    with target(tmp_path) as (url, _):
+def test_a_wrong_api_key_is_one_line_and_exit_code_1(
+    source: Source, target_db: Location, tmp_path: Path
+) -> None:
+    with target(tmp_path, target_db) as (url, _):
         result = push(source, url, "--api-key", "wrong")
         forbidden = push(source, url, "--api-key", KEY, "--target-workspace", "elsewhere")
 
@@ -424,14 +460,16 @@ def test_push_needs_a_url_it_can_use(source: Source) -> None:
 
 
 def test_push_from_postgresql_sends_what_push_from_sqlite_sends(
-    source: Source, pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path
 ) -> None:
+    # Across the engines, once: from a file to a file, and from PostgreSQL to a file.
+    source = _source(tmp_path, tmp_path / "source.db")
     assert run("import", "--db", pg_url, str(tmp_path / "source.jsonl")).returncode == 0
     pushed = {}
     for name, db in (("sqlite", str(source.db)), ("postgresql", pg_url)):
         folder = tmp_path / name
         folder.mkdir()
-        with target(folder) as (url, _):
+        with target(folder, folder / "target.db") as (url, _):
             result = run(
                 "push", "--db", db, f"{url}/api", "--api-key", KEY,
                 "--checkpoint", str(folder / "checkpoint"),

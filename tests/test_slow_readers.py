@@ -1,6 +1,7 @@
 """A client that stops reading a large answer, through a real server: once its socket buffers
 are full, the server waits `--send-timeout-seconds` for it to take a byte, then aborts its
-connection and says so in the log, answering everyone else meanwhile (the probe's D2)."""
+connection and says so in the log, answering everyone else meanwhile (the probe's D2). On
+either engine: what is sent is the server's, whatever its database."""
 
 import socket
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from app import ids
+from tests.conftest import NewDatabase
 from tests.running import server_process
 from tests.test_stream_memory import fill_experiment
 
@@ -45,9 +47,9 @@ def _until_closed(sock: socket.socket) -> int:
 
 
 def test_a_reader_that_stops_reading_is_aborted_after_the_deadline_and_others_are_served(
-    tmp_path: Path,
+    server_db: NewDatabase, tmp_path: Path
 ) -> None:
-    db = tmp_path / "slow.db"
+    db = server_db("slow")
     text = '{"text":"' + "x" * (CHARS - 12) + '"}'
     fill_experiment(db, ((ids.uuid7(), text) for _ in range(ITEMS)))
     log = tmp_path / "slow.log"
@@ -81,8 +83,10 @@ def test_a_reader_that_stops_reading_is_aborted_after_the_deadline_and_others_ar
     assert served_after == 200
 
 
-def test_a_reader_that_keeps_reading_slowly_gets_the_whole_answer(tmp_path: Path) -> None:
-    db = tmp_path / "steady.db"
+def test_a_reader_that_keeps_reading_slowly_gets_the_whole_answer(
+    server_db: NewDatabase, tmp_path: Path
+) -> None:
+    db = server_db("steady")
     text = '{"text":"' + "x" * (CHARS - 12) + '"}'
     fill_experiment(db, ((ids.uuid7(), text) for _ in range(STEADY_ITEMS)))
     log = tmp_path / "steady.log"

@@ -1,7 +1,8 @@
 """Streaming a large experiment: the server's memory does not grow with the item count, nor
-with the size of the items' traces (the probe's D2)."""
+with the size of the items' traces (the probe's D2), on either engine."""
 
 import sqlite3
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import httpx
 from app import ids
 from app.item_stream import chunks
 from app.sqlite.connection import schema_path
+from tests.command import run
+from tests.conftest import NewDatabase
 from tests.running import server_process
 
 ITEMS = 200_000
@@ -30,14 +33,26 @@ def peak_rss_kib(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-def fill(db: Path) -> bytes:
-    """An experiment named "large" with ITEMS items, written straight to the file."""
+def fill(db: Path | str) -> bytes:
+    """An experiment named "large" with ITEMS items, written straight to the database."""
     return fill_experiment(db, ((ids.uuid7(), None) for _ in range(ITEMS)))
 
 
-def fill_experiment(db: Path, items: Iterable[tuple[bytes, str | None]]) -> bytes:
+def fill_experiment(db: Path | str, items: Iterable[tuple[bytes, str | None]]) -> bytes:
     """An experiment named "large" with an item per (trace id, trace input), written straight
-    to the file; an input of None: no trace stored."""
+    to the file, or to a file then `migrate`d (COPY) into the PostgreSQL database at URL `db`;
+    an input of None: no trace stored. Hundreds of thousands of rows in seconds, where the
+    API's batches would take minutes."""
+    if isinstance(db, Path):
+        return _fill_file(db, items)
+    with tempfile.TemporaryDirectory(prefix="experiment-items-fill-") as folder:
+        experiment = _fill_file(Path(folder) / "fill.db", items)
+        moved = run("migrate", "--from", str(Path(folder) / "fill.db"), "--to", db)
+    assert moved.returncode == 0, moved.stderr
+    return experiment
+
+
+def _fill_file(db: Path, items: Iterable[tuple[bytes, str | None]]) -> bytes:
     experiment, dataset, project = ids.uuid7(), ids.uuid7(), ids.uuid7()
     with sqlite3.connect(db) as conn:
         conn.executescript(schema_path().read_text())
@@ -69,11 +84,15 @@ def fill_experiment(db: Path, items: Iterable[tuple[bytes, str | None]]) -> byte
     return experiment
 
 
-def test_streaming_200k_items_keeps_memory_flat(tmp_path: Path) -> None:
-    db = tmp_path / "large.db"
+def test_streaming_200k_items_keeps_memory_flat(server_db: NewDatabase, tmp_path: Path) -> None:
+    db = server_db("large")
     fill(db)
     seen, last, samples = 0, None, []
-    with server_process(db, "--no-access-log") as (url, process), httpx.Client() as client:
+    log = tmp_path / "server.log"
+    with (
+        server_process(db, "--no-access-log", log=log) as (url, process),
+        httpx.Client() as client,
+    ):
         while True:
             query = {"experiment_name": "large", "limit": PAGE, "last_retrieved_id": last}
             with client.stream(
@@ -108,13 +127,19 @@ def test_a_chunk_ends_at_its_item_count_or_its_trace_text() -> None:
     ]
 
 
-def test_streaming_items_with_large_traces_holds_a_few_of_them_at_once(tmp_path: Path) -> None:
-    db, items, chars = tmp_path / "fat.db", 30, 3_000_000
+def test_streaming_items_with_large_traces_holds_a_few_of_them_at_once(
+    server_db: NewDatabase, tmp_path: Path
+) -> None:
+    db, items, chars = server_db("fat"), 30, 3_000_000
     text = '{"text":"' + "x" * (chars - 12) + '"}'
     fill_experiment(db, ((ids.uuid7(), text) for _ in range(items)))
     query = {"experiment_name": "large", "limit": 100}
+    log = tmp_path / "server.log"
 
-    with server_process(db, "--no-access-log") as (url, process), httpx.Client() as client:
+    with (
+        server_process(db, "--no-access-log", log=log) as (url, process),
+        httpx.Client() as client,
+    ):
         before = peak_rss_kib(process.pid)
         with client.stream(
             "POST", f"{url}/v1/private/experiments/items/stream", json=query, timeout=60

@@ -2,12 +2,14 @@
 migrations, serialised across processes by an advisory lock."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
+from app.postgres.failures import WRITE_FAILURES, Unwritable
 from app.postgres.schema import VERSION_TABLE, schema
 from app.records import SchemaError
 
@@ -23,6 +25,10 @@ SCHEMA_VERSION = FIRST_VERSION + len(MIGRATIONS)
 # workers starting together apply each step once (their statements would otherwise race on
 # the catalogs), https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS.
 MIGRATION_LOCK = 0x65787069_74656D73
+
+# As SQLite's (app/sqlite/connection.py): a write that failed for a reason in WRITE_FAILURES
+# keeps the health check failing this long, or until a write succeeds.
+WRITE_FAILURE_SECONDS = 30.0
 
 _TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
 
@@ -68,6 +74,8 @@ class Database:
         # Point reads waiting for the end of the loop's turn, by statement and scope.
         self._waiting: dict[tuple[str, Any], dict[bytes, list[asyncio.Future[Any]]]] = {}
         self._answering: set[asyncio.Task[None]] = set()
+        # (time.monotonic(), why) of the last write, when it failed as WRITE_FAILURES say.
+        self._write_failure: tuple[float, str] | None = None
 
     @classmethod
     async def open(
@@ -87,13 +95,18 @@ class Database:
         return cls(pool, version)
 
     async def check(self) -> None:
-        """Raises unless the database answers, at the version this worker serves."""
+        """Raises unless the database answers, at the version this worker serves, and no
+        write failed for space, resources or permission in the last WRITE_FAILURE_SECONDS."""
         version = await self.pool.fetchval(f"SELECT version FROM {VERSION_TABLE}")
         if version != self.schema_version:
             raise SchemaError(
                 f"the database has schema version {version}, but this worker serves version "
                 f"{self.schema_version}: restart the server with the release that wrote it"
             )
+        failure = self._write_failure
+        if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_SECONDS:
+            seconds = time.monotonic() - failure[0]
+            raise Unwritable(f"the last write, {seconds:.0f} s ago, failed: {failure[1]}")
 
     async def close(self) -> None:
         await self.pool.close()
@@ -146,6 +159,12 @@ class Database:
     async def transaction(self) -> AsyncIterator[Any]:
         """A connection inside one READ COMMITTED transaction: committed on exit, rolled back
         on any error. PostgreSQL's commit waits for the WAL to be flushed (its default
-        synchronous_commit = on), so a write acknowledged after it is durable."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+        synchronous_commit = on), so a write acknowledged after it is durable. A failure
+        that no write can get past is kept for the health check (check)."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except WRITE_FAILURES as exc:
+            self._write_failure = (time.monotonic(), str(exc))
+            raise
+        self._write_failure = None

@@ -72,6 +72,17 @@ _FAILURES: tuple[tuple[tuple[type[Exception], ...], tuple[int, str, dict[str, st
             {"Retry-After": "1"},
         ),
     ),
+    # The server's role may not write a table: as SQLite's file that its user cannot write
+    # (app/sqlite/failures.py), the operator's to fix, and the same status.
+    (
+        (asyncpg.InsufficientPrivilegeError,),
+        (
+            503,
+            "The database refuses the server's role this write: nothing was stored. Grant "
+            "the role the privileges on experiment-items' tables",
+            {},
+        ),
+    ),
     # Two transactions in each other's way; the one refused can simply be sent again.
     (
         (asyncpg.SerializationError, asyncpg.DeadlockDetectedError),
@@ -98,7 +109,34 @@ _FAILURES: tuple[tuple[tuple[type[Exception], ...], tuple[int, str, dict[str, st
         ),
         _UNREACHABLE,
     ),
+    # The rest of class 53 (out of memory, a configuration limit such as
+    # max_locks_per_transaction): the database server's to be given more.
+    (
+        (asyncpg.InsufficientResourcesError,),
+        (
+            503,
+            "The database server is out of resources: nothing was stored. Try again; "
+            "if it persists, its log says which",
+            {"Retry-After": "1"},
+        ),
+    ),
 )
+
+# A write that failed so keeps the health check failing (Database.check): no write can
+# succeed until an operator acts, and a ping does not write to find out. SQLSTATE class 53
+# (a full disk, out of resources), 25006 (a read-only database: a standby after a failover,
+# default_transaction_read_only) and 42501 (a refused privilege).
+WRITE_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InsufficientPrivilegeError,
+)
+
+
+class Unwritable(Exception):
+    """Why the database a worker serves cannot be written (Database.check)."""
+
+    action = "write"  # what cannot be done: for the health check's message
 
 
 def describe(exc: Exception) -> tuple[int, str, dict[str, str]] | None:
